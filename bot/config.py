@@ -1,0 +1,33 @@
+"""Settings from the environment or `.env`; every one is listed in `.env.example`."""
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    database_url: str = "sqlite:///crm.db"
+    telegram_bot_token: str | None = None
+    telegram_api_base_url: str | None = None
+    telegram_webhook_url: str | None = None
+    telegram_webhook_secret: str | None = None
+    slack_bot_token: str | None = None
+    slack_signing_secret: str | None = None
+    slack_app_token: str | None = None
+    slack_api_url: str | None = None
+    http_host: str = "0.0.0.0"
+    http_port: int = Field(default=8080, ge=1, le=65535)
+    default_timezone: str = "Asia/Shanghai"
+    default_locale: str = "zh"
+    reminder_poll_seconds: float = Field(default=30, gt=0)
+    log_level: str = "INFO"
+
+    @property
+    def has_telegram(self) -> bool:
+        return bool(self.telegram_bot_token)
+
+    @property
+    def has_slack(self) -> bool:
+        return bool(self.slack_bot_token)

@@ -1,0 +1,1 @@
+"""The database and the domain rules that hold whichever door a change came through."""

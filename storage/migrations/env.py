@@ -1,0 +1,17 @@
+"""Alembic environment: runs on the connection `storage.db.Database` hands in."""
+from alembic import context
+
+from storage.models import Base
+
+connection = context.config.attributes.get("connection")
+if connection is None:
+    raise RuntimeError("run migrations through `crm-bot db upgrade` (storage.db.Database.upgrade)")
+
+context.configure(
+    connection=connection,
+    target_metadata=Base.metadata,
+    render_as_batch=connection.dialect.name == "sqlite",
+    compare_type=True,
+)
+with context.begin_transaction():
+    context.run_migrations()
