@@ -149,8 +149,11 @@ class Request:
     chat_id: str
     user_name: str = ""
     space: str | None = None
+    space_name: str = ""
     space_autocreate: bool = True
     is_private: bool = False
+    #: False for plain chatter in a group: only commands and guided answers get a reply.
+    addressed: bool = True
     language: str | None = None
     timezone: str | None = None
     text: str = ""

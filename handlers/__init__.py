@@ -1,0 +1,1 @@
+"""Commands, buttons and forms, platform-neutral: `Request` in, `Reply` out."""

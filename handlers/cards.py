@@ -1,0 +1,109 @@
+"""The customer card: everything /show promises, in one reply with Log / Remind / Tag."""
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from handlers.context import Context
+from handlers.messages import Button, Field, Reply
+from handlers.registry import payload
+from storage.customers import missing_fields
+from storage.models import Customer, CustomerTag, Feedback, Interaction, Member, Purchase
+
+LAST_INTERACTIONS = 5
+_BASIC = ("company", "title", "phone", "email", "address", "region", "industry", "size", "gender", "source")
+
+
+def customer_label(customer: Customer) -> str:
+    """`#12 李伟 · Acme`: how a customer is named in lists and buttons."""
+    company = f" · {customer.company}" if customer.company else ""
+    return f"#{customer.number} {customer.name}{company}"[:60]
+
+
+async def customer_card(ctx: Context, customer: Customer, *, note: str = "") -> Reply:
+    fields = [Field(ctx.t(f"field.{name}"), str(getattr(customer, name)))
+              for name in _BASIC if getattr(customer, name)]
+    if customer.birthday:
+        fields.append(Field(ctx.t("field.birthday"), customer.birthday.isoformat()))
+    owner = await ctx.session.get(Member, customer.owner_id)
+    fields.append(Field(ctx.t("field.owner"), owner.name if owner else "—"))
+    manual, auto = await tags_of(ctx, customer.id)
+    if manual:
+        fields.append(Field(ctx.t("card.tags"), " ".join(f"#{t}" for t in manual)))
+    if auto:
+        fields.append(Field(ctx.t("card.auto_tags"), " ".join(ctx.t(f"autotag.{t}") for t in auto)))
+    fields.append(Field(ctx.t("card.stage"), ctx.t(f"stage.{customer.stage}")))
+    if customer.tier:
+        fields.append(Field(ctx.t("card.tier"), ctx.t(f"tier.{customer.tier}")))
+    if customer.ltv_minor is not None:
+        fields.append(Field(ctx.t("card.ltv"), ctx.fmt_money(customer.ltv_minor, ctx.ws.currency)))
+    fields.append(Field(ctx.t("card.last_contact"), ctx.fmt_time(customer.last_contact_at)))
+    fields.append(Field(ctx.t("card.next_followup"), ctx.fmt_time(customer.next_followup_at)))
+    deals = await deal_totals(ctx, customer.id)
+    if deals:
+        fields.append(Field(ctx.t("card.deals"), deals))
+    feedback = await latest_feedback(ctx, customer.id)
+    if feedback:
+        fields.append(Field(ctx.t("card.feedback"), feedback))
+    if customer.prefs:
+        fields.append(Field(ctx.t("field.prefs"), customer.prefs))
+    lines = [note] if note else []
+    missing = missing_fields(customer)
+    if missing:
+        lines.append(ctx.t("card.missing", fields="、".join(ctx.t(f"field.{m}") for m in missing)
+                           if ctx.locale == "zh" else ", ".join(ctx.t(f"field.{m}") for m in missing)))
+    return Reply(
+        title=f"#{customer.number} {customer.name}",
+        text="\n".join(lines),
+        fields=fields,
+        items=await recent_interactions(ctx, customer.id),
+        buttons=[card_buttons(ctx, customer)],
+    )
+
+
+def card_buttons(ctx: Context, customer: Customer) -> list[Button]:
+    return [
+        Button(ctx.t("button.log"), payload("flog", customer.id), "primary"),
+        Button(ctx.t("button.remind"), payload("frem", customer.id)),
+        Button(ctx.t("button.tag"), payload("ftag", customer.id)),
+    ]
+
+
+async def tags_of(ctx: Context, customer_id: int) -> tuple[list[str], list[str]]:
+    rows = await ctx.session.execute(
+        select(CustomerTag.name, CustomerTag.auto).where(CustomerTag.customer_id == customer_id).order_by(CustomerTag.name)
+    )
+    manual, auto = [], []
+    for name, is_auto in rows:
+        (auto if is_auto else manual).append(name)
+    return manual, auto
+
+
+async def deal_totals(ctx: Context, customer_id: int) -> str:
+    rows = await ctx.session.execute(
+        select(Purchase.currency, func.count(), func.sum(Purchase.amount_minor))
+        .where(Purchase.customer_id == customer_id).group_by(Purchase.currency).order_by(Purchase.currency)
+    )
+    return ", ".join(ctx.t("card.deals_total", count=n, total=ctx.fmt_money(total, cur)) for cur, n, total in rows)
+
+
+async def latest_feedback(ctx: Context, customer_id: int) -> str:
+    row = await ctx.session.scalar(
+        select(Feedback).where(Feedback.customer_id == customer_id)
+        .order_by(Feedback.created_at.desc(), Feedback.id.desc()).limit(1)
+    )
+    if row is None:
+        return ""
+    comment = f" “{row.comment}”" if row.comment else ""
+    return f"{'★' * row.score}{'☆' * (5 - row.score)} {ctx.fmt_date(row.created_at)}{comment}"
+
+
+async def recent_interactions(ctx: Context, customer_id: int) -> list[str]:
+    rows = await ctx.session.execute(
+        select(Interaction, Member.name).outerjoin(Member, Member.id == Interaction.member_id)
+        .where(Interaction.customer_id == customer_id)
+        .order_by(Interaction.occurred_at.desc(), Interaction.id.desc()).limit(LAST_INTERACTIONS)
+    )
+    return [
+        f"{ctx.fmt_time(i.occurred_at)} · {ctx.t(f'channel.{i.channel}')} · {who or '—'}: {i.summary}"
+        for i, who in rows
+    ]

@@ -1,0 +1,181 @@
+"""The one entry point every adapter calls: `Core.handle(request) -> replies`.
+
+Each request is one database transaction: the redelivery key, the member's
+sighting and the command's work commit together, so a platform that delivers
+an update twice gets it applied once. The command itself runs inside a
+savepoint: a `UserError`, a refused permission or a crash rolls back exactly
+the command's changes, and the member gets a short message in their language
+instead of a stack trace.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
+
+from handlers import guided, identity
+from handlers.cards import customer_label
+from handlers.context import Context, Services
+from handlers.errors import UserError
+from handlers.lookup import NeedChoice
+from handlers.messages import Button, Reply, Request
+from handlers.parsing import fold
+from handlers.registry import ACTIONS, FORMS, Result, action, find_command, payload
+from storage.access import Forbidden
+from storage.db import Database
+from storage.models import Conversation, Customer, PendingChoice, ProcessedUpdate
+from storage.standardise import InvalidValue
+
+log = logging.getLogger(__name__)
+
+
+class Core:
+    def __init__(self, db: Database, services: Services) -> None:
+        importlib.import_module("handlers.commands")  # the command families register on import
+        self.db = db
+        self.services = services
+
+    async def handle(self, request: Request) -> list[Reply]:
+        now = self.services.clock()
+        try:
+            async with self.db.transaction() as session:
+                if request.update_key:
+                    if await session.get(ProcessedUpdate, request.update_key) is not None:
+                        return []
+                    session.add(ProcessedUpdate(key=request.update_key, processed_at=now))
+                ctx = Context(
+                    services=self.services, session=session, request=request, now=now,
+                    locale=self.services.default_locale, tz=ZoneInfo(self.services.default_timezone),
+                )
+                await identity.resolve(ctx)
+                replies = await self._run(ctx)
+        except IntegrityError:
+            if request.update_key:  # the same update, applied by a concurrent delivery
+                log.info("update %s was applied concurrently; skipping", request.update_key)
+                return []
+            raise
+        ctx.run_after_commit()
+        return replies
+
+    async def _run(self, ctx: Context) -> list[Reply]:
+        try:
+            async with ctx.session.begin_nested():
+                result = await dispatch(ctx)
+        except (UserError, Forbidden, InvalidValue, NeedChoice) as problem:
+            await _reload(ctx)
+            result = await _explain(ctx, problem)
+        except Exception:
+            log.exception("handler failed for %r", _describe(ctx.request))
+            await _reload(ctx)
+            result = Reply(text=ctx.t("error.internal"), private=True)
+        return result if isinstance(result, list) else [result]
+
+
+async def dispatch(ctx: Context) -> Result:
+    """Route a request to its action, form or command handler."""
+    request = ctx.request
+    if request.action:
+        name, *args = request.action.split(":")
+        entry = ACTIONS.get(name)
+        if entry is None:
+            raise UserError("error.choice_expired")
+        ctx.scope.require_role(entry.role, name)
+        return await entry.func(ctx, args)
+    if request.submission:
+        if request.submission.name not in FORMS:
+            raise UserError("error.choice_expired")
+        _ = ctx.scope  # forms need a member
+        return await FORMS[request.submission.name](ctx, request.submission)
+    return await run_text(ctx, fold(request.text).strip())
+
+
+async def run_text(ctx: Context, text: str) -> Result:
+    word, _, args = text.partition(" ")
+    entry = find_command(word.lstrip("/").split("@")[0]) if word else None
+    if entry is None:
+        if ctx.member is not None and (conversation := await guided.active(ctx)) is not None:
+            return await guided.answer(ctx, conversation, text)
+        if not ctx.request.addressed:
+            return []
+        raise UserError("error.unknown_command", command=word[:40] or "?")
+    if entry.needs_workspace and ctx.workspace is None:
+        raise UserError("error.start_first" if ctx.request.space and not ctx.request.is_private else "error.no_workspace")
+    if ctx.workspace is not None:
+        ctx.scope.require_role(entry.role, entry.name)
+        await guided.abandon(ctx)
+    args = args.strip()
+    try:
+        parsed: Any = entry.parse(ctx, args) if entry.parse else args
+        return await (entry.func(ctx, parsed))
+    except NeedChoice as choice:
+        choice.text, choice.offset = text, len(text) - len(args)
+        raise
+
+
+async def _explain(ctx: Context, problem: Exception) -> Result:
+    if isinstance(problem, NeedChoice):
+        return await _ask_which(ctx, problem)
+    if isinstance(problem, UserError):
+        return Reply(text=ctx.t(problem.key, **problem.params), private=True)
+    if isinstance(problem, Forbidden):
+        role = ctx.t(f"role.{problem.needed}")
+        return Reply(text=ctx.t("error.forbidden", role=role), private=True)
+    assert isinstance(problem, InvalidValue)
+    return Reply(text=ctx.t(f"error.invalid.{problem.field}", value=problem.value[:80]), private=True)
+
+
+async def _ask_which(ctx: Context, choice: NeedChoice) -> Reply:
+    """Store the half-run command and ask which customer was meant."""
+    start, end = choice.offset + choice.start, choice.offset + choice.end
+    token = await ctx.remember("pick", {"text": choice.text, "start": start, "end": end,
+                                        "ids": [c.id for c in choice.candidates]})
+    rows = [[Button(customer_label(c), payload("pick", token, i))] for i, c in enumerate(choice.candidates)]
+    rows.append([Button(ctx.t("common.cancel"), payload("pick", token, "x"))])
+    return Reply(text=ctx.t("lookup.which", ref=choice.text[start:end]), buttons=rows, private=True)
+
+
+@action("pick")
+async def pick(ctx: Context, args: list[str]) -> Result:
+    """The answer to "which one?": run the stored command with `#number` in place of the name."""
+    token, index = (args + ["", ""])[:2]
+    stored = await ctx.recall(token, "pick", consume=True)
+    if index == "x":
+        return Reply(text=ctx.t("common.cancelled"), edit=True)
+    ids: list[int] = stored["ids"]
+    if not index.isdigit() or int(index) >= len(ids):
+        raise UserError("error.choice_expired")
+    customer = await ctx.session.scalar(ctx.scope.customers().where(Customer.id == ids[int(index)]))
+    if customer is None:
+        raise UserError("error.choice_expired")
+    text = f"{stored['text'][:stored['start']]}#{customer.number}{stored['text'][stored['end']:]}"
+    ctx.request = replace(ctx.request, action=None, text=text)
+    result = await run_text(ctx, text)
+    replies = result if isinstance(result, list) else [result]
+    return [Reply(text=ctx.t("lookup.picked", customer=customer_label(customer)), edit=True), *replies]
+
+
+async def _reload(ctx: Context) -> None:
+    """A rolled-back savepoint expires what it touched; load the member's rows again."""
+    for row in (ctx.workspace, ctx.member):
+        if row is not None:
+            await ctx.session.refresh(row)
+
+
+def _describe(request: Request) -> dict[str, Any]:
+    return {"platform": request.platform, "user": request.user_id, "chat": request.chat_id,
+            "text": request.text[:200], "action": request.action, "update": request.update_key}
+
+
+async def cleanup(db: Database, services: Services) -> None:
+    """Drop expired choices, stale guided flows and old redelivery keys (nightly)."""
+    now = services.clock()
+    async with db.transaction() as session:
+        await session.execute(delete(PendingChoice).where(PendingChoice.expires_at < now))
+        await session.execute(delete(ProcessedUpdate).where(ProcessedUpdate.processed_at < now - timedelta(days=7)))
+        await session.execute(delete(Conversation).where(Conversation.updated_at < now - timedelta(days=7)))

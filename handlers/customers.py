@@ -1,0 +1,290 @@
+"""Customers: /add (with the "same person?" check and the guided form), /show, /edit, /find."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import and_, exists, func, or_, select
+
+from handlers import guided
+from handlers.cards import customer_card, customer_label
+from handlers.context import Context
+from handlers.errors import UserError
+from handlers.i18n import LOCALES, t
+from handlers.lookup import take_customer
+from handlers.messages import Button, Form, FormField, FormSubmission, Reply
+from handlers.paging import PAGE_SIZE, page_buttons
+from handlers.parsing import classify_ref, parse_duration_days, split_fields, tokenize
+from handlers.registry import Result, action, command, form, payload
+from storage import customers, scoring, standardise
+from storage.models import Customer, CustomerTag, Member
+from storage.standardise import InvalidValue
+
+ADD_FORM_FIELDS = ("name", "company", "title", "phone", "email", "region", "industry", "source")
+
+
+def invalid_text(ctx: Context, problem: InvalidValue) -> str:
+    return ctx.t(f"error.invalid.{problem.field}", value=problem.value[:80])
+
+
+# --- /add ----------------------------------------------------------------------
+
+def parse_add(ctx: Context, text: str) -> dict[str, str]:
+    """`<name> [phone] [email] [field=value …]`: phones and e-mails are recognised anywhere."""
+    positional, fields = split_fields(tokenize(text))
+    name_words = []
+    for token in positional:
+        kind = None if token.quoted else classify_ref(token.text).kind
+        if kind in ("phone", "email") and kind not in fields:
+            fields[kind] = token.text
+        else:
+            name_words.append(token.text)
+    if name_words:
+        if "name" in fields:
+            raise UserError("error.add_usage")
+        fields["name"] = " ".join(name_words)
+    if fields and not fields.get("name"):
+        raise UserError("error.add_usage")
+    return fields
+
+
+@command("add", parse=parse_add, aliases=("new", "添加", "新增"))
+async def add(ctx: Context, raw: dict[str, str]) -> Result:
+    if not raw:
+        return await guided.start(ctx, add_form(ctx))
+    return await add_customer(ctx, raw, force=False)
+
+
+async def add_customer(ctx: Context, raw: dict[str, str], *, force: bool) -> Reply:
+    values = customers.clean_fields(raw, ctx.ws, ctx.now)
+    if not force:
+        dupes = await customers.possible_duplicates(
+            ctx.session, ctx.ws.id, name=values["name"], company=values.get("company"),
+            phone=values.get("phone"), email=values.get("email"),
+        )
+        if dupes:
+            return await _ask_same_person(ctx, raw, *dupes[0])
+    customer = await customers.create(ctx.session, ctx.ws, values, owner_id=ctx.me.id, created_by=ctx.me.id, now=ctx.now)
+    await saved(ctx, customer)
+    return await customer_card(ctx, customer, note=ctx.t("customer.added", customer=customer_label(customer)))
+
+
+async def saved(ctx: Context, customer: Customer) -> None:
+    """After any change to a customer: derived data now, search index once committed."""
+    await scoring.refresh(ctx.session, ctx.ws, [customer.id], ctx.now)
+    workspace_id, customer_id, name, company = ctx.ws.id, customer.id, customer.name, customer.company
+    ctx.after_commit(lambda: ctx.services.search.note_saved(workspace_id, customer_id, name, company))
+
+
+async def _ask_same_person(ctx: Context, raw: dict[str, str], existing: Customer, why: str) -> Reply:
+    token = await ctx.remember("dup", {"raw": raw, "existing": existing.id})
+    return Reply(
+        text=ctx.t("customer.same_person", customer=customer_label(existing), why=ctx.t(f"dupe.{why}")),
+        buttons=[[
+            Button(ctx.t("dupe.use"), payload("dup", token, "use"), "primary"),
+            Button(ctx.t("dupe.add"), payload("dup", token, "add")),
+            Button(ctx.t("dupe.merge"), payload("dup", token, "merge")),
+        ]],
+    )
+
+
+@action("dup")
+async def same_person(ctx: Context, args: list[str]) -> Result:
+    token, answer = (args + ["", ""])[:2]
+    stored = await ctx.recall(token, "dup", consume=True)
+    if answer == "add":
+        return _edited(await add_customer(ctx, stored["raw"], force=True))
+    existing = await ctx.session.scalar(ctx.scope.customers().where(Customer.id == stored["existing"]))
+    if existing is None:
+        raise UserError("error.choice_expired")
+    if answer == "merge":
+        ctx.scope.require("edit", existing)
+        values = customers.clean_fields(stored["raw"], ctx.ws, ctx.now)
+        gaps = {k: v for k, v in values.items() if v is not None and getattr(existing, k) in (None, "")}
+        changed = customers.apply(ctx.session, existing, gaps, member_id=ctx.me.id, now=ctx.now, action="fill")
+        await saved(ctx, existing)
+        note = ctx.t("customer.filled", fields=", ".join(ctx.t(f"field.{k}") for k in changed) or "—")
+        return _edited(await customer_card(ctx, existing, note=note))
+    return _edited(await customer_card(ctx, existing))
+
+
+def _edited(reply: Reply) -> Reply:
+    reply.edit = True
+    return reply
+
+
+def add_form(ctx: Context) -> Form:
+    return Form(
+        name="add",
+        title=ctx.t("form.add.title"),
+        submit_label=ctx.t("form.save"),
+        fields=tuple(
+            FormField(key, ctx.t(f"field.{key}"), required=key == "name", hint=ctx.t(f"form.hint.{key}"))
+            for key in ADD_FORM_FIELDS
+        ),
+    )
+
+
+def field_errors(ctx: Context, raw: dict[str, str]) -> dict[str, str]:
+    """Per-field messages for a form: every bad field at once, not just the first."""
+    errors = {}
+    for key, value in raw.items():
+        try:
+            customers.clean_fields({key: value}, ctx.ws, ctx.now)
+        except InvalidValue as problem:
+            errors[key] = invalid_text(ctx, problem)
+    return errors
+
+
+@form("add")
+async def submit_add(ctx: Context, submission: FormSubmission) -> Result:
+    raw = {k: v.strip() for k, v in submission.values.items() if k in customers.FIELDS and v and v.strip()}
+    if not raw.get("name"):
+        return Reply(form_errors={"name": ctx.t("guided.required")})
+    errors = field_errors(ctx, raw)
+    if errors:
+        return Reply(form_errors=errors)
+    return await add_customer(ctx, raw, force=False)
+
+
+# --- /show, /edit ----------------------------------------------------------------
+
+@command("show", aliases=("card", "查看", "客户"))
+async def show(ctx: Context, args: str) -> Result:
+    customer, rest = await take_customer(ctx, tokenize(args), "view")
+    return await customer_card(ctx, customer)
+
+
+@command("edit", aliases=("修改", "编辑"))
+async def edit(ctx: Context, args: str) -> Result:
+    customer, rest = await take_customer(ctx, tokenize(args), "edit")
+    positional, raw = split_fields(rest)
+    if positional or not raw:
+        raise UserError("error.edit_usage")
+    if "owner" in raw:
+        raise UserError("error.edit_owner")
+    values = customers.clean_fields(raw, ctx.ws, ctx.now)
+    changed = customers.apply(ctx.session, customer, values, member_id=ctx.me.id, now=ctx.now)
+    await saved(ctx, customer)
+    names = [ctx.t(f"field.{k}") for k in raw]
+    key = "customer.edited" if changed else "customer.unchanged"
+    return await customer_card(ctx, customer, note=ctx.t(key, fields=", ".join(names)))
+
+
+# --- /find ---------------------------------------------------------------------------
+
+FILTER_KEYS = {
+    "tag": "tag", "标签": "tag", "region": "region", "地区": "region", "industry": "industry",
+    "行业": "industry", "stage": "stage", "阶段": "stage", "tier": "tier", "等级": "tier",
+    "owner": "owner", "负责人": "owner", "silent": "silent", "沉默": "silent",
+}
+
+
+@dataclass
+class FindQuery:
+    raw: str
+    text: str = ""
+    filters: dict[str, str] = field(default_factory=dict)
+
+
+def parse_find(ctx: Context, text: str) -> FindQuery:
+    query = FindQuery(raw=text)
+    words = []
+    for token in tokenize(text):
+        key, colon, value = token.text.partition(":")
+        if colon and not token.quoted and key.casefold() in FILTER_KEYS:
+            if not value:
+                raise UserError("error.find_filter", filter=token.text)
+            query.filters[FILTER_KEYS[key.casefold()]] = value
+        else:
+            words.append(token.text)
+    query.text = " ".join(words)
+    return query
+
+
+@command("find", parse=parse_find, aliases=("search", "list", "查找", "搜索"))
+async def find(ctx: Context, query: FindQuery, page: int = 0) -> Result:
+    select_ = ctx.scope.customers()
+    for key, value in query.filters.items():
+        select_ = select_.where(await _filter(ctx, key, value))
+    ranked: list[int] = []
+    if query.text:
+        matches = await ctx.services.search.search(ctx.session, ctx.ws.id, query.text, limit=200)
+        ranked = [m.customer_id for m in matches if m.score >= 60]
+        select_ = select_.where(Customer.id.in_(ranked))
+    elif not query.filters:
+        raise UserError("error.find_usage")
+    found = list(await ctx.session.scalars(select_.order_by(Customer.number).limit(1000)))
+    if ranked:
+        order = {cid: i for i, cid in enumerate(ranked)}
+        found.sort(key=lambda c: order[c.id])
+    if not found:
+        return Reply(text=ctx.t("find.none", query=query.raw[:80]))
+    shown = found[page * PAGE_SIZE:(page + 1) * PAGE_SIZE]
+    return Reply(
+        text=ctx.t("find.count", count=len(found)),
+        items=[_row(ctx, c) for c in shown],
+        buttons=[[Button(customer_label(c), payload("show", c.id))] for c in shown]
+        + await page_buttons(ctx, "find", query.raw, page, len(found)),
+    )
+
+
+def _row(ctx: Context, customer: Customer) -> str:
+    parts = [customer_label(customer)]
+    if customer.region:
+        parts.append(customer.region)
+    parts.append(ctx.t(f"stage.{customer.stage}"))
+    if customer.last_contact_at:
+        parts.append(ctx.t("find.last_contact", when=ctx.fmt_date(customer.last_contact_at)))
+    return " · ".join(parts)
+
+
+async def _filter(ctx: Context, key: str, value: str) -> Any:
+    if key == "tag":
+        name = standardise.tag(value)
+        return exists().where(CustomerTag.customer_id == Customer.id, CustomerTag.name == name)
+    if key in ("region", "industry"):
+        column = getattr(Customer, key)
+        return func.lower(column).contains(standardise.fold(value).lower(), autoescape=True)
+    if key == "stage":
+        return Customer.stage == _stage_name(ctx, value)
+    if key == "tier":
+        if value.upper() not in ("A", "B", "C"):
+            raise UserError("error.find_filter", filter=f"tier:{value}")
+        return Customer.tier == value.upper()
+    if key == "owner":
+        return Customer.owner_id == await member_named(ctx, value)
+    days = parse_duration_days(value)
+    cutoff = ctx.now - timedelta(days=days)
+    return or_(Customer.last_contact_at < cutoff, and_(Customer.last_contact_at.is_(None), Customer.created_at < cutoff))
+
+
+def _stage_name(ctx: Context, value: str) -> str:
+    wanted = value.casefold().replace("-", "_")
+    for stage in scoring.STAGES:
+        names = {stage} | {t(locale, f"stage.{stage}").casefold() for locale in LOCALES}
+        if wanted in names:
+            return stage
+    raise UserError("error.find_filter", filter=f"stage:{value}")
+
+
+async def member_named(ctx: Context, name: str) -> int:
+    """`me`, `@name` or a member's name (case-insensitive) → member id, in this workspace."""
+    if name.casefold() in ("me", "我"):
+        return ctx.me.id
+    wanted = name.lstrip("@").casefold()
+    rows = list(await ctx.session.scalars(select(Member).where(Member.workspace_id == ctx.ws.id)))
+    matches = [m for m in rows if m.name.casefold() == wanted] or [m for m in rows if wanted in m.name.casefold()]
+    if len(matches) != 1:
+        raise UserError("error.no_member", name=name[:60])
+    return matches[0].id
+
+
+@action("show")
+async def show_button(ctx: Context, args: list[str]) -> Result:
+    customer_id = int(args[0]) if args and args[0].isdigit() else -1
+    customer = await ctx.session.scalar(ctx.scope.customers().where(Customer.id == customer_id))
+    if customer is None:
+        raise UserError("error.choice_expired")
+    return await customer_card(ctx, customer)

@@ -1,0 +1,104 @@
+"""Turning a customer reference (`#12`, a phone, an e-mail, a name) into a customer.
+
+Names match exactly first, then fuzzily through the search index (pinyin and
+initials included). When the best match is not clear, `NeedChoice` is raised:
+the dispatcher stores the command and asks "which one?", and the answer runs
+the command again with `#number` in place of the name.
+"""
+from __future__ import annotations
+
+from sqlalchemy import func
+
+from handlers.context import Context
+from handlers.errors import UserError
+from handlers.parsing import Token, classify_ref
+from storage import standardise
+from storage.models import Customer
+
+CLEAR_SCORE = 90
+CLEAR_LEAD = 10
+MAX_CHOICES = 6
+MAX_NAME_WORDS = 4
+
+
+class NeedChoice(Exception):
+    """Several customers fit the reference at `start:end` of the command's arguments."""
+
+    def __init__(self, candidates: list[Customer], start: int, end: int) -> None:
+        super().__init__("which customer?")
+        self.candidates = candidates
+        self.start, self.end = start, end
+        self.text, self.offset = "", 0  # filled in by the dispatcher
+
+
+async def take_customer(
+    ctx: Context, tokens: list[Token], action: str, *, deleted: bool = False
+) -> tuple[Customer, list[Token]]:
+    """The customer the leading tokens name, checked for `action`, and the tokens after it."""
+    if not tokens:
+        raise UserError("error.need_customer")
+    first = tokens[0]
+    customer, used = None, 1
+    if not first.quoted and not deleted:
+        customer, used = await _multiword_name(ctx, tokens)
+    if customer is None:
+        customer = await find_customer(ctx, first, deleted=deleted)
+    ctx.scope.require(action, customer)
+    return customer, tokens[used:]
+
+
+async def find_customer(ctx: Context, token: Token, *, deleted: bool = False) -> Customer:
+    ref = classify_ref(token.text) if not token.quoted else None
+    query = ctx.scope.customers(deleted=deleted)
+    if ref is not None and ref.kind == "id":
+        found = await ctx.session.scalar(query.where(Customer.number == int(ref.value)))
+    elif ref is not None and ref.kind == "email":
+        found = await ctx.session.scalar(query.where(Customer.email == standardise.email(ref.value)).limit(1))
+    elif ref is not None and ref.kind == "phone":
+        number = standardise.phone(ref.value, ctx.ws.phone_region)
+        found = await ctx.session.scalar(query.where(Customer.phone == number).limit(1))
+    else:
+        return await _by_name(ctx, token, deleted=deleted)
+    if found is None:
+        raise UserError("error.no_customer", ref=token.text[:80])
+    return found
+
+
+async def _exact(ctx: Context, name: str, *, deleted: bool = False) -> list[Customer]:
+    folded = standardise.fold(name).lower()
+    query = ctx.scope.customers(deleted=deleted).where(func.lower(Customer.name) == folded)
+    return list(await ctx.session.scalars(query.order_by(Customer.number).limit(MAX_CHOICES)))
+
+
+async def _multiword_name(ctx: Context, tokens: list[Token]) -> tuple[Customer | None, int]:
+    """An unquoted name of several words counts when it names exactly one customer."""
+    for count in range(min(MAX_NAME_WORDS, len(tokens)), 1, -1):
+        words = tokens[:count]
+        if any(w.quoted for w in words):
+            continue
+        found = await _exact(ctx, " ".join(w.text for w in words))
+        if len(found) == 1:
+            return found[0], count
+    return None, 1
+
+
+async def _by_name(ctx: Context, token: Token, *, deleted: bool) -> Customer:
+    exact = await _exact(ctx, token.text, deleted=deleted)
+    if len(exact) == 1:
+        return exact[0]
+    if len(exact) > 1:
+        raise NeedChoice(exact, token.start, token.end)
+    if deleted:
+        raise UserError("error.no_customer", ref=token.text[:80])
+    matches = await ctx.services.search.search(ctx.session, ctx.ws.id, token.text, limit=MAX_CHOICES * 3)
+    by_id = {
+        c.id: c
+        for c in await ctx.session.scalars(ctx.scope.customers().where(Customer.id.in_([m.customer_id for m in matches])))
+    }
+    visible = [(m.score, by_id[m.customer_id]) for m in matches if m.customer_id in by_id][:MAX_CHOICES]
+    if not visible:
+        raise UserError("error.no_customer", ref=token.text[:80])
+    best = visible[0][0]
+    if best >= CLEAR_SCORE and (len(visible) == 1 or visible[1][0] <= best - CLEAR_LEAD):
+        return visible[0][1]
+    raise NeedChoice([c for _, c in visible], token.start, token.end)

@@ -1,0 +1,100 @@
+"""Where commands, button actions and form submissions register themselves.
+
+A command is one function in the module of its subject, decorated with
+`@command(...)`; its argument parsing is the `parse` function declared beside
+it. Button payloads are `<action>:<arg>:<arg>…`; the part before the first
+colon picks the `@action` handler. Nothing here knows a platform.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
+
+from handlers.messages import FormSubmission, Reply
+
+if TYPE_CHECKING:
+    from handlers.context import Context
+
+Result = Reply | list[Reply]
+Parser = Callable[["Context", str], Any]
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    func: Callable[..., Awaitable[Result]]
+    parse: Parser | None
+    role: str
+    aliases: tuple[str, ...]
+    needs_workspace: bool
+    menu: bool
+
+
+@dataclass(frozen=True)
+class Action:
+    name: str
+    func: Callable[["Context", list[str]], Awaitable[Result]]
+    role: str
+
+
+COMMANDS: dict[str, Command] = {}
+ACTIONS: dict[str, Action] = {}
+FORMS: dict[str, Callable[["Context", FormSubmission], Awaitable[Result]]] = {}
+_BY_ALIAS: dict[str, Command] = {}
+
+
+def command(
+    name: str,
+    *,
+    parse: Parser | None = None,
+    role: str = "rep",
+    aliases: tuple[str, ...] = (),
+    needs_workspace: bool = True,
+    menu: bool = True,
+) -> Callable:
+    """Register a command. With `parse`, the function gets `(ctx, parse(ctx, args))`,
+    otherwise `(ctx, args)` with the raw argument text."""
+
+    def register(func: Callable[..., Awaitable[Result]]) -> Callable[..., Awaitable[Result]]:
+        entry = Command(name, func, parse, role, aliases, needs_workspace, menu)
+        for key in (name, *aliases):
+            if key in _BY_ALIAS:
+                raise ValueError(f"command {key!r} registered twice")
+            _BY_ALIAS[key] = entry
+        COMMANDS[name] = entry
+        return func
+
+    return register
+
+
+def action(name: str, *, role: str = "rep") -> Callable:
+    """Register the handler of button payloads starting with `name:`."""
+
+    def register(func: Callable[["Context", list[str]], Awaitable[Result]]) -> Callable:
+        if name in ACTIONS or ":" in name:
+            raise ValueError(f"bad or duplicate action name {name!r}")
+        ACTIONS[name] = Action(name, func, role)
+        return func
+
+    return register
+
+
+def form(name: str) -> Callable:
+    """Register the handler that receives a submitted form (Slack modal or guided flow)."""
+
+    def register(func: Callable[["Context", FormSubmission], Awaitable[Result]]) -> Callable:
+        if name in FORMS:
+            raise ValueError(f"form {name!r} registered twice")
+        FORMS[name] = func
+        return func
+
+    return register
+
+
+def find_command(word: str) -> Command | None:
+    return _BY_ALIAS.get(word.lower())
+
+
+def payload(name: str, *args: object) -> str:
+    """Build a button payload for the action `name` (checked ≤ 64 bytes by `Button`)."""
+    return ":".join([name, *map(str, args)])

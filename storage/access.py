@@ -1,0 +1,85 @@
+"""Who may see and change what: tenancy, visibility and roles, in one place (SPEC §2).
+
+Every customer query starts from `Scope.customers()`, which pins the workspace
+and, for reps under `visibility=own`, the owner; every change is checked with
+`Scope.require(action, customer)`. Handlers never filter by workspace themselves.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Select, select
+
+from storage.models import Customer
+
+ROLES = ("rep", "manager", "admin")
+RANK = {role: rank for rank, role in enumerate(ROLES)}
+
+
+class Forbidden(Exception):
+    """The member's role does not allow the action; `needed` is the least role that does."""
+
+    def __init__(self, action: str, needed: str) -> None:
+        super().__init__(f"{action} needs {needed}")
+        self.action = action
+        self.needed = needed
+
+
+#: Per-customer actions. "visible": anyone who can see the customer (a rep who
+#: visited a colleague's customer can still log it); "owner": the owner or a
+#: manager; otherwise the least role.
+CUSTOMER_RULES = {
+    "view": "visible",
+    "log": "visible",
+    "remind": "visible",
+    "feedback": "visible",
+    "tag": "visible",
+    "edit": "owner",
+    "deal": "owner",
+    "assign": "owner",
+    "delete": "manager",
+    "restore": "manager",
+    "merge": "manager",
+    "forget": "admin",
+}
+
+
+@dataclass(frozen=True)
+class Scope:
+    workspace_id: int
+    member_id: int
+    role: str
+    visibility: str = "team"
+
+    def at_least(self, role: str) -> bool:
+        return RANK[self.role] >= RANK[role]
+
+    def require_role(self, role: str, action: str) -> None:
+        if not self.at_least(role):
+            raise Forbidden(action, role)
+
+    @property
+    def sees_only_own(self) -> bool:
+        return self.visibility == "own" and not self.at_least("manager")
+
+    def customers(self, *, deleted: bool = False) -> Select[tuple[Customer]]:
+        """Customers this member may see (or, with `deleted=True`, the deleted ones)."""
+        query = select(Customer).where(Customer.workspace_id == self.workspace_id)
+        query = query.where(Customer.deleted_at.is_not(None) if deleted else Customer.deleted_at.is_(None))
+        if self.sees_only_own:
+            query = query.where(Customer.owner_id == self.member_id)
+        return query
+
+    def can(self, action: str, customer: Customer) -> bool:
+        if customer.workspace_id != self.workspace_id:
+            return False
+        rule = CUSTOMER_RULES[action]
+        if rule == "visible":
+            return not self.sees_only_own or customer.owner_id == self.member_id
+        if rule == "owner":
+            return self.at_least("manager") or customer.owner_id == self.member_id
+        return self.at_least(rule)
+
+    def require(self, action: str, customer: Customer) -> None:
+        if not self.can(action, customer):
+            raise Forbidden(action, "manager" if CUSTOMER_RULES[action] in ("owner", "visible") else CUSTOMER_RULES[action])

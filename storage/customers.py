@@ -1,0 +1,167 @@
+"""Customers: cleaning typed fields, creating, changing, and finding likely duplicates.
+
+`clean_fields` is the one gate for basic information, whichever door it came
+through (command, Slack form, guided add, CSV import): it standardises and
+validates, raising `InvalidValue` for the first bad field.
+"""
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from typing import Any
+
+from rapidfuzz import fuzz
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage import audit, standardise, workspaces
+from storage.models import Customer, Workspace
+from storage.standardise import InvalidValue
+
+#: Fields a person may set with /add, /edit, forms and CSV, in card order.
+FIELDS = (
+    "name", "company", "title", "phone", "email", "address", "region", "industry",
+    "size", "gender", "birthday", "source", "stage", "cadence", "prefs",
+)
+#: Fields whose absence /show points out.
+KEY_FIELDS = ("company", "phone", "email", "title", "region", "industry", "source")
+_TEXT_LIMITS = {"company": 200, "title": 200, "address": 500, "region": 100, "industry": 100,
+                "size": 50, "source": 100, "prefs": 2000}
+_GENDERS = {"m": "male", "male": "male", "man": "male", "男": "male",
+            "f": "female", "female": "female", "woman": "female", "女": "female"}
+_DATE = re.compile(r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?$")
+DUPLICATE_NAME_SCORE = 88
+
+
+def clean_fields(raw: dict[str, str], workspace: Workspace, now: datetime) -> dict[str, Any]:
+    """Typed `field=value` pairs → column values; an empty value clears the field."""
+    return dict(_clean(field, value, workspace, now) for field, value in raw.items())
+
+
+def _clean(field: str, raw: str, workspace: Workspace, now: datetime) -> tuple[str, Any]:
+    value = standardise.fold(raw)
+    if field == "name":
+        return "name", standardise.clean_name(raw)
+    if field == "stage":
+        return "lost_at", _stage(value, now)
+    if not value:
+        return ("cadence_days" if field == "cadence" else field), None
+    if field == "phone":
+        return "phone", standardise.phone(value, workspace.phone_region)
+    if field == "email":
+        return "email", standardise.email(value)
+    if field == "birthday":
+        return "birthday", _birthday(value, now)
+    if field == "cadence":
+        return "cadence_days", _cadence(value)
+    if field == "gender":
+        return "gender", _GENDERS.get(value.casefold(), value[:16])
+    if field in _TEXT_LIMITS:
+        if len(value) > _TEXT_LIMITS[field]:
+            raise InvalidValue("too_long", field)
+        return field, value
+    raise InvalidValue("field", field)
+
+
+def _stage(value: str, now: datetime) -> datetime | None:
+    """Stages are computed; by hand a customer can only be marked lost (or active again)."""
+    folded = value.casefold()
+    if folded in ("lost", "churned", "流失", "丢失"):
+        return now
+    if folded in ("", "active", "活跃"):
+        return None
+    raise InvalidValue("stage", value)
+
+
+def _birthday(value: str, now: datetime) -> date:
+    match = _DATE.match(value)
+    try:
+        born = date(*(int(g) for g in match.groups())) if match else None
+    except ValueError:
+        born = None
+    if born is None or not date(1900, 1, 1) <= born <= now.date():
+        raise InvalidValue("birthday", value)
+    return born
+
+
+def _cadence(value: str) -> int:
+    digits = value.casefold().removesuffix("d").removesuffix("天").removesuffix("days").strip()
+    if not digits.isdigit() or not 1 <= int(digits) <= 3650:
+        raise InvalidValue("cadence", value)
+    return int(digits)
+
+
+async def create(
+    session: AsyncSession,
+    workspace: Workspace,
+    values: dict[str, Any],
+    *,
+    owner_id: int,
+    created_by: int | None,
+    now: datetime,
+) -> Customer:
+    """A new customer with the next `#number`, recorded in the audit log."""
+    customer = Customer(
+        workspace_id=workspace.id,
+        number=await workspaces.next_number(session, workspace.id, "customer"),
+        owner_id=owner_id, created_by=created_by, stage="lead",
+        created_at=now, updated_at=now, **values,
+    )
+    session.add(customer)
+    await session.flush()
+    audit.record(session, workspace_id=workspace.id, member_id=created_by, action="add",
+                 customer_id=customer.id, after=audit.snapshot(customer), at=now)
+    return customer
+
+
+def apply(
+    session: AsyncSession, customer: Customer, values: dict[str, Any], *, member_id: int | None, now: datetime,
+    action: str = "edit",
+) -> dict[str, Any]:
+    """Change fields, audit what actually changed, and return the new values of those."""
+    fields = tuple(values)
+    before = audit.snapshot(customer, fields)
+    for name, value in values.items():
+        setattr(customer, name, value)
+    changed_before, changed_after = audit.changes(before, audit.snapshot(customer, fields))
+    if changed_after:
+        customer.updated_at = now
+        audit.record(session, workspace_id=customer.workspace_id, member_id=member_id, action=action,
+                     customer_id=customer.id, before=changed_before, after=changed_after, at=now)
+    return changed_after
+
+
+def missing_fields(customer: Customer) -> list[str]:
+    return [name for name in KEY_FIELDS if not getattr(customer, name)]
+
+
+async def possible_duplicates(
+    session: AsyncSession,
+    workspace_id: int,
+    *,
+    name: str,
+    company: str | None,
+    phone: str | None,
+    email: str | None,
+    exclude_id: int | None = None,
+) -> list[tuple[Customer, str]]:
+    """Live customers that may be the same person, with why: same phone, same e-mail,
+    or a name that fuzzily matches at the same company."""
+    live = select(Customer).where(Customer.workspace_id == workspace_id, Customer.deleted_at.is_(None))
+    if exclude_id is not None:
+        live = live.where(Customer.id != exclude_id)
+    exact = [c for c in (Customer.phone == phone if phone else None, Customer.email == email if email else None) if c is not None]
+    found: dict[int, tuple[Customer, str]] = {}
+    if exact:
+        for customer in await session.scalars(live.where(or_(*exact)).limit(5)):
+            found[customer.id] = (customer, "phone" if phone and customer.phone == phone else "email")
+    if company:
+        same_company = live.where(func.lower(Customer.company) == company.lower()).limit(500)
+        for customer in await session.scalars(same_company):
+            if customer.id not in found and names_match(name, customer.name):
+                found[customer.id] = (customer, "name")
+    return list(found.values())
+
+
+def names_match(a: str, b: str) -> bool:
+    return fuzz.token_sort_ratio(a.casefold(), b.casefold()) >= DUPLICATE_NAME_SCORE

@@ -1,0 +1,116 @@
+"""Workspaces, the places they are reached from, members and their platform accounts."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import Identity, Member, Space, Workspace
+
+#: Phone region for numbers typed without a country code, by workspace locale.
+PHONE_REGION_BY_LOCALE = {"zh": "CN", "en": "US"}
+CURRENCY_BY_LOCALE = {"zh": "CNY", "en": "USD"}
+
+
+async def create_workspace(
+    session: AsyncSession, *, name: str, timezone: str, locale: str, now: datetime
+) -> Workspace:
+    workspace = Workspace(
+        name=name[:200],
+        created_at=now,
+        timezone=timezone,
+        locale=locale,
+        currency=CURRENCY_BY_LOCALE.get(locale, "USD"),
+        phone_region=PHONE_REGION_BY_LOCALE.get(locale, "US"),
+        visibility="team",
+        cadence_a=14, cadence_b=30, cadence_c=60, cadence_none=30,
+        digest_time="08:30", sweep_time="09:00", lifetime_years=3,
+        next_customer_no=1, next_reminder_no=1,
+    )
+    session.add(workspace)
+    await session.flush()
+    return workspace
+
+
+async def workspace_for_space(session: AsyncSession, platform: str, external_id: str) -> Workspace | None:
+    return await session.scalar(
+        select(Workspace).join(Space, Space.workspace_id == Workspace.id)
+        .where(Space.platform == platform, Space.external_id == external_id)
+    )
+
+
+async def bind_space(session: AsyncSession, workspace: Workspace, platform: str, external_id: str) -> None:
+    session.add(Space(platform=platform, external_id=external_id, workspace_id=workspace.id))
+    await session.flush()
+
+
+async def member_count(session: AsyncSession, workspace_id: int) -> int:
+    return await session.scalar(select(func.count()).select_from(Member).where(Member.workspace_id == workspace_id)) or 0
+
+
+async def identity_in(session: AsyncSession, platform: str, external_id: str, workspace_id: int) -> Identity | None:
+    return await session.scalar(
+        select(Identity).where(
+            Identity.platform == platform,
+            Identity.external_id == external_id,
+            Identity.workspace_id == workspace_id,
+        )
+    )
+
+
+async def latest_identity(session: AsyncSession, platform: str, external_id: str) -> Identity | None:
+    """The account's most recently used membership (a private chat's workspace)."""
+    return await session.scalar(
+        select(Identity)
+        .where(Identity.platform == platform, Identity.external_id == external_id)
+        .order_by(Identity.last_seen_at.desc().nulls_last(), Identity.id.desc())
+        .limit(1)
+    )
+
+
+async def add_member(
+    session: AsyncSession,
+    workspace: Workspace,
+    *,
+    platform: str,
+    external_id: str,
+    name: str,
+    role: str,
+    now: datetime,
+) -> tuple[Member, Identity]:
+    member = Member(
+        workspace_id=workspace.id, name=name[:200] or external_id, role=role,
+        digest_enabled=False, created_at=now, last_seen_at=now, last_platform=platform,
+    )
+    session.add(member)
+    await session.flush()
+    identity = await attach_identity(session, member, platform=platform, external_id=external_id, now=now)
+    return member, identity
+
+
+async def attach_identity(
+    session: AsyncSession, member: Member, *, platform: str, external_id: str, now: datetime
+) -> Identity:
+    identity = Identity(
+        member_id=member.id, workspace_id=member.workspace_id, platform=platform,
+        external_id=external_id, last_seen_at=now,
+    )
+    session.add(identity)
+    await session.flush()
+    return identity
+
+
+async def next_number(session: AsyncSession, workspace_id: int, counter: str) -> int:
+    """Take the next short number (`customer` or `reminder`) of a workspace, atomically."""
+    column = {"customer": Workspace.next_customer_no, "reminder": Workspace.next_reminder_no}[counter]
+    taken = await session.scalar(
+        update(Workspace).where(Workspace.id == workspace_id)
+        .values({column: column + 1}).returning(column - 1)
+    )
+    assert taken is not None, f"workspace {workspace_id} vanished"
+    return taken
+
+
+async def members(session: AsyncSession, workspace_id: int) -> list[Member]:
+    return list(await session.scalars(select(Member).where(Member.workspace_id == workspace_id).order_by(Member.id)))
