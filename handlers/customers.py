@@ -12,7 +12,7 @@ from handlers.cards import customer_card, customer_label
 from handlers.context import Context
 from handlers.errors import UserError
 from handlers.i18n import LOCALES, t
-from handlers.lookup import take_customer
+from handlers.lookup import join_phone_runs, take_customer
 from handlers.messages import Button, Form, FormField, FormSubmission, Reply
 from handlers.paging import PAGE_SIZE, page_buttons
 from handlers.parsing import classify_ref, parse_duration_days, split_fields, tokenize
@@ -34,12 +34,13 @@ def parse_add(ctx: Context, text: str) -> dict[str, str]:
     """`<name> [phone] [email] [field=value …]`: phones and e-mails are recognised anywhere."""
     positional, fields = split_fields(tokenize(text))
     name_words = []
-    for token in positional:
-        kind = None if token.quoted else classify_ref(token.text).kind
+    for token in join_phone_runs(positional):
+        word = token.text
+        kind = None if token.quoted else classify_ref(word).kind
         if kind in ("phone", "email") and kind not in fields:
-            fields[kind] = token.text
+            fields[kind] = word
         else:
-            name_words.append(token.text)
+            name_words.append(word)
     if name_words:
         if "name" in fields:
             raise UserError("error.add_usage")

@@ -7,6 +7,8 @@ the command again with `#number` in place of the name.
 """
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import func
 
 from handlers.context import Context
@@ -19,6 +21,22 @@ CLEAR_SCORE = 90
 CLEAR_LEAD = 10
 MAX_CHOICES = 6
 MAX_NAME_WORDS = 4
+
+
+_PHONE_PART = re.compile(r"^\+?[\d().\-]*\d[\d().\-]*$")
+
+
+def join_phone_runs(tokens: list[Token]) -> list[Token]:
+    """Runs of unquoted digit groups as one token: `+86 138 0013 8000` is one phone."""
+    joined: list[Token] = []
+    for token in tokens:
+        part = not token.quoted and bool(_PHONE_PART.match(token.text))
+        previous = joined[-1] if joined else None
+        if part and previous is not None and not previous.quoted and _PHONE_PART.match(previous.text.replace(" ", "")):
+            joined[-1] = Token(f"{previous.text} {token.text}", False, previous.start, token.end)
+        else:
+            joined.append(token)
+    return joined
 
 
 class NeedChoice(Exception):
@@ -35,6 +53,7 @@ async def take_customer(
     ctx: Context, tokens: list[Token], action: str, *, deleted: bool = False
 ) -> tuple[Customer, list[Token]]:
     """The customer the leading tokens name, checked for `action`, and the tokens after it."""
+    tokens = join_phone_runs(tokens)
     if not tokens:
         raise UserError("error.need_customer")
     first = tokens[0]

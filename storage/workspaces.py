@@ -3,26 +3,44 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from functools import cache
+
+import pytz
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Identity, Member, Space, Workspace
 
-#: Phone region for numbers typed without a country code, by workspace locale.
-PHONE_REGION_BY_LOCALE = {"zh": "CN", "en": "US"}
-CURRENCY_BY_LOCALE = {"zh": "CNY", "en": "USD"}
+CURRENCY_BY_REGION = {"CN": "CNY", "US": "USD", "GB": "GBP", "JP": "JPY", "HK": "HKD", "TW": "TWD", "SG": "SGD"}
+EURO_REGIONS = {"AT", "BE", "DE", "ES", "FI", "FR", "GR", "IE", "IT", "NL", "PT"}
+
+
+@cache
+def _country_by_timezone() -> dict[str, str]:
+    return {zone: country for country, zones in pytz.country_timezones.items() for zone in zones}
+
+
+def region_for_timezone(timezone: str, locale: str) -> str:
+    """The country a time zone lies in (`Asia/Shanghai` → CN): where typed phone numbers
+    without a country code are read. Falls back on the language (zh → CN, else US)."""
+    return _country_by_timezone().get(timezone) or ("CN" if locale == "zh" else "US")
+
+
+def currency_for_region(region: str) -> str:
+    return CURRENCY_BY_REGION.get(region) or ("EUR" if region in EURO_REGIONS else "USD")
 
 
 async def create_workspace(
     session: AsyncSession, *, name: str, timezone: str, locale: str, now: datetime
 ) -> Workspace:
+    region = region_for_timezone(timezone, locale)
     workspace = Workspace(
         name=name[:200],
         created_at=now,
         timezone=timezone,
         locale=locale,
-        currency=CURRENCY_BY_LOCALE.get(locale, "USD"),
-        phone_region=PHONE_REGION_BY_LOCALE.get(locale, "US"),
+        currency=currency_for_region(region),
+        phone_region=region,
         visibility="team",
         cadence_a=14, cadence_b=30, cadence_c=60, cadence_none=30,
         digest_time="08:30", sweep_time="09:00", lifetime_years=3,

@@ -24,7 +24,7 @@ from storage.search import CustomerSearch
 from tests.chat import Chat
 
 PG_DSN = os.environ.get("CRM_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
-PG_TEMPLATE = "crm_bot_test_template"
+PG_TEMPLATE = f"crm_test_template_{uuid.uuid4().hex[:8]}"  # one per pytest run: runs may overlap
 
 
 class Clock:

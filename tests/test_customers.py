@@ -1,0 +1,148 @@
+"""/add, /show, /edit, /find and the "which one?" / "same person?" choices, on SQLite and PostgreSQL."""
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from storage.models import AuditEntry, Customer
+from tests.chat import Chat
+
+
+async def count_customers(chat: Chat) -> int:
+    async with chat.core.db.transaction() as session:
+        return await session.scalar(select(func.count()).select_from(Customer)) or 0
+
+
+async def test_add_standardises_and_shows_card(alice: Chat) -> None:
+    await alice.say('/add 李伟 138-0013-8000 Li.Wei@Example.COM company=Acme region=上海')
+    reply = alice.last[0]
+    assert reply.title == "#1 李伟"
+    fields = {f.label: f.value for f in reply.fields}
+    assert fields["Phone"] == "+8613800138000"
+    assert fields["E-mail"] == "li.wei@example.com"
+    assert fields["Company"] == "Acme"
+    assert "Missing: Title, Industry, Source" in reply.text
+    assert [b.label for b in reply.all_buttons()] == ["Log", "Remind", "Tag"]
+
+
+async def test_add_in_chinese_for_a_chinese_speaker(bob: Chat) -> None:
+    await bob.say("/add 王芳 公司=华为 电话=13900139000")
+    fields = {f.label: f.value for f in bob.last[0].fields}
+    assert fields["公司"] == "华为"
+    assert fields["电话"] == "+8613900139000"
+    assert "已添加" in bob.text
+
+
+async def test_bad_input_changes_nothing_and_says_how(alice: Chat) -> None:
+    for text, expected in [
+        ("/add", "I'll ask one thing at a time"),
+        ("/add x phone=12", "isn't a valid phone number"),
+        ("/add x email=foo@", "isn't a valid e-mail"),
+        ("/add x colour=red", "colour"),
+        ("/add x birthday=1990-13-40", "YYYY-MM-DD"),
+        ('/add "unclosed', "#1"),
+    ]:
+        await alice.say(text)
+        assert expected in alice.text, (text, alice.text)
+    assert await count_customers(alice) == 1  # only the unclosed-quote name was valid
+
+
+async def test_same_phone_asks_same_person(alice: Chat) -> None:
+    await alice.say("/add 李伟 13800138000 company=Acme")
+    await alice.say('/add "Li Wei" 138 0013 8000')
+    assert "same person" in alice.text
+    await alice.press("Use existing")
+    assert alice.last[0].title == "#1 李伟"
+    assert await count_customers(alice) == 1
+
+    await alice.say("/add 李伟 13800138000 title=CEO")
+    await alice.press("Merge")
+    assert "filled in: Title" in alice.text
+    await alice.say("/add 李伟 13800138000")
+    await alice.press("Add anyway")
+    assert alice.last[-1].title == "#2 李伟"
+    assert await count_customers(alice) == 2
+
+
+async def test_fuzzy_name_at_same_company_asks(alice: Chat) -> None:
+    await alice.say("/add Jonathan Smith company=Acme")
+    await alice.say("/add Jonathon Smith company=ACME")
+    assert "similar name at the same company" in alice.text
+
+
+async def test_show_by_pinyin_initials_phone_email_number(alice: Chat) -> None:
+    await alice.say("/add 李伟 13800138000 li@example.com")
+    await alice.say("/add Wendy Wang")
+    for ref in ("liwei", "lw", '"li wei"', "13800138000", "+86 13800138000", "LI@example.com", "#1"):
+        await alice.say(f"/show {ref}")
+        assert alice.last[0].title == "#1 李伟", ref
+    await alice.say("/show Wendy Wang")  # an unquoted multi-word name that is exact
+    assert alice.last[0].title == "#2 Wendy Wang"
+    await alice.say("/show nobody-like-this")
+    assert "couldn't find a customer" in alice.text
+
+
+async def test_which_one_carries_on_without_retyping(alice: Chat) -> None:
+    await alice.say("/add 李伟 company=Acme")
+    await alice.say("/add 李伟 company=Globex")
+    await alice.press("Add anyway") if "same person" in alice.text else None
+    await alice.say("/edit 李伟 title=CTO")
+    assert "Which one?" in alice.text
+    await alice.press("Globex")
+    card = alice.last[-1]
+    assert card.title.startswith("#2 李伟")
+    assert "Updated: Title" in card.text
+
+
+async def test_edit_clears_a_field_and_is_audited(alice: Chat) -> None:
+    await alice.say("/add 李伟 13800138000 company=Acme")
+    await alice.say("/edit #1 company= title=CTO")
+    fields = {f.label: f.value for f in alice.last[0].fields}
+    assert "Company" not in fields and fields["Title"] == "CTO"
+    async with alice.core.db.transaction() as session:
+        entry = await session.scalar(select(AuditEntry).where(AuditEntry.action == "edit"))
+    assert entry.before == {"company": "Acme", "title": None}
+    assert entry.after == {"company": None, "title": "CTO"}
+
+
+async def test_find_with_filters_and_pages(alice: Chat) -> None:
+    for i in range(23):
+        await alice.say(f"/add Customer{i:02d} region={'上海' if i % 2 else '北京'}")
+    await alice.say("/find region:上海")
+    assert "11 found" in alice.text
+    await alice.say("/find region:北京")
+    assert "12 found" in alice.text
+    assert alice.button("Next")
+    await alice.press("Next")
+    assert alice.last[0].edit and "2/2" in [b.label for b in alice.last[0].all_buttons()][-1]
+    await alice.say("/find owner:me tier:Z")
+    assert "couldn't use the filter" in alice.text
+    await alice.say("/find stage:lead")
+    assert "23 found" in alice.text
+
+
+async def test_guided_add_survives_a_restart(alice: Chat, db, services) -> None:
+    from handlers.core import Core
+
+    await alice.say("/add")
+    await alice.say("张三")
+    alice.core = Core(db, services)  # a new process: state lives in the database
+    for _ in range(6):  # company … industry
+        await alice.press("Skip")
+    assert "(8/8)" in alice.text
+    await alice.say("trade fair")
+    assert alice.last[0].title == "#1 张三"
+    fields = {f.label: f.value for f in alice.last[0].fields}
+    assert fields["Source"] == "trade fair"
+
+
+async def test_guided_add_reasks_a_bad_field(alice: Chat) -> None:
+    await alice.say("/add")
+    await alice.say("张三")
+    await alice.press("Skip")
+    await alice.press("Skip")
+    await alice.say("not-a-phone")
+    for _ in range(4):
+        await alice.press("Skip")
+    assert "isn't a valid phone number" in alice.text and "(4/8)" in alice.text
+    await alice.say("13800138000")
+    assert alice.last[0].title == "#1 张三"
