@@ -1,2 +1,16 @@
 """Every command family; importing this module registers them all."""
-from handlers import customers, guided, paging  # noqa: F401
+from handlers import (  # noqa: F401
+    customers,
+    deals,
+    digest,
+    followups,
+    guided,
+    help,
+    interactions,
+    paging,
+    records,
+    settings,
+    tags,
+    team,
+    transfer,
+)
