@@ -1,0 +1,510 @@
+"""Fuzzy and pinyin customer search, held in memory per workspace (SPEC §3, §7).
+
+A customer is found by the keys people actually type: the name as written
+(case-, width- and accent-folded), the pinyin of a Chinese name (`liwei`,
+`li wei`), its initials (`lw`), a single word of a multi-word name (`wendy` for
+`王芳 Wendy`), and the company. Keys are compacted (spaces and punctuation
+dropped), so `li wei` and `liwei` are one key.
+
+Lookups must stay in single-digit milliseconds on 100,000 customers, so a query
+is never scored against every key. Each distinct key string is cut into padded
+n-grams held in an inverted index of `array` postings; a query's n-grams count
+hits per key string (numpy `bincount`), the best-covered strings are ranked
+with rapidfuzz in C, and only a few dozen are scored in Python by tier:
+exact > word > prefix > substring > fuzzy. Distinct strings are stored once and
+list their owners (customer id and key kind), so ten customers at "Acme Corp"
+or two named 李伟 cost one key.
+"""
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import re
+import sys
+import time
+import unicodedata
+from array import array
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import cache, lru_cache
+from typing import Callable, Iterable
+
+import numpy as np
+
+# This index converts one character at a time and never uses pypinyin's phrase
+# dictionary; not loading it saves ~45 MB of RSS. Set before pypinyin is imported.
+os.environ.setdefault("PYPINYIN_NO_PHRASES", "1")
+from pypinyin import Style, lazy_pinyin  # noqa: E402
+from rapidfuzz import process
+from rapidfuzz.distance import OSA
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import Customer
+
+_HAN = "\u3007\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
+_HAN_RE = re.compile(f"[{_HAN}]")
+#: Runs of Han characters, or runs of other letters/digits: `王芳wendy` is two words.
+_WORD_RE = re.compile(f"[{_HAN}]+|[^\\W_{_HAN}]+")
+
+#: Surnames whose reading differs from the character's everyday one (曾 is
+#: "zeng" as a surname, "ceng" in pypinyin). Both readings are indexed.
+SURNAME_READINGS = {
+    "曾": "zeng", "单": "shan", "解": "xie", "区": "ou", "查": "zha", "仇": "qiu",
+    "朴": "piao", "乐": "yue", "盖": "ge", "缪": "miao", "翟": "zhai", "覃": "qin",
+    "尉": "yu", "种": "chong", "召": "shao", "员": "yun", "繁": "po", "藏": "zang",
+    "秘": "bi", "卜": "bu", "薄": "bo", "都": "du", "句": "gou", "能": "nai",
+    "折": "she", "阚": "kan", "隗": "wei", "佴": "nai", "长": "chang", "黑": "he",
+    "祭": "zhai",
+}
+
+MAX_QUERY_CHARS = 100
+
+# Key kinds, stored in the low 3 bits of an owner entry (customer_id << 3 | kind).
+NAME, NAME_PINYIN, NAME_INITIALS, NAME_WORD, COMPANY, COMPANY_PINYIN, COMPANY_WORD = range(7)
+_KIND_BITS = 3
+_KIND_MASK = (1 << _KIND_BITS) - 1
+#: Score of an exact match per kind: the name as written wins, a company is a
+#: little below a name of the same quality.
+_EXACT_SCORE = (100.0, 95.0, 95.0, 90.0, 94.0, 90.0, 85.0)
+#: A Han query also looked up by its pinyin (homophones: 李为 → 李伟) ranks below the characters.
+_VIA_PINYIN = 0.9
+
+_MIN_SIMILARITY = 0.6  # below this an edit-distance match is noise
+_POOL_COVERAGE = 0.3  # share of the query's n-grams a key must have to be ranked at all
+_MAX_POOL = 4000  # keys ranked by rapidfuzz per query variant
+_FUZZY_PICKS = 32  # best rapidfuzz matches scored by tier
+_NEAR_PICKS = 64  # near-complete n-gram matches (exact/prefix/suffix) scored by tier
+#: Below this best score (no exact, word or prefix match), also try the query with swapped letters.
+_TRY_TRANSPOSED_BELOW = 70.0
+_SWAP_LENGTHS = (4, 12)
+_SWAP_PICKS = 8
+
+
+@dataclass(frozen=True)
+class Match:
+    customer_id: int
+    score: float  # 0–100, higher is better
+
+
+# ---------------------------------------------------------------- normalising
+
+
+def fold(text: str) -> str:
+    """Case-, width- and accent-insensitive form: `ＬＩ Wéi` → `li wei`."""
+    if text.isascii():
+        return text.lower()
+    text = unicodedata.normalize("NFKC", text).casefold()
+    if unicodedata.is_normalized("NFD", text):  # nothing decomposes, so no accents (all Han names)
+        return text
+    text = unicodedata.normalize("NFD", text)
+    return unicodedata.normalize("NFC", "".join(ch for ch in text if not unicodedata.combining(ch)))
+
+
+def words(text: str) -> list[str]:
+    """The folded words of a name; punctuation and spacing do not matter."""
+    return _WORD_RE.findall(fold(text))
+
+
+def has_han(text: str) -> bool:
+    return not text.isascii() and _HAN_RE.search(text) is not None
+
+
+@cache
+def syllable(char: str) -> str:
+    """Default toneless pinyin of one character (cached: pypinyin is slow per call)."""
+    return lazy_pinyin(char, style=Style.NORMAL)[0]
+
+
+def pinyin(word: str) -> str:
+    """Compact pinyin of a word; non-Han characters pass through (`王芳wendy` → `wangfangwendy`)."""
+    return "".join(syllable(ch) for ch in word)
+
+
+def initials(word: str) -> str:
+    """First letter of each Han syllable, or of a non-Han word (`王芳` → `wf`, `wendy` → `w`)."""
+    if not has_han(word):
+        return word[0]
+    return "".join(syllable(ch)[0] for ch in word)
+
+
+def name_keys(name: str) -> set[tuple[str, int]]:
+    """Every (key, kind) a customer name is found by."""
+    tokens = words(name)
+    if not tokens:
+        return set()
+    keys = {("".join(tokens), NAME)}
+    if has_han(name):
+        spelled = "".join(pinyin(t) for t in tokens)
+        initial_letters = "".join(initials(t) for t in tokens)
+        keys.add((spelled, NAME_PINYIN))
+        keys.add((initial_letters, NAME_INITIALS))
+        first = tokens[0][0]
+        reading = SURNAME_READINGS.get(first)
+        if reading and reading != syllable(first):
+            keys.add((reading + spelled[len(syllable(first)) :], NAME_PINYIN))
+            keys.add((reading[0] + initial_letters[1:], NAME_INITIALS))
+    if len(tokens) > 1:
+        keys.update((t, NAME_WORD) for t in tokens)
+        keys.update((pinyin(t), NAME_WORD) for t in tokens if has_han(t))
+    return keys
+
+
+@lru_cache(maxsize=4096)
+def company_keys(company: str | None) -> frozenset[tuple[str, int]]:
+    """Every (key, kind) a customer is found by through their company (cached: many share one)."""
+    tokens = words(company or "")
+    if not tokens:
+        return frozenset()
+    keys = {("".join(tokens), COMPANY)}
+    if has_han(company or ""):
+        keys.add(("".join(pinyin(t) for t in tokens), COMPANY_PINYIN))
+    if len(tokens) > 1:
+        keys.update((t, COMPANY_WORD) for t in tokens)
+    return frozenset(keys)
+
+
+def grams(key: str) -> set[str]:
+    """Padded n-grams of a key: bigrams where Han characters carry a syllable each, else trigrams.
+
+    The padding makes a short query's grams say "starts with" / "ends with",
+    so `lw` and `李伟` find exact and prefix matches without a separate index.
+    """
+    n = 2 if has_han(key) else 3
+    padded = f"\x02{key}\x03"
+    if len(padded) <= n:
+        return {padded}
+    return {padded[i : i + n] for i in range(len(padded) - n + 1)}
+
+
+def tier_score(query: str, key: str, kind: int) -> float:
+    """How well a compact query matches one key: exact > prefix > substring > fuzzy."""
+    exact = _EXACT_SCORE[kind]
+    if query == key:
+        return exact
+    if key.startswith(query):
+        return exact * (0.80 + 0.10 * len(query) / len(key))
+    if kind == NAME_INITIALS:
+        return 0.0
+    if len(query) >= 2 and query in key:
+        return exact * (0.70 + 0.10 * len(query) / len(key))
+    return exact * 0.75 * OSA.normalized_similarity(query, key, score_cutoff=_MIN_SIMILARITY)
+
+
+def query_variants(query: str) -> list[tuple[str, float]]:
+    """The compact forms a query is looked up by, with the weight of each."""
+    compact = "".join(words(query[: MAX_QUERY_CHARS * 2]))[:MAX_QUERY_CHARS]
+    if not compact:
+        return []
+    variants = [(compact, 1.0)]
+    if has_han(compact):
+        variants.append((pinyin(compact), _VIA_PINYIN))
+    return variants
+
+
+# ---------------------------------------------------------------- the index
+
+
+class NameIndex:
+    """One workspace's index."""
+
+    def __init__(self) -> None:
+        self._records: dict[int, tuple[str, str | None]] = {}
+        # Distinct key strings, by id; ids of removed strings are reused.
+        self._strings: list[str | None] = []
+        self._string_ids: dict[str, int] = {}
+        self._free_ids: list[int] = []
+        self._lengths = array("H")
+        # Kinds a string is owned as, a bit each; may keep a kind no owner has any more
+        # (it then scores nothing), which spares a scan of big owner lists on removal.
+        self._kinds = array("B")
+        # Owners of a string: one owner entry (int) or many (array of entries).
+        self._owners: list[int | array | None] = []
+        self._postings: dict[str, array] = {}
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def upsert(self, customer_id: int, name: str, company: str | None) -> None:
+        record = (name, sys.intern(company) if company else None)
+        old = self._records.get(customer_id)
+        if old == record:
+            return
+        if old is not None:
+            self._unlink(customer_id, *old)
+        self._records[customer_id] = record
+        for key, kind in name_keys(name) | company_keys(company):
+            sid = self._string_ids.get(key)
+            if sid is None:
+                sid = self._new_string(key)
+            self._add_owner(sid, customer_id << _KIND_BITS | kind)
+
+    def remove(self, customer_id: int) -> None:
+        old = self._records.pop(customer_id, None)
+        if old is not None:
+            self._unlink(customer_id, *old)
+
+    def search(self, query: str, limit: int = 10) -> list[Match]:
+        """Best matches first; ties are broken by customer id (oldest first)."""
+        if limit <= 0 or not self._records:
+            return []
+        scored: dict[tuple[int, int], float] = {}  # (string id, kind) → score
+        variants = query_variants(query)
+        for variant, weight in variants:
+            self._score_into(scored, variant, weight, self._candidates(variant))
+        if variants and max(scored.values(), default=0.0) < _TRY_TRANSPOSED_BELOW:
+            variant = variants[-1][0]  # the Latin spelling: swapped letters are a typing slip
+            self._score_into(scored, variant, variants[-1][1], self._transposed_candidates(variant))
+        best = self._best_customers(scored, limit)
+        ranked = sorted(best.items(), key=lambda item: (-item[1], item[0]))[:limit]
+        return [Match(customer_id, round(score, 1)) for customer_id, score in ranked]
+
+    def _score_into(self, scored: dict[tuple[int, int], float], variant: str, weight: float, sids: set[int]) -> None:
+        for sid in sids:
+            key = self._strings[sid]
+            for kind in _kinds_in(self._kinds[sid]):
+                score = tier_score(variant, key, kind) * weight
+                if score > scored.get((sid, kind), 0.0):
+                    scored[(sid, kind)] = score
+
+    # -- candidates
+
+    def _gram_counts(self, text: str) -> tuple[np.ndarray, int]:
+        """Per string id, how many of the text's n-grams it has; and how many the text has."""
+        text_grams = grams(text)
+        postings = [np.frombuffer(self._postings[g], dtype=np.int32) for g in text_grams if g in self._postings]
+        if not postings:
+            return np.zeros(0, dtype=np.intp), len(text_grams)
+        return np.bincount(np.concatenate(postings)), len(text_grams)
+
+    def _near(self, counts: np.ndarray, wanted: int, picks: int) -> list[int]:
+        """Strings with all or all but one of the grams (exact, prefix, suffix): fullest, then shortest."""
+        near = np.flatnonzero(counts >= max(1, wanted - 1))
+        if len(near) > picks:
+            lengths = np.frombuffer(self._lengths, dtype=np.uint16)[near]
+            near = near[np.lexsort((lengths, -counts[near]))[:picks]]
+        return near.tolist()
+
+    def _candidates(self, variant: str) -> set[int]:
+        """String ids worth scoring: near-complete n-gram matches plus rapidfuzz's best."""
+        counts, wanted = self._gram_counts(variant)
+        pool = np.flatnonzero(counts >= max(1, math.ceil(wanted * _POOL_COVERAGE)))
+        if len(pool) > _MAX_POOL:
+            pool = pool[np.argpartition(-counts[pool], _MAX_POOL)[:_MAX_POOL]]
+        strings = self._strings
+        picks = process.extract(
+            variant,
+            [strings[i] for i in pool.tolist()],
+            scorer=OSA.normalized_similarity,
+            limit=_FUZZY_PICKS,
+            score_cutoff=_MIN_SIMILARITY,
+        )
+        return set(self._near(counts, wanted, _NEAR_PICKS)) | {int(pool[position]) for _, _, position in picks}
+
+    def _transposed_candidates(self, variant: str) -> set[int]:
+        """Keys matching the query with two neighbouring letters swapped back (`heato` → `hetao`).
+
+        A swap breaks up to three trigrams, which can drop a short key below the
+        pool's coverage; swapping back restores them.
+        """
+        if has_han(variant) or not _SWAP_LENGTHS[0] <= len(variant) <= _SWAP_LENGTHS[1]:
+            return set()
+        found: set[int] = set()
+        for i in range(len(variant) - 1):
+            if variant[i] != variant[i + 1]:
+                swapped = variant[:i] + variant[i + 1] + variant[i] + variant[i + 2 :]
+                found.update(self._near(*self._gram_counts(swapped), _SWAP_PICKS))
+        return found
+
+    def _best_customers(self, scored: dict[tuple[int, int], float], limit: int) -> dict[int, float]:
+        """Each customer's best score, expanding owners best-first and stopping once `limit` are certain."""
+        best: dict[int, float] = {}
+        floor = -1.0
+        for (sid, kind), score in sorted(scored.items(), key=lambda item: -item[1]):
+            if score <= 0.0 or score < floor:
+                break
+            for owner in _owner_entries(self._owners[sid]):
+                if owner & _KIND_MASK == kind:
+                    customer_id = owner >> _KIND_BITS
+                    if score > best.get(customer_id, -1.0):
+                        best[customer_id] = score
+            if floor < 0 and len(best) >= limit:
+                floor = score
+        return best
+
+    # -- maintenance
+
+    def _unlink(self, customer_id: int, name: str, company: str | None) -> None:
+        for key, kind in name_keys(name) | company_keys(company):
+            self._remove_owner(self._string_ids[key], customer_id << _KIND_BITS | kind)
+
+    def _new_string(self, key: str) -> int:
+        if self._free_ids:
+            sid = self._free_ids.pop()
+            self._strings[sid], self._lengths[sid], self._kinds[sid] = key, min(len(key), 0xFFFF), 0
+        else:
+            sid = len(self._strings)
+            self._strings.append(key)
+            self._lengths.append(min(len(key), 0xFFFF))
+            self._kinds.append(0)
+            self._owners.append(None)
+        self._string_ids[key] = sid
+        postings = self._postings
+        for gram in grams(key):
+            posting = postings.get(gram)
+            if posting is None:
+                posting = postings[gram] = array("i")
+            posting.append(sid)
+        return sid
+
+    def _drop_string(self, sid: int) -> None:
+        key = self._strings[sid]
+        for gram in grams(key):
+            posting = self._postings[gram]
+            posting.remove(sid)
+            if not posting:
+                del self._postings[gram]
+        del self._string_ids[key]
+        self._strings[sid] = None
+        self._free_ids.append(sid)
+
+    def _add_owner(self, sid: int, owner: int) -> None:
+        current = self._owners[sid]
+        if current is None:
+            self._owners[sid] = owner
+        elif isinstance(current, int):
+            self._owners[sid] = array("q", (current, owner))
+        else:
+            current.append(owner)
+        self._kinds[sid] |= 1 << (owner & _KIND_MASK)
+
+    def _remove_owner(self, sid: int, owner: int) -> None:
+        current = self._owners[sid]
+        if isinstance(current, array):
+            current.remove(owner)
+            remaining: int | array | None = current[0] if len(current) == 1 else current
+        else:
+            remaining = None
+        self._owners[sid] = remaining
+        if remaining is None:
+            self._drop_string(sid)
+
+
+def _owner_entries(owners: int | array | None) -> Iterable[int]:
+    if owners is None:
+        return ()
+    return (owners,) if isinstance(owners, int) else owners
+
+
+def _kinds_in(bits: int) -> Iterable[int]:
+    return (kind for kind in range(len(_EXACT_SCORE)) if bits >> kind & 1)
+
+
+# ---------------------------------------------------------------- per workspace
+
+
+@dataclass
+class _Loaded:
+    index: NameIndex
+    synced_at: datetime  # wall clock when the last load/sync started reading
+    synced_monotonic: float
+
+
+@dataclass
+class _Loading:
+    """Writes noted while a workspace loads, replayed once it is built (None name = removed)."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    writes: list[tuple[int, str | None, str | None]] = field(default_factory=list)
+
+
+class CustomerSearch:
+    """Per-workspace NameIndexes loaded lazily from the database and kept current.
+
+    Loaded on first use per workspace from `customers` (id, name, company; rows
+    with deleted_at NULL only). Writers call `note_saved` / `note_removed` after
+    their transaction commits (in-process, immediate). To pick up writes of
+    OTHER processes sharing a PostgreSQL database, `search()` does an
+    incremental sync at most every `sync_interval` seconds (monotonic clock)
+    per workspace: rows with updated_at >= (the wall-clock time of the previous
+    sync − 60 s margin), upserting live rows and removing deleted ones.
+    """
+
+    SYNC_MARGIN = timedelta(seconds=60)
+
+    def __init__(self, clock: Callable[[], datetime], sync_interval: float = 5.0) -> None:
+        self._clock = clock
+        self._sync_interval = sync_interval
+        self._loaded: dict[int, _Loaded] = {}
+        self._loading: dict[int, _Loading] = {}
+
+    async def search(self, session: AsyncSession, workspace_id: int, query: str, limit: int = 10) -> list[Match]:
+        if not query_variants(query):
+            return []
+        loaded = self._loaded.get(workspace_id) or await self._load(session, workspace_id)
+        if time.monotonic() - loaded.synced_monotonic >= self._sync_interval:
+            await self._sync(session, workspace_id, loaded)
+        return loaded.index.search(query, limit)
+
+    def note_saved(self, workspace_id: int, customer_id: int, name: str, company: str | None) -> None:
+        self._note(workspace_id, customer_id, name, company)
+
+    def note_removed(self, workspace_id: int, customer_id: int) -> None:
+        self._note(workspace_id, customer_id, None, None)
+
+    def forget_workspace(self, workspace_id: int) -> None:
+        self._loaded.pop(workspace_id, None)
+
+    def _note(self, workspace_id: int, customer_id: int, name: str | None, company: str | None) -> None:
+        loaded = self._loaded.get(workspace_id)
+        if loaded is not None:
+            _apply(loaded.index, customer_id, name, company)
+        elif workspace_id in self._loading:
+            self._loading[workspace_id].writes.append((customer_id, name, company))
+
+    async def _load(self, session: AsyncSession, workspace_id: int) -> _Loaded:
+        """Read the workspace's live customers and build its index off the event loop."""
+        loading = self._loading.setdefault(workspace_id, _Loading())
+        async with loading.lock:
+            if workspace_id in self._loaded:
+                return self._loaded[workspace_id]
+            started = self._clock()
+            result = await session.execute(
+                select(Customer.id, Customer.name, Customer.company).where(
+                    Customer.workspace_id == workspace_id, Customer.deleted_at.is_(None)
+                )
+            )
+            index = await asyncio.to_thread(_build, result.all())
+            for customer_id, name, company in loading.writes:
+                _apply(index, customer_id, name, company)
+            loaded = self._loaded[workspace_id] = _Loaded(index, started, time.monotonic())
+            del self._loading[workspace_id]
+            return loaded
+
+    async def _sync(self, session: AsyncSession, workspace_id: int, loaded: _Loaded) -> None:
+        """Apply rows other processes changed since the last sync (with a margin for clock skew)."""
+        since = loaded.synced_at - self.SYNC_MARGIN
+        loaded.synced_at = self._clock()
+        loaded.synced_monotonic = time.monotonic()  # before awaiting: one sync at a time
+        result = await session.execute(
+            select(Customer.id, Customer.name, Customer.company, Customer.deleted_at).where(
+                Customer.workspace_id == workspace_id, Customer.updated_at >= since
+            )
+        )
+        for customer_id, name, company, deleted_at in result.all():
+            _apply(loaded.index, customer_id, None if deleted_at else name, company)
+
+
+def _build(rows: Iterable[tuple[int, str, str | None]]) -> NameIndex:
+    index = NameIndex()
+    for customer_id, name, company in rows:
+        index.upsert(customer_id, name, company)
+    return index
+
+
+def _apply(index: NameIndex, customer_id: int, name: str | None, company: str | None) -> None:
+    if name is None:
+        index.remove(customer_id)
+    else:
+        index.upsert(customer_id, name, company)
