@@ -1,13 +1,19 @@
 """The composition root: storage, handlers, scheduler and adapters on one asyncio loop."""
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Protocol
 
 from bot.config import Settings
+from bot.console import Console
+from bot.web import WebServer
 from handlers.context import Clock, Services
 from handlers.core import Core
+from reminders.delivery import Sender
 from storage.db import Database
 from storage.search import CustomerSearch
 
@@ -16,6 +22,20 @@ log = logging.getLogger(__name__)
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+class Platform(Protocol):
+    """One chat platform: an adapter serving requests and a sender for deliveries."""
+
+    name: str
+    sender: Sender
+
+    def attach(self, web: WebServer) -> None:
+        """Add HTTP routes (webhooks, events) to the shared server, if the platform needs any."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
 
 
 @dataclass
@@ -34,15 +54,48 @@ class App:
         )
         return cls(settings, db, services, Core(db, services))
 
+    def platforms(self) -> list[Platform]:
+        """Every platform whose token is set."""
+        return []
+
     async def run(self) -> None:
         """Apply migrations, then serve every platform that has a token, else the console."""
         await self.db.upgrade()
+        platforms = self.platforms()
         try:
-            await self.console()
+            if not platforms:
+                await self.console()
+                return
+            await self.serve(platforms)
         finally:
             await self.db.dispose()
 
-    async def console(self) -> None:
-        from bot.console import Console
+    async def serve(self, platforms: list[Platform]) -> None:
+        web = WebServer(self.db, self.settings.http_host, self.settings.http_port)
+        for platform in platforms:
+            platform.attach(web)
+            web.platforms.append(platform.name)
+        await web.start()
+        started: list[Platform] = []
+        try:
+            for platform in platforms:
+                await platform.start()
+                started.append(platform)
+            await _until_stopped()
+        finally:
+            for platform in reversed(started):
+                await platform.stop()
+            await web.stop()
 
+    async def console(self) -> None:
         await Console(self.core, default_locale=self.settings.default_locale).run()
+
+
+async def _until_stopped() -> None:
+    """Wait for SIGINT or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("stopping")
