@@ -98,9 +98,10 @@ async def dispatch(ctx: Context) -> Result:
 async def run_text(ctx: Context, text: str) -> Result:
     word, _, args = text.partition(" ")
     entry = find_command(word.lstrip("/").split("@")[0]) if word else None
+    conversation = await guided.active(ctx) if ctx.member is not None else None
+    if conversation is not None and not word.startswith("/") and (entry is None or entry.name != "cancel"):
+        return await guided.answer(ctx, conversation, text)  # mid-form, only /commands interrupt
     if entry is None:
-        if ctx.member is not None and (conversation := await guided.active(ctx)) is not None:
-            return await guided.answer(ctx, conversation, text)
         if not ctx.request.addressed:
             return []
         raise UserError("error.unknown_command", command=word[:40] or "?")

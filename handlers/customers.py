@@ -12,7 +12,7 @@ from handlers.cards import customer_card, customer_label
 from handlers.context import Context
 from handlers.errors import UserError
 from handlers.i18n import LOCALES, t
-from handlers.lookup import join_phone_runs, take_customer
+from handlers.lookup import customer_by_id, join_phone_runs, take_customer
 from handlers.messages import Button, Form, FormField, FormSubmission, Reply
 from handlers.paging import PAGE_SIZE, page_buttons
 from handlers.parsing import classify_ref, parse_duration_days, split_fields, tokenize
@@ -284,8 +284,4 @@ async def member_named(ctx: Context, name: str) -> int:
 
 @action("show")
 async def show_button(ctx: Context, args: list[str]) -> Result:
-    customer_id = int(args[0]) if args and args[0].isdigit() else -1
-    customer = await ctx.session.scalar(ctx.scope.customers().where(Customer.id == customer_id))
-    if customer is None:
-        raise UserError("error.choice_expired")
-    return await customer_card(ctx, customer)
+    return await customer_card(ctx, await customer_by_id(ctx, args[0] if args else "", "view"))

@@ -16,7 +16,7 @@ from sqlalchemy import delete, select
 from handlers.context import Context
 from handlers.errors import UserError
 from handlers.messages import Button, Form, FormField, FormSubmission, Reply
-from handlers.registry import FORMS, Result, action, payload
+from handlers.registry import FORMS, Result, action, command, payload
 from storage.models import Conversation
 
 
@@ -142,3 +142,9 @@ async def choose(ctx: Context, args: list[str]) -> Result:
 async def cancel(ctx: Context, args: list[str]) -> Result:
     await abandon(ctx)
     return Reply(text=ctx.t("common.cancelled"), edit=True)
+
+
+@command("cancel", aliases=("取消",), menu=False)
+async def cancel_command(ctx: Context, args: str) -> Result:
+    """The dispatcher already dropped any guided flow before running a command."""
+    return Reply(text=ctx.t("common.cancelled"))

@@ -23,20 +23,32 @@ MAX_CHOICES = 6
 MAX_NAME_WORDS = 4
 
 
+_ROW_ID = re.compile(r"[0-9]{1,9}")  # fits a 32-bit id column on every database
 _PHONE_PART = re.compile(r"^\+?[\d().\-]*\d[\d().\-]*$")
 
 
+FULL_NUMBER_DIGITS = 10
+
+
 def join_phone_runs(tokens: list[Token]) -> list[Token]:
-    """Runs of unquoted digit groups as one token: `+86 138 0013 8000` is one phone."""
+    """Runs of unquoted digit groups as one token: `+86 138 0013 8000` is one phone.
+
+    A run stops once it holds a full number (10+ digits), so the amount in
+    `/deal 13800138000 12000` stays an amount.
+    """
     joined: list[Token] = []
     for token in tokens:
-        part = not token.quoted and bool(_PHONE_PART.match(token.text))
         previous = joined[-1] if joined else None
-        if part and previous is not None and not previous.quoted and _PHONE_PART.match(previous.text.replace(" ", "")):
+        if (previous is not None and _phone_part(token) and _phone_part(previous)
+                and sum(ch.isdigit() for ch in previous.text) < FULL_NUMBER_DIGITS):
             joined[-1] = Token(f"{previous.text} {token.text}", False, previous.start, token.end)
         else:
             joined.append(token)
     return joined
+
+
+def _phone_part(token: Token) -> bool:
+    return not token.quoted and bool(_PHONE_PART.match(token.text.replace(" ", "")))
 
 
 class NeedChoice(Exception):
@@ -121,3 +133,14 @@ async def _by_name(ctx: Context, token: Token, *, deleted: bool) -> Customer:
     if best >= CLEAR_SCORE and (len(visible) == 1 or visible[1][0] <= best - CLEAR_LEAD):
         return visible[0][1]
     raise NeedChoice([c for _, c in visible], token.start, token.end)
+
+
+async def customer_by_id(ctx: Context, raw_id: str, access: str) -> Customer:
+    """The customer a button payload or a form's context names, only if this member may `access` it."""
+    customer = None
+    if _ROW_ID.fullmatch(raw_id):
+        customer = await ctx.session.scalar(ctx.scope.customers().where(Customer.id == int(raw_id)))
+    if customer is None:
+        raise UserError("error.choice_expired")
+    ctx.scope.require(access, customer)
+    return customer

@@ -146,3 +146,22 @@ async def test_guided_add_reasks_a_bad_field(alice: Chat) -> None:
     assert "isn't a valid phone number" in alice.text and "(4/8)" in alice.text
     await alice.say("13800138000")
     assert alice.last[0].title == "#1 张三"
+
+
+async def test_guided_add_takes_command_words_as_answers_and_cancels(alice: Chat) -> None:
+    await alice.say("/add")
+    await alice.say("log")  # a command word without a slash is the answer, not a command
+    assert "(2/8)" in alice.text
+    await alice.say("/cancel")
+    assert "Cancelled" in alice.text
+    await alice.say("Acme")  # the flow is gone: plain text is no longer an answer
+    assert "don't know the command" in alice.text
+    assert await count_customers(alice) == 0
+
+
+async def test_phone_reference_does_not_swallow_the_next_number(alice: Chat) -> None:
+    await alice.say("/add 李伟 138 0013 8000")
+    await alice.say("/deal 13800138000 12000")
+    assert "12,000" in alice.text
+    await alice.say("/deal +86 138 0013 8000 300")
+    assert "¥300" in alice.text
