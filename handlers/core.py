@@ -29,7 +29,7 @@ from handlers.parsing import fold
 from handlers.registry import ACTIONS, FORMS, Result, action, find_command, payload
 from storage.access import Forbidden
 from storage.db import Database
-from storage.models import Conversation, Customer, PendingChoice, ProcessedUpdate
+from storage.models import Conversation, Customer, Invite, LinkCode, PendingChoice, ProcessedUpdate
 from storage.standardise import InvalidValue
 
 log = logging.getLogger(__name__)
@@ -174,9 +174,11 @@ def _describe(request: Request) -> dict[str, Any]:
 
 
 async def cleanup(db: Database, services: Services) -> None:
-    """Drop expired choices, stale guided flows and old redelivery keys (nightly)."""
+    """Drop expired choices, invites and link codes, stale guided flows and old redelivery keys (nightly)."""
     now = services.clock()
     async with db.transaction() as session:
         await session.execute(delete(PendingChoice).where(PendingChoice.expires_at < now))
         await session.execute(delete(ProcessedUpdate).where(ProcessedUpdate.processed_at < now - timedelta(days=7)))
         await session.execute(delete(Conversation).where(Conversation.updated_at < now - timedelta(days=7)))
+        await session.execute(delete(Invite).where(Invite.expires_at < now))
+        await session.execute(delete(LinkCode).where(LinkCode.expires_at < now))

@@ -36,6 +36,8 @@ async def resolve(ctx: Context) -> None:
         member = await session.get(Member, identity.member_id)
         assert workspace is not None and member is not None
         enter(ctx, workspace, member, identity)
+    else:  # not a member yet (before /start or /join): answer in the account's language
+        ctx.locale = normalize_locale(request.language, ctx.locale)
 
 
 async def open_workspace(ctx: Context, name: str, *, bind: bool) -> Workspace:

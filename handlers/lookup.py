@@ -135,11 +135,12 @@ async def _by_name(ctx: Context, token: Token, *, deleted: bool) -> Customer:
     raise NeedChoice([c for _, c in visible], token.start, token.end)
 
 
-async def customer_by_id(ctx: Context, raw_id: str, access: str) -> Customer:
+async def customer_by_id(ctx: Context, raw_id: object, access: str, *, deleted: bool = False) -> Customer:
     """The customer a button payload or a form's context names, only if this member may `access` it."""
+    text = str(raw_id)
     customer = None
-    if _ROW_ID.fullmatch(raw_id):
-        customer = await ctx.session.scalar(ctx.scope.customers().where(Customer.id == int(raw_id)))
+    if _ROW_ID.fullmatch(text):
+        customer = await ctx.session.scalar(ctx.scope.customers(deleted=deleted).where(Customer.id == int(text)))
     if customer is None:
         raise UserError("error.choice_expired")
     ctx.scope.require(access, customer)

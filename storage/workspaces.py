@@ -119,12 +119,13 @@ async def attach_identity(
     return identity
 
 
-async def next_number(session: AsyncSession, workspace_id: int, counter: str) -> int:
-    """Take the next short number (`customer` or `reminder`) of a workspace, atomically."""
+async def next_number(session: AsyncSession, workspace_id: int, counter: str, count: int = 1) -> int:
+    """Take the next `count` short numbers (`customer` or `reminder`) of a workspace,
+    atomically, and return the first of them."""
     column = {"customer": Workspace.next_customer_no, "reminder": Workspace.next_reminder_no}[counter]
     taken = await session.scalar(
         update(Workspace).where(Workspace.id == workspace_id)
-        .values({column: column + 1}).returning(column - 1)
+        .values({column: column + count}).returning(column - count)
     )
     assert taken is not None, f"workspace {workspace_id} vanished"
     return taken

@@ -1,0 +1,358 @@
+"""/import and /export, and `crm-bot import/export`, on SQLite and PostgreSQL."""
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import func, select, update
+
+import bot.cli
+from bot.console import Console
+from handlers.core import Core
+from handlers.messages import Attachment, Reply
+from storage import transfer
+from storage.access import Scope
+from storage.db import Database
+from storage.models import AuditEntry, Customer, CustomerTag, Member, Workspace
+from tests.chat import Chat
+
+FIXTURES = Path(__file__).with_name("fixtures")
+
+
+def csv_file(name: str) -> Attachment:
+    return Attachment(name, (FIXTURES / name).read_bytes(), "text/csv")
+
+
+def upload(text: str, name: str = "customers.csv") -> Attachment:
+    return Attachment(name, text.encode("utf-8"), "text/csv")
+
+
+async def book(chat: Chat) -> dict[str, Customer]:
+    """Every customer in the database (all workspaces) by name."""
+    async with chat.core.db.transaction() as session:
+        return {c.name: c for c in await session.scalars(select(Customer).order_by(Customer.number))}
+
+
+async def manual_tags(chat: Chat, name: str) -> set[str]:
+    async with chat.core.db.transaction() as session:
+        rows = await session.scalars(select(CustomerTag.name).join(Customer, Customer.id == CustomerTag.customer_id)
+                                     .where(Customer.name == name, CustomerTag.auto.is_(False)))
+        return set(rows)
+
+
+async def me(chat: Chat) -> Member:
+    async with chat.core.db.transaction() as session:
+        member = await session.scalar(select(Member).where(Member.name == chat.name))
+        assert member is not None
+        return member
+
+
+async def set_role(chat: Chat, role: str) -> None:
+    async with chat.core.db.transaction() as session:
+        await session.execute(update(Member).where(Member.name == chat.name).values(role=role))
+
+
+# --- reading files ---------------------------------------------------------------------
+
+async def test_gbk_file_with_chinese_headers_in_chinese(bob: Chat, alice: Chat) -> None:
+    await alice.say("/help")  # alice is the admin; bob joins as a rep
+    content = (FIXTURES / "customers-gbk.csv").read_bytes()
+    with pytest.raises(UnicodeDecodeError):
+        content.decode("utf-8")  # the fixture really is GBK
+    await bob.say("/导入", file=csv_file("customers-gbk.csv"))
+    text = bob.text
+    assert "共 8 行：新增 4，合并到已有客户 1，未导入 3。" in text
+    assert "第 6 行：电话“12”无效" in text
+    assert "第 7 行：没有姓名" in text
+    assert "第 11 行：电话“待定”无效" in text  # the quoted two-line note took lines 9–10
+    assert "不认识的列，已忽略：微信号" in text
+    assert "以下标签由系统自动设置，已略过：vip" in text
+
+    customers = await book(bob)
+    assert list(customers) == ["李伟", "王芳", "赵六", "王芳芳"]
+    li = customers["李伟"]
+    assert (li.phone, li.email, li.company, li.title, li.region, li.prefs) == (
+        "+8613800138000", "li.wei@example.com", "华东贸易", "采购经理", "上海", "喜欢下午联系")
+    assert li.owner_id == (await me(bob)).id
+    assert await manual_tags(bob, "李伟") == {"重点", "大客户", "老客户"}  # 、 and ， split; line 8 merged in
+    assert customers["王芳"].phone == "+862161234567"  # Excel's ="0…" kept the leading zero
+    assert customers["赵六"].email == "zhao@example.com" and customers["赵六"].prefs == "多行 备注"
+    assert [c.number for c in customers.values()] == [1, 2, 3, 4]
+    assert li.stage == "lead"  # derived data computed
+    async with bob.core.db.transaction() as session:
+        actions = list(await session.scalars(select(AuditEntry.action).where(AuditEntry.customer_id == li.id)))
+    assert actions == ["import"]  # line 8 was merged in before the row was written
+
+    await bob.say("/find liwei")  # the search index knows the new customers
+    assert "#1 李伟" in bob.text
+
+
+async def test_utf8_bom_file_with_english_headers(alice: Chat) -> None:
+    await alice.say("/import", file=csv_file("customers-utf8-bom.csv"))
+    text = alice.text
+    assert text.startswith("Import of customers-utf8-bom.csv")
+    assert "4 rows: 3 added, 0 merged into customers already in the book, 1 not imported." in text
+    assert "line 5: Birthday “1990-13-40” isn't valid" in text
+    assert "Columns I don't know, ignored: Favourite colour." in text
+    assert "maybe the same person" in text and "#3 Smith, Jon ~ #1 Smith, John" in text
+    john = (await book(alice))["Smith, John"]
+    assert (john.phone, john.email, john.birthday.isoformat(), john.gender, john.source) == (
+        "+14155552671", "john@example.com", "1980-02-29", "male", "trade fair")
+    assert await manual_tags(alice, "Smith, John") == {"hot", "lead"}
+
+
+async def test_semicolon_delimited_file(alice: Chat) -> None:
+    await alice.say("/import", file=csv_file("customers-semicolon.csv"))
+    assert "2 rows: 2 added" in alice.text
+    anna = (await book(alice))["Anna Müller"]
+    assert (anna.phone, anna.company, anna.prefs) == ("+49301234567", "Berlin GmbH", "prefers e-mail, mornings")
+
+
+async def test_tab_delimited_utf16_with_a_formula_guard(alice: Chat) -> None:
+    text = "姓名\t电话\t备注\r\n李伟\t138 0013 8000\t'=SUM(A1)\r\n"
+    await alice.say("/import", file=Attachment("unicode.txt", text.encode("utf-16")))
+    li = (await book(alice))["李伟"]
+    assert (li.phone, li.prefs) == ("+8613800138000", "=SUM(A1)")
+
+
+# --- merging ---------------------------------------------------------------------------------
+
+async def test_duplicates_merge_into_existing_and_earlier_rows(alice: Chat) -> None:
+    await alice.say("/add 李伟 13800138000 company=Acme")
+    await alice.say("/tag 李伟 vip-lead")
+    file = upload(
+        "name,phone,email,company,title,tags\n"
+        "Li Wei,+86 138 0013 8000,li@example.com,Other Co,CEO,hot\n"  # same phone as #1
+        "Wang Fang,,wang@example.com,,,a\n"
+        "W. Fang,13900139000,WANG@example.com,Huadong,,b\n"  # same e-mail as the row above
+        "Fang W,13900139000,,,Buyer,\n"  # same phone as the row above (which got it by merging)
+        "Zhao Liu,,,Acme,,\n"
+    )
+    await alice.say("/import", file=file)
+    assert "5 rows: 2 added, 3 merged" in alice.text
+    customers = await book(alice)
+    assert list(customers) == ["李伟", "Wang Fang", "Zhao Liu"]
+    li = customers["李伟"]
+    assert (li.company, li.email, li.title) == ("Acme", "li@example.com", "CEO")  # filled, never overwritten
+    assert await manual_tags(alice, "李伟") == {"vip-lead", "hot"}
+    wang = customers["Wang Fang"]
+    assert (wang.phone, wang.company, wang.title) == ("+8613900139000", "Huadong", "Buyer")
+    assert await manual_tags(alice, "Wang Fang") == {"a", "b"}
+    await alice.say("/history 李伟")
+    assert "imported — Title: — → CEO; E-mail: — → li@example.com" in alice.text
+
+
+async def test_rep_cannot_change_a_colleagues_customer_by_import(alice: Chat, bob: Chat) -> None:
+    await alice.say("/add 李伟 13800138000")
+    await bob.say("/import", file=upload("姓名,电话,职位\n李伟,13800138000,经理\n王芳,13900139000,\n"))
+    assert "第 2 行：电话或邮箱属于其他销售的客户，未作修改" in bob.text
+    customers = await book(alice)
+    assert customers["李伟"].title is None and customers["王芳"].owner_id == (await me(bob)).id
+
+
+async def test_other_workspace_is_never_merged_into(alice: Chat, core: Core) -> None:
+    await alice.say("/add 李伟 13800138000 company=Acme")
+    carol = Chat(core, user_id="carol", name="Carol", space="other-team")
+    await carol.say("/import", file=upload("name,phone,title\nLi Wei,13800138000,CEO\n"))
+    assert "1 added, 0 merged" in carol.text
+    customers = await book(alice)
+    assert customers["李伟"].title is None and customers["Li Wei"].number == 1  # carol's own #1
+    await alice.say("/export")
+    assert "Li Wei" not in alice.last[0].file.content.decode("utf-8-sig")
+
+
+# --- bad files --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("content, expected", [
+    (b"phone,email\n13800138000,a@example.com\n", "couldn't find a column of names. The first row has: phone, email"),
+    (b"", "The file is empty"),
+    (b"name,phone\n\n", "no customers under it"),
+    (b"PK\x03\x04rest-of-a-zip", "Excel workbook"),
+    (b"name\n\xff\xfe\x00\x00", "couldn't read that file as text"),
+])
+async def test_files_that_cannot_be_imported(alice: Chat, content: bytes, expected: str) -> None:
+    await alice.say("/import", file=Attachment("x.csv", content))
+    assert expected in alice.text
+    assert await book(alice) == {}
+
+
+async def test_too_big_and_too_many_rows_are_refused(alice: Chat) -> None:
+    await alice.say("/import", file=Attachment("big.csv", b"name\n" + b"x" * (10 * 1024 * 1024)))
+    assert "That file is 10.0 MB; I import files up to 10 MB." in alice.text
+    await alice.say("/import", file=Attachment("long.csv", b"name\n" + b"x\n" * 50_001))
+    assert "That file has 50,001 rows; I import up to 50,000 at a time." in alice.text
+    assert await book(alice) == {}
+
+
+async def test_without_a_file_says_how(alice: Chat, bob: Chat) -> None:
+    await alice.say("/import")
+    assert "Attach a CSV file to /import" in alice.text and "/import path/to/customers.csv" in alice.text
+    await alice.say("/import nowhere.csv")
+    assert alice.text.startswith("I couldn't find the file “nowhere.csv”.")
+    await bob.say("/import")
+    assert "请把 CSV 文件附在 /import 上发送" in bob.text
+
+
+async def test_many_rejected_rows_are_listed_up_to_twenty(alice: Chat) -> None:
+    rows = "".join(f"n{i},bad-phone-{i}\n" for i in range(25))
+    await alice.say("/import", file=upload("name,phone\n" + rows))
+    assert "line 2: Phone “bad-phone-0” isn't valid" in alice.text
+    assert "line 21: Phone" in alice.text and "line 22: Phone" not in alice.text
+    assert "… and 5 more." in alice.text
+
+
+# --- progress ---------------------------------------------------------------------------------
+
+async def test_progress_callback_counts_up(db: Database, alice: Chat) -> None:
+    await alice.say("/help")
+    table = transfer.read_table(b"name\n" + b"".join(b"c%d\n" % i for i in range(7)))
+    calls: list[tuple[int, int]] = []
+    member = await me(alice)
+    async with db.transaction() as session:
+        workspace = await session.scalar(select(Workspace))
+        scope = Scope(workspace.id, member.id, "admin")
+        result = await transfer.import_table(session, workspace, scope, table, now=alice.core.services.clock(),
+                                             progress=lambda done, total: calls.append((done, total)), chunk_rows=2)
+    assert calls == [(2, 7), (4, 7), (6, 7), (7, 7)]
+    assert result.added == 7
+
+
+async def test_long_import_shows_progress_in_one_edited_message(alice: Chat) -> None:
+    shown: list[Reply] = []
+
+    async def progress(reply: Reply) -> None:
+        shown.append(reply)
+
+    file = upload("name\n" + "".join(f"c{i}\n" for i in range(2_000)))
+    await alice.send(alice.request(text="/import", file=file, progress=progress))
+    assert [r.text for r in shown] == ["Importing… 1,000/2,000 rows", "Importing… 2,000/2,000 rows"]
+    assert [r.edit for r in shown] == [False, True]
+    assert "2,000 rows: 2,000 added" in alice.text
+
+
+async def test_console_attaches_the_file_named_last(alice: Chat, tmp_path: Path) -> None:
+    path = tmp_path / "sample.csv"
+    path.write_bytes((FIXTURES / "customers-semicolon.csv").read_bytes())
+    console = Console(alice.core, default_locale="en")
+    console.language = "en"
+    request = console.parse(f"/import {path}")
+    assert request.text == "/import" and request.file is not None and request.file.name == "sample.csv"
+    await alice.send(request)
+    assert "2 added" in alice.text
+
+
+# --- export -----------------------------------------------------------------------------------
+
+async def test_export_is_for_managers_with_bom_and_member_language(alice: Chat, bob: Chat) -> None:
+    await alice.say("/add 李伟 13800138000 li@example.com company=华东贸易 birthday=1988-05-03")
+    await alice.say("/tag 李伟 重点 hot")
+    await alice.say("/add Formula Guy prefs==SUM(A1)")
+    await bob.say("/export")
+    assert "这需要经理或更高的角色" in bob.text
+
+    await alice.say("/export")
+    reply = alice.last[0]
+    assert reply.file is not None and reply.file.name == "customers-2026-11-18.csv" and reply.file.mime == "text/csv"
+    assert reply.text.startswith("2 customers exported.")
+    content = reply.file.content
+    assert content.startswith(b"\xef\xbb\xbf")
+    lines = content.decode("utf-8-sig").splitlines()
+    assert lines[0] == ("#,Name,Company,Title,Phone,E-mail,Address,Region,Industry,Company size,Gender,Birthday,"
+                        "Source,Tags,Preferences,Stage,Value tier,Lifetime value (est.),Last contact,"
+                        "Next follow-up,Owner")
+    assert lines[1].startswith("1,李伟,华东贸易,,138 0013 8000,li@example.com,")
+    assert ",1988-05-03,,hot 重点,,lead,,,,,Alice" in lines[1]
+    assert lines[2].endswith(",'=SUM(A1),lead,,,,,Alice")  # Excel won't run it as a formula
+
+    await set_role(bob, "manager")
+    await bob.say("/export")
+    header = bob.last[0].file.content.decode("utf-8-sig").splitlines()[0]
+    assert header.startswith("编号,姓名,公司,职位,电话,邮箱") and header.endswith("最近联系,下次跟进,负责人")
+    assert "已导出 2 位客户" in bob.text
+
+
+async def test_export_holds_only_what_the_scope_sees(db: Database, alice: Chat, bob: Chat) -> None:
+    await alice.say("/add Alice Customer")
+    await bob.say("/add Bob Customer")
+    async with db.transaction() as session:
+        await session.execute(update(Workspace).values(visibility="own"))
+    bob_member = await me(bob)
+    async with db.transaction() as session:
+        own = Scope(bob_member.workspace_id, bob_member.id, "rep", "own")
+        content = await transfer.export_csv(session, own, {})
+        assert await transfer.count_visible(session, own) == 1
+    rows = content.decode("utf-8-sig").splitlines()
+    assert len(rows) == 2 and "Bob Customer" in rows[1]
+
+
+async def test_an_export_reimports_as_merges_only(alice: Chat, bob: Chat) -> None:
+    await alice.say("/import", file=csv_file("customers-semicolon.csv"))
+    await alice.say("/add 李伟 13800138000 company=华东贸易 region=上海 gender=男 birthday=1988-05-03 prefs==SUM(A1)")
+    await alice.say("/tag 李伟 重点 hot")
+    await bob.say("/help")
+    await set_role(bob, "manager")
+    before = await book(alice)
+    async with alice.core.db.transaction() as session:
+        audited = await session.scalar(select(func.count()).select_from(AuditEntry))
+    for chat, expected in ((alice, "3 rows: 0 added, 3 merged into customers already in the book, 0 not imported."),
+                           (bob, "共 3 行：新增 0，合并到已有客户 3，未导入 0。")):
+        await chat.say("/export")
+        await chat.say("/import", file=chat.last[0].file)
+        assert expected in chat.text
+        assert "Columns I don't know" not in chat.text and "不认识的列" not in chat.text
+    after = await book(alice)
+    assert {name: (c.number, c.phone, c.birthday, c.prefs, c.updated_at) for name, c in after.items()} == \
+        {name: (c.number, c.phone, c.birthday, c.prefs, c.updated_at) for name, c in before.items()}
+    assert await manual_tags(alice, "李伟") == {"重点", "hot"}
+    async with alice.core.db.transaction() as session:
+        assert await session.scalar(select(func.count()).select_from(AuditEntry)) == audited  # nothing changed
+
+
+# --- the command line -------------------------------------------------------------------------
+
+def test_cli_import_and_export(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clock) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.chdir(tmp_path)
+
+    assert bot.cli.main(["import", str(FIXTURES / "customers-semicolon.csv")]) == bot.cli.EXIT_FAILED  # no workspace
+
+    async def first_use() -> None:
+        from handlers.context import Services
+        from storage.search import CustomerSearch
+        database = Database(url)
+        await database.upgrade()
+        services = Services(clock=clock, search=CustomerSearch(clock), default_locale="en")
+        await Chat(Core(database, services), user_id="alice", name="Alice").say("/help")
+        await database.dispose()
+
+    asyncio.run(first_use())
+    assert bot.cli.main(["import", str(FIXTURES / "customers-semicolon.csv")]) == 0
+    assert bot.cli.main(["import", str(FIXTURES / "customers-gbk.csv")]) == bot.cli.EXIT_ROWS_REJECTED
+    assert bot.cli.main(["import", str(tmp_path / "missing.csv")]) == bot.cli.EXIT_FAILED
+    no_such_workspace = ["import", str(FIXTURES / "customers-semicolon.csv"), "--workspace", "9"]
+    assert bot.cli.main(no_such_workspace) == bot.cli.EXIT_FAILED
+
+    async def stored() -> list[tuple[str, str]]:
+        database = Database(url)
+        async with database.transaction() as session:
+            rows = await session.execute(select(Customer.name, Member.name).join(Member, Member.id == Customer.owner_id)
+                                         .order_by(Customer.number))
+            found = [tuple(row) for row in rows]
+        await database.dispose()
+        return found
+
+    names = asyncio.run(stored())
+    assert names[:3] == [("Anna Müller", "Alice"), ("Jean Dupont", "Alice"), ("李伟", "Alice")]
+    assert len(names) == 6
+
+    out = tmp_path / "book.csv"
+    assert bot.cli.main(["export", str(out)]) == 0
+    content = out.read_bytes()
+    assert content.startswith(b"\xef\xbb\xbf") and content.decode("utf-8-sig").count("\n") == 7
+    assert bot.cli.main(["export"]) == 0
+    today = datetime.now(ZoneInfo("Asia/Shanghai"))  # the workspace's time zone
+    assert [p.name for p in tmp_path.glob("customers-*.csv")] == [f"customers-{today:%Y-%m-%d}.csv"]
