@@ -28,6 +28,14 @@ CURRENCY_SYMBOLS = {"CNY": "¥", "USD": "$", "EUR": "€", "GBP": "£"}
 CHOICE_TTL = timedelta(days=2)
 
 
+def fmt_money(minor: int, currency: str) -> str:
+    """`¥12,000`, `$300.50`, `50 EUR`: amounts in minor units, as people write them."""
+    major = minor / 100
+    number = f"{major:,.0f}" if minor % 100 == 0 else f"{major:,.2f}"
+    symbol = CURRENCY_SYMBOLS.get(currency)
+    return f"{symbol}{number}" if symbol else f"{number} {currency}"
+
+
 @dataclass
 class Services:
     """What outlives a request: the clock, the search index and process defaults."""
@@ -85,10 +93,7 @@ class Context:
         return "—" if moment is None else f"{self.local(moment):%Y-%m-%d}"
 
     def fmt_money(self, minor: int, currency: str) -> str:
-        major = minor / 100
-        number = f"{major:,.0f}" if minor % 100 == 0 else f"{major:,.2f}"
-        symbol = CURRENCY_SYMBOLS.get(currency)
-        return f"{symbol}{number}" if symbol else f"{number} {currency}"
+        return fmt_money(minor, currency)
 
     # --- stored choices (buttons that survive a restart) ------------------------
     async def remember(self, kind: str, payload: dict[str, Any], ttl: timedelta = CHOICE_TTL) -> str:

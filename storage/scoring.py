@@ -1,0 +1,381 @@
+"""Derived customer data (SPEC §1): last contact, next follow-up, tier, LTV, stage, auto tags.
+
+Each rule is written once, as set-based SQL over "the customers being
+recomputed" (a `_Batch`): `refresh()` passes the few ids an event touched, the
+nightly `recompute_workspace()` passes the whole workspace, so the two cannot
+disagree. Per-customer facts are correlated subqueries (index seeks on
+`(customer_id, …)`); only the ids of changed customers come back to Python.
+
+Days are whole days, floored, from a moment to the injected `now`
+(`_Batch.days_since`, exact to the microsecond on SQLite and PostgreSQL).
+Windows that do not depend on the row ("the last 365 days") are a cutoff
+computed in Python, so they can use the `(workspace_id, occurred_at)` indexes:
+`days_since(t) < n` is the same as `t > now - n days`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterable
+
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    Integer,
+    String,
+    Select,
+    Subquery,
+    Time,
+    and_,
+    case,
+    cast,
+    delete,
+    exists,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+    union_all,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
+
+from storage.models import Customer, CustomerTag, Feedback, Interaction, Purchase, Reminder, Workspace
+
+STAGES = ("lead", "prospect", "customer", "loyal", "at_risk", "churned")
+AUTO_TAGS = ("vip", "new", "silent", "at-risk", "unhappy", "promoter", "incomplete")
+
+#: The window of RFM, of "≥ 3 purchases" for loyal and of the feedback that blocks it.
+WINDOW_DAYS = 365
+NEW_DAYS = 30
+#: The columns this module writes, reloaded on customers the caller's session holds.
+DERIVED = ("last_contact_at", "next_followup_at", "ltv_minor", "tier", "stage")
+
+customers = Customer.__table__
+customer_tags = CustomerTag.__table__
+
+
+def cadence_days(customer: Customer, workspace: Workspace) -> int:
+    """How often this customer should hear from us: its own cadence, else its tier's default."""
+    if customer.cadence_days is not None:
+        return customer.cadence_days
+    return {"A": workspace.cadence_a, "B": workspace.cadence_b, "C": workspace.cadence_c}.get(
+        customer.tier or "", workspace.cadence_none
+    )
+
+
+async def refresh(session: AsyncSession, workspace: Workspace, customer_ids: Iterable[int], now: datetime) -> None:
+    """Recompute every derived field and the auto tags of these customers, now.
+
+    Called after each event that changes them. Their tier is scored against
+    the whole workspace's distribution as it is now; other customers' tiers
+    are left for the nightly recompute. Deleted customers and ids of another
+    workspace are ignored.
+    """
+    ids = tuple(sorted(set(customer_ids)))
+    if ids:
+        await _recompute(session, _Batch.of(session, workspace, now, ids))
+
+
+async def recompute_workspace(session: AsyncSession, workspace: Workspace, now: datetime) -> int:
+    """Recompute every live customer of the workspace in bulk (the nightly job).
+
+    Returns how many customers changed stage, tier or auto tags.
+    """
+    return len(await _recompute(session, _Batch.of(session, workspace, now, None)))
+
+
+async def _recompute(session: AsyncSession, batch: _Batch) -> set[int]:
+    """Apply the rules in dependency order; the ids whose stage, tier or auto tags changed.
+
+    Stage needs the new last contact and tier (the cadence depends on the
+    tier), auto tags need the new tier and stage, hence these steps in order.
+    """
+    await session.flush()
+    await _update_contacts_and_ltv(session, batch)
+    changed = await _update_tiers(session, batch)
+    changed |= await _update_stages(session, batch)
+    changed |= await _sync_auto_tags(session, batch)
+    await _reload_held_customers(session, batch)
+    return changed
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """The customers being recomputed, and the clock and dialect of this run."""
+
+    workspace: Workspace
+    now: datetime  # aware, UTC
+    dialect: str
+    ids: tuple[int, ...] | None  # None: every live customer of the workspace
+
+    @classmethod
+    def of(cls, session: AsyncSession, workspace: Workspace, now: datetime, ids: tuple[int, ...] | None) -> _Batch:
+        return cls(workspace, now.astimezone(timezone.utc), session.get_bind().dialect.name, ids)
+
+    def customers(self) -> ColumnElement[bool]:
+        """The batch's rows of `customers`: live, in the workspace, and among the ids if given."""
+        live = and_(Customer.workspace_id == self.workspace.id, Customer.deleted_at.is_(None))
+        return live if self.ids is None else and_(live, Customer.id.in_(self.ids))
+
+    def within(self, moment: Any, days: int) -> ColumnElement[bool]:
+        """`days_since(moment) < days`, as an index-friendly comparison with a constant."""
+        return moment > self.now - timedelta(days=days)
+
+    def days_since(self, moment: Any) -> ColumnElement[int]:
+        """Whole days from `moment` to now, floored: calendar days apart, less one if its clock is later.
+
+        Exact on both databases (no floating point): SQLite compares the stored
+        text 'YYYY-MM-DD HH:MM:SS.ffffff', PostgreSQL dates and times.
+        """
+        if self.dialect == "sqlite":
+            dates_apart = func.julianday(self.now.date().isoformat()) - func.julianday(func.date(moment))
+            clock_later = func.substr(moment, 12) > self.now.strftime("%H:%M:%S.%f")
+        else:
+            dates_apart = literal(self.now.date(), Date) - cast(moment, Date)
+            clock_later = cast(moment, Time) > literal(self.now.time(), Time)
+        return cast(dates_apart, Integer) - case((clock_later, 1), else_=0)
+
+    def cadence(self) -> ColumnElement[int]:
+        """SQL twin of `cadence_days()`."""
+        ws, tier = self.workspace, Customer.tier
+        default = case((tier == "A", ws.cadence_a), (tier == "B", ws.cadence_b), (tier == "C", ws.cadence_c),
+                       else_=ws.cadence_none)
+        return func.coalesce(Customer.cadence_days, default)
+
+    def silent_beyond(self, times: int) -> ColumnElement[bool]:
+        """Silence (days since last contact, or since added) over `times` × the cadence."""
+        silence = self.days_since(func.coalesce(Customer.last_contact_at, Customer.created_at))
+        return silence > times * self.cadence()
+
+
+async def _update_contacts_and_ltv(session: AsyncSession, batch: _Batch) -> None:
+    """Last contact, next follow-up and LTV, written only where they differ."""
+    followup = (
+        select(Reminder.customer_id, func.min(Reminder.due_at).label("at"))
+        .where(Reminder.workspace_id == batch.workspace.id, Reminder.status == "pending",
+               Reminder.customer_id.in_(select(Customer.id).where(batch.customers())))
+        .group_by(Reminder.customer_id)
+        .subquery()
+    )
+    new = (
+        select(Customer.id, _latest_interaction().label("last_contact"), followup.c.at.label("next_followup"),
+               _lifetime_value(batch).label("ltv"))
+        .select_from(customers.outerjoin(followup, followup.c.customer_id == Customer.id))
+        .where(batch.customers())
+        .subquery()
+    )
+    await session.execute(
+        update(customers)
+        .where(Customer.id == new.c.id, or_(
+            Customer.last_contact_at.is_distinct_from(new.c.last_contact),
+            Customer.next_followup_at.is_distinct_from(new.c.next_followup),
+            Customer.ltv_minor.is_distinct_from(new.c.ltv),
+        ))
+        .values(last_contact_at=new.c.last_contact, next_followup_at=new.c.next_followup, ltv_minor=new.c.ltv)
+    )
+
+
+def _latest_interaction() -> Any:
+    return _of_customer(select(func.max(Interaction.occurred_at)), Interaction)
+
+
+def _of_customer(query: Select[Any], model: Any) -> Any:
+    """`query` over one customer's rows of `model`, as a correlated scalar subquery.
+
+    An index seek per customer: cheap for a refresh of a few, linear for the nightly pass.
+    """
+    return query.where(model.customer_id == Customer.id).correlate(Customer).scalar_subquery()
+
+
+def _lifetime_value(batch: _Batch) -> Any:
+    """LTV from the customer's purchases in the workspace currency, in integer minor units.
+
+    Average order value × orders per year × lifetime years simplifies to
+    total × lifetime / max(1, years since the first purchase); with years as
+    days / 365 and rounding half up that is integer arithmetic, exact on both
+    databases (amounts are non-negative). NULL without such a purchase.
+    """
+    total = cast(func.sum(Purchase.amount_minor), BigInteger)
+    days = batch.days_since(func.min(Purchase.occurred_at))
+    span = case((days > 365, days), else_=365)
+    ltv = (total * (2 * batch.workspace.lifetime_years * 365) + span) // (2 * span)
+    return _of_customer(select(ltv).where(Purchase.currency == batch.workspace.currency), Purchase)
+
+
+async def _update_tiers(session: AsyncSession, batch: _Batch) -> set[int]:
+    """Tiers of the batch's buyers from the workspace-wide RFM, NULL for the others; the ids written.
+
+    Driven from the scored buyers (a primary-key join), then the ones who
+    stopped buying are cleared: a join from customers to the window-function
+    subquery would be a nested scan on SQLite.
+    """
+    tiers = _workspace_tiers(batch)
+    scored = await session.scalars(
+        update(customers)
+        .where(Customer.id == tiers.c.customer_id, batch.customers(),
+               Customer.tier.is_distinct_from(tiers.c.tier))
+        .values(tier=tiers.c.tier)
+        .returning(Customer.id)
+    )
+    bought_recently = exists().where(Purchase.customer_id == Customer.id,
+                                     batch.within(Purchase.occurred_at, WINDOW_DAYS))
+    cleared = await session.scalars(
+        update(customers)
+        .where(batch.customers(), Customer.tier.is_not(None), ~bought_recently)
+        .values(tier=None)
+        .returning(Customer.id)
+    )
+    return set(scored) | set(cleared)
+
+
+async def _update_stages(session: AsyncSession, batch: _Batch) -> set[int]:
+    """Stage from the new last contact and tier, written only where it differs; the ids written."""
+    new = select(Customer.id, _stage(batch).label("stage")).where(batch.customers()).subquery()
+    written = await session.scalars(
+        update(customers)
+        .where(Customer.id == new.c.id, Customer.stage != new.c.stage)
+        .values(stage=new.c.stage)
+        .returning(Customer.id)
+    )
+    return set(written)
+
+
+def _workspace_tiers(batch: _Batch) -> Subquery:
+    """(customer_id, tier) of every live buyer of the workspace in the window: RFM by CUME_DIST.
+
+    Always the whole workspace, whatever the batch: a quintile is a position
+    among all buyers. R ranks days since the latest purchase (fewer is better),
+    F the number of purchases, M what they spent in the workspace currency.
+    """
+    ws = batch.workspace
+    buyers = (
+        select(
+            Purchase.customer_id,
+            batch.days_since(func.max(Purchase.occurred_at)).label("days"),
+            func.count().label("orders"),
+            func.sum(case((Purchase.currency == ws.currency, Purchase.amount_minor), else_=0)).label("spent"),
+        )
+        .join(Customer, Customer.id == Purchase.customer_id)
+        .where(Purchase.workspace_id == ws.id, batch.within(Purchase.occurred_at, WINDOW_DAYS),
+               Customer.deleted_at.is_(None))
+        .group_by(Purchase.customer_id)
+        .subquery()
+    )
+    ranked = select(
+        buyers.c.customer_id,
+        func.cume_dist().over(order_by=buyers.c.days.desc()).label("r"),
+        func.cume_dist().over(order_by=buyers.c.orders).label("f"),
+        func.cume_dist().over(order_by=buyers.c.spent).label("m"),
+    ).subquery()
+    points = _quintile(ranked.c.r) + _quintile(ranked.c.f) + _quintile(ranked.c.m)
+    tier = case((points >= 12, "A"), (points >= 8, "B"), else_="C")
+    return select(ranked.c.customer_id, tier.label("tier")).subquery()
+
+
+def _quintile(share: Any) -> ColumnElement[int]:
+    """ceil(5 × cume_dist) without ceil (SQLite has none); exact, as k/n never sits near a fifth."""
+    return case((share > 0.8, 5), (share > 0.6, 4), (share > 0.4, 3), (share > 0.2, 2), else_=1)
+
+
+def _stage(batch: _Batch) -> ColumnElement[str]:
+    """The lifecycle stage: the first rule that holds wins.
+
+    Silence only counts against customers we have dealt with: a lead nobody
+    has contacted yet is a lead, not churned.
+    """
+    contacted = Customer.last_contact_at.is_not(None)
+    has_bought = exists().where(Purchase.customer_id == Customer.id)
+    dealt_with = or_(contacted, has_bought)
+    recent_purchases = _of_customer(
+        select(func.count()).where(batch.within(Purchase.occurred_at, WINDOW_DAYS)), Purchase)
+    unhappy_recently = exists().where(Feedback.customer_id == Customer.id, Feedback.score <= 2,
+                                      batch.within(Feedback.created_at, WINDOW_DAYS))
+    return case(
+        (or_(Customer.lost_at.is_not(None), and_(dealt_with, batch.silent_beyond(4))), "churned"),
+        (or_(and_(dealt_with, batch.silent_beyond(2)), _latest_feedback_score() <= 2), "at_risk"),
+        (and_(recent_purchases >= 3, ~unhappy_recently), "loyal"),
+        (has_bought, "customer"),
+        (contacted, "prospect"),
+        else_="lead",
+    )
+
+
+def _latest_feedback_score() -> Any:
+    """The score of the customer's newest feedback (ties: the later row), NULL when none."""
+    newest_first = select(Feedback.score).order_by(Feedback.created_at.desc(), Feedback.id.desc()).limit(1)
+    return _of_customer(newest_first, Feedback)
+
+
+def _blank(column: Any) -> ColumnElement[bool]:
+    return func.coalesce(column, "") == ""
+
+
+def _auto_tag_rules(batch: _Batch) -> dict[str, ColumnElement[bool]]:
+    """When each auto tag holds, over a customer row whose tier and stage are already new."""
+    latest = _latest_feedback_score()
+    return {
+        "vip": Customer.tier == "A",
+        "new": batch.days_since(Customer.created_at) <= NEW_DAYS,
+        "silent": batch.silent_beyond(1),
+        "at-risk": Customer.stage == "at_risk",
+        "unhappy": latest <= 2,
+        "promoter": latest == 5,
+        "incomplete": or_(and_(_blank(Customer.phone), _blank(Customer.email)), _blank(Customer.company)),
+    }
+
+
+async def _sync_auto_tags(session: AsyncSession, batch: _Batch) -> set[int]:
+    """Delete the auto tags that no longer hold, insert the missing ones; the ids touched.
+
+    An auto tag no rule gives (a retired rule) no longer holds. Manual tags
+    (auto=False) are never touched. The insert skips rows a concurrent refresh
+    already added, so the nightly job and a live event never collide on the
+    unique (customer_id, name, auto).
+    """
+    rules = _auto_tag_rules(batch)
+    holds = func.coalesce(case(*((CustomerTag.name == name, rule) for name, rule in rules.items()), else_=false()),
+                          false())
+    no_longer_holds = exists().where(Customer.id == CustomerTag.customer_id, batch.customers(), ~holds)
+    deleted = await session.scalars(
+        delete(customer_tags)
+        .where(CustomerTag.auto.is_(True), CustomerTag.workspace_id == batch.workspace.id, no_longer_holds)
+        .returning(CustomerTag.customer_id)
+    )
+    changed = set(deleted)
+    missing = union_all(*(
+        select(literal(batch.workspace.id, Integer), Customer.id, literal(name, String), true())
+        .where(batch.customers(), rule, ~_has_auto_tag(name))
+        for name, rule in rules.items()
+    ))
+    inserted = await session.scalars(
+        _insert_or_skip(batch.dialect)
+        .from_select(["workspace_id", "customer_id", "name", "auto"], missing)
+        .on_conflict_do_nothing()
+        .returning(CustomerTag.customer_id)
+    )
+    return changed | set(inserted)
+
+
+def _has_auto_tag(name: str) -> Any:
+    return exists().where(CustomerTag.customer_id == Customer.id, CustomerTag.name == name,
+                          CustomerTag.auto.is_(True))
+
+
+def _insert_or_skip(dialect: str) -> Any:
+    """INSERT into customer_tags with the dialect's ON CONFLICT support."""
+    return (sqlite_insert if dialect == "sqlite" else postgresql_insert)(customer_tags)
+
+
+async def _reload_held_customers(session: AsyncSession, batch: _Batch) -> None:
+    """Reload the derived fields of batch customers the session holds, so callers see the new values."""
+    for held in list(session.identity_map.values()):
+        if isinstance(held, Customer) and held.workspace_id == batch.workspace.id and (
+            batch.ids is None or held.id in batch.ids
+        ):
+            await session.refresh(held, attribute_names=DERIVED)
