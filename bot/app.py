@@ -10,6 +10,7 @@ from typing import Protocol
 
 from bot.config import Settings
 from bot.console import Console
+from bot.telegram import TelegramPlatform
 from bot.web import WebServer
 from handlers.context import Clock, Services
 from handlers.core import Core
@@ -56,7 +57,10 @@ class App:
 
     def platforms(self) -> list[Platform]:
         """Every platform whose token is set."""
-        return []
+        found: list[Platform] = []
+        if self.settings.has_telegram:
+            found.append(TelegramPlatform(self))
+        return found
 
     async def run(self) -> None:
         """Apply migrations, then serve every platform that has a token, else the console."""

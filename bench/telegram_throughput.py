@@ -1,0 +1,258 @@
+"""SPEC §7: Telegram commands end to end, against a bare python-telegram-bot echo bot in the same run.
+
+The local Bot API stand-in (tests/e2e/telegram_api.py) runs as its own process,
+as Telegram is a server elsewhere. Each bot polls it over real HTTP and gets the
+same number of messages spread over several private chats; the time runs from
+the first update the stand-in hands out to the last reply it receives.
+
+1. the echo bot: an `Application` with one `MessageHandler` echoing text, default
+   settings (PTB's examples/echobot.py);
+2. crm-bot's `TelegramPlatform` on a fresh SQLite file with a team (one admin,
+   reps who joined with an invite code) and a customer book, fed
+   `/log <customer> call: …` by every rep.
+
+Target: crm-bot ≥ 70% of the echo bot's messages per second.
+
+    python bench/telegram_throughput.py [--messages 400] [--chats 8] [--customers 60] [--paced] [--adapter-alone]
+
+`--paced` keeps Telegram's flood limits in crm-bot's rate limiter (30 messages/s
+overall), which caps it at Telegram's own limit rather than measuring the bot;
+by default the limiter only honours 429 `retry_after`, like the echo bot.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Awaitable, Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import aiohttp  # noqa: E402
+from telegram import Update  # noqa: E402
+from telegram.ext import Application, ApplicationBuilder, ContextTypes, MessageHandler, filters  # noqa: E402
+
+from bot.app import App  # noqa: E402
+from bot.config import Settings  # noqa: E402
+from bot.telegram import TelegramPlatform, api_urls  # noqa: E402
+from handlers.messages import Reply, Request  # noqa: E402
+from tests.e2e.telegram_api import Person, TelegramStandIn  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "bench"))
+from fixtures import customers as fake_customers  # noqa: E402
+
+TARGET = 0.70
+ECHO_TOKEN = "7100001:AAH-echo-bench-token_0123456789abcdef"
+CRM_TOKEN = "7200002:AAH-crm-bench-token_0123456789abcdefg"
+WARMUP = 20
+
+
+class StandInProcess:
+    """The stand-in in its own process, driven through its `/_control` API."""
+
+    def __init__(self) -> None:
+        self.process: subprocess.Popen[str] | None = None
+        self.base_url = ""
+        self.http: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> "StandInProcess":
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.e2e.telegram_api", "--port", "0"], cwd=ROOT, text=True,
+            stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        assert self.process.stdout is not None
+        line = await asyncio.to_thread(self.process.stdout.readline)
+        if not line.startswith("ready "):
+            raise RuntimeError(f"stand-in did not start: {line!r}")
+        self.base_url = f"http://127.0.0.1:{line.split()[1]}"
+        self.http = aiohttp.ClientSession()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.http is not None:
+            await self.http.close()
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+    async def reset(self, token: str) -> None:
+        await self._post("reset", {"token": token})
+
+    async def push(self, updates: list[dict[str, Any]]) -> None:
+        await self._post("push", updates)
+
+    async def stats(self) -> dict[str, Any]:
+        assert self.http is not None
+        async with self.http.get(f"{self.base_url}/_control/stats") as response:
+            return await response.json()
+
+    async def _post(self, what: str, body: Any) -> None:
+        assert self.http is not None
+        async with self.http.post(f"{self.base_url}/_control/{what}", json=body) as response:
+            response.raise_for_status()
+
+    async def run(self, updates: list[dict[str, Any]], timeout: float = 300) -> float:
+        """Offer the updates; seconds from the first one handed out to the last reply."""
+        await self.push(updates)
+        deadline = time.monotonic() + timeout
+        while True:
+            stats = await self.stats()
+            if stats["replies"] >= len(updates):
+                if stats["error_count"]:
+                    print(f"  ({stats['error_count']} API errors, e.g. {stats['errors'][:2]})")
+                return stats["last_reply"] - stats["first_offered"]
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"only {stats['replies']} of {len(updates)} replies; errors: {stats['errors']}")
+            await asyncio.sleep(0.02)
+
+
+def people(count: int) -> list[Person]:
+    return [Person(6_100_000_000 + n, f"Rep{n:02d}", "en", f"bench_rep_{n:02d}") for n in range(count)]
+
+
+def messages(builder: TelegramStandIn, senders: list[Person], total: int, text: Callable[[int], str]) -> list[dict]:
+    return [builder.message(senders[n % len(senders)], text(n)) for n in range(total)]
+
+
+async def measure(
+    name: str, stand_in: StandInProcess, token: str, start: Callable[[], Awaitable[Callable[[], Awaitable[None]]]],
+    warmup: list[dict], updates: list[dict],
+) -> float:
+    await stand_in.reset(token)
+    stop = await start()
+    try:
+        await stand_in.run(warmup)
+        await stand_in.reset(token)
+        seconds = await stand_in.run(updates)
+    finally:
+        await stop()
+    rate = len(updates) / seconds
+    print(f"{name:<9} {len(updates)} messages in {seconds:6.2f} s = {rate:7.1f} msgs/s")
+    return rate
+
+
+# --- 1. the bare echo bot -------------------------------------------------------------------------------
+
+async def echo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    assert update.message is not None
+    await update.message.reply_text(update.message.text or "")
+
+
+def echo_bot(base_url: str) -> Callable[[], Awaitable[Callable[[], Awaitable[None]]]]:
+    async def start() -> Callable[[], Awaitable[None]]:
+        bot_url, file_url = api_urls(base_url)  # type: ignore[misc]
+        application: Application = ApplicationBuilder().token(ECHO_TOKEN).base_url(bot_url) \
+            .base_file_url(file_url).build()
+        application.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, echo))
+        await application.initialize()
+        assert application.updater is not None
+        await application.updater.start_polling()
+        await application.start()
+
+        async def stop() -> None:
+            assert application.updater is not None
+            await application.updater.stop()
+            await application.stop()
+            await application.shutdown()
+
+        return stop
+
+    return start
+
+
+# --- 2. crm-bot ------------------------------------------------------------------------------------------
+
+async def set_up_team(app: App, reps: list[Person], customers: int) -> list[str]:
+    """A workspace as a team would have it after a while: members and a customer book (names returned)."""
+    async def say(person: Person, text: str) -> str:
+        replies = await app.core.handle(Request(
+            platform="telegram", user_id=str(person.id), chat_id=str(person.id), user_name=person.first_name,
+            is_private=True, space_autocreate=False, language="en", dm_chat_id=str(person.id), text=text))
+        return "\n".join(reply.plain_text() for reply in replies)
+
+    await say(reps[0], "/start")
+    code = (await say(reps[0], "/invite")).split("/join ")[1].split()[0]
+    for rep in reps[1:]:
+        await say(rep, f"/join {code}")
+    book = list({c.name: c for c in fake_customers(customers)}.values())
+    for n, customer in enumerate(book):
+        company = f" company={quoted(customer.company)}" if customer.company else ""
+        await say(reps[n % len(reps)], f"/add {quoted(customer.name)} 1380013{n:04d}{company}")
+    # reps write names as they are; keep the ones a name finds at once (no "which one?")
+    return [quoted(c.name) for c in book if (await say(reps[0], f"/show {quoted(c.name)}")).startswith("#")]
+
+
+def quoted(text: str) -> str:
+    return f'"{text}"' if " " in text else text
+
+
+def crm_bot(app: App, options: dict[str, Any], *, core_stubbed: bool = False,
+            ) -> Callable[[], Awaitable[Callable[[], Awaitable[None]]]]:
+    async def start() -> Callable[[], Awaitable[None]]:
+        platform = TelegramPlatform(app, **options)
+        if core_stubbed:  # the adapter's own cost: every request answered at once, no database
+            async def handle(request: Request) -> list[Reply]:
+                return [Reply(text=f"Logged: {request.text}")]
+
+            platform.core = SimpleNamespace(handle=handle)  # type: ignore[assignment]
+        await platform.start()
+        return platform.stop
+
+    return start
+
+
+async def main(args: argparse.Namespace) -> int:
+    builder = TelegramStandIn()  # only builds update payloads here
+    senders = people(args.chats)
+    async with StandInProcess() as stand_in:
+        echo_warmup = messages(builder, senders, WARMUP, lambda n: f"warm up {n}")
+        echo_updates = messages(builder, senders, args.messages, lambda n: f"hello number {n}")
+        echo_rate = await measure("echo bot", stand_in, ECHO_TOKEN, echo_bot(stand_in.base_url), echo_warmup,
+                                  echo_updates)
+
+        with tempfile.TemporaryDirectory() as folder:
+            settings = Settings(_env_file=None, database_url=f"sqlite:///{folder}/bench.db",
+                                telegram_bot_token=CRM_TOKEN, telegram_api_base_url=stand_in.base_url,
+                                default_locale="en")
+            app = App.build(settings, clock=lambda: datetime.now(timezone.utc))
+            await app.db.upgrade()
+            names = await set_up_team(app, senders, args.customers)
+            print(f"crm-bot   {len(senders)} reps, {len(names)} customers found by name")
+
+            def log(n: int) -> str:
+                return f"/log {names[(n * 7) % len(names)]} call: talked about order {n}, next steps agreed"
+
+            options: dict[str, Any] = {} if args.paced else {"overall_max_rate": 0, "group_max_rate": 0}
+            crm_rate = await measure("crm-bot", stand_in, CRM_TOKEN, crm_bot(app, options),
+                                     messages(builder, senders, WARMUP, log),
+                                     messages(builder, senders, args.messages, lambda n: log(n + WARMUP)))
+            if args.adapter_alone:
+                await measure("adapter", stand_in, CRM_TOKEN, crm_bot(app, options, core_stubbed=True),
+                              messages(builder, senders, WARMUP, log),
+                              messages(builder, senders, args.messages, lambda n: log(n + 1000)))
+            await app.db.dispose()
+
+    ratio = crm_rate / echo_rate
+    verdict = "PASS" if ratio >= TARGET else "FAIL"
+    print(f"ratio     {ratio:.2f} (target ≥ {TARGET:.2f}) {verdict}")
+    return 0 if verdict == "PASS" else 1
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=400)
+    parser.add_argument("--chats", type=int, default=8)
+    parser.add_argument("--customers", type=int, default=60)
+    parser.add_argument("--paced", action="store_true", help="keep Telegram's flood limits in crm-bot's limiter")
+    parser.add_argument("--adapter-alone", action="store_true",
+                        help="also measure crm-bot's adapter with the core stubbed out (where the time goes)")
+    sys.exit(asyncio.run(main(parser.parse_args())))

@@ -1,0 +1,508 @@
+"""The Telegram adapter (python-telegram-bot): updates in as `Request`s, `Reply`s out as HTML.
+
+- One `Application`, long polling by default, or a webhook on the bot's own HTTP
+  server when `TELEGRAM_WEBHOOK_URL` is set (the secret-token header is checked).
+- Updates of different chats are handled concurrently, each chat's in order
+  (`ChatOrderedProcessor`); every send goes through `AIORateLimiter`, which
+  waits out Telegram's 429 `retry_after`.
+- An update Telegram delivers twice carries the same `update_key`, and the core
+  applies it once. A user who blocked the bot is recorded on their identity and
+  the bot serves everyone else; any other failure answers with a short apology
+  in the user's language and is logged with the update.
+- The command menu is registered in English and Chinese from /help's list.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import secrets
+import warnings
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from typing import Any, Awaitable
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from telegram import (
+    BotCommand,
+    Document,
+    InaccessibleMessage,
+    Message,
+    ReplyParameters,
+    Update,
+)
+from telegram.constants import ChatAction, ChatMemberStatus, ChatType, ParseMode
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, BaseUpdateProcessor, ContextTypes, TypeHandler
+
+from bot import telegram_render as render
+from bot.web import WebServer
+from handlers.help import command_menu
+from handlers.i18n import normalize_locale, t
+from handlers.messages import Attachment, ProgressSink, Reply, Request
+from handlers.registry import find_command
+from handlers.transfer import MAX_BYTES
+from reminders.delivery import DeliveryError, RecipientBlocked
+from storage import blocking
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "telegram"
+ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
+MENU_LOCALES = ("en", "zh")  # English is also the default menu
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+NOT_MODIFIED = "message is not modified"
+
+
+def api_urls(base: str | None) -> tuple[str, str] | None:
+    """(base_url, base_file_url) for a Bot API server given as its root or as `…/bot`."""
+    if not base:
+        return None
+    root = base.rstrip("/")
+    root = root.removesuffix("/bot")
+    return f"{root}/bot", f"{root}/file/bot"
+
+
+def chat_of(update: object) -> int | None:
+    if isinstance(update, Update):
+        if update.effective_chat is not None:
+            return update.effective_chat.id
+        if update.effective_user is not None:
+            return update.effective_user.id
+    return None
+
+
+class ChatOrderedProcessor(BaseUpdateProcessor):
+    """Different chats concurrently, one chat's updates one at a time in arrival order.
+
+    PTB's own semaphore only admits updates (they may wait for their chat); at
+    most `workers` run at once. A chat's lock lives while it has updates waiting.
+    """
+
+    ADMITTED = 4096
+
+    def __init__(self, workers: int = 16) -> None:
+        super().__init__(max_concurrent_updates=self.ADMITTED)
+        self.workers = workers
+        self._running = asyncio.Semaphore(workers)
+        self._chats: dict[int, _ChatTurn] = {}
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        key = chat_of(update)
+        if key is None:
+            await self._run(coroutine)
+            return
+        turn = self._chats.setdefault(key, _ChatTurn())
+        turn.waiting += 1
+        try:
+            async with turn.lock:
+                await self._run(coroutine)
+        finally:
+            turn.waiting -= 1
+            if not turn.waiting:
+                del self._chats[key]
+
+    async def _run(self, coroutine: Awaitable[Any]) -> None:
+        started = False
+        try:
+            async with self._running:
+                started = True
+                await coroutine
+        finally:
+            if not started and hasattr(coroutine, "close"):
+                coroutine.close()  # cancelled while waiting: never ran
+
+    @property
+    def chats_waiting(self) -> int:
+        return len(self._chats)
+
+    async def initialize(self) -> None:
+        """Nothing to set up: locks are made per chat as updates arrive."""
+
+    async def shutdown(self) -> None:
+        """Nothing to free: a chat's lock goes with its last update."""
+
+
+class _ChatTurn:
+    __slots__ = ("lock", "waiting")
+
+    def __init__(self) -> None:
+        self.lock, self.waiting = asyncio.Lock(), 0
+
+
+@dataclass(frozen=True)
+class Where:
+    """Where replies go: the chat, its forum topic, and the message answered (groups)."""
+
+    chat_id: int
+    thread_id: int | None = None
+    reply_to: int | None = None
+    private: bool = True
+
+
+class TelegramPlatform:
+    """bot.app.Platform for Telegram."""
+
+    name = PLATFORM
+
+    def __init__(
+        self,
+        app: Any,
+        *,
+        max_retries: int = 3,
+        overall_max_rate: float = 30,
+        group_max_rate: float = 20,
+        workers: int = 16,
+        poll_timeout: int = 10,
+    ) -> None:
+        settings = app.settings
+        if not settings.telegram_bot_token:
+            raise ValueError("TELEGRAM_BOT_TOKEN is not set")
+        # httpx logs every request URL at INFO, and Bot API URLs carry the token
+        logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger("httpx").level))
+        self.app = app
+        self.core = app.core
+        self.default_locale = settings.default_locale
+        self.webhook_url: str | None = settings.telegram_webhook_url or None
+        self.webhook_secret = settings.telegram_webhook_secret or secrets.token_urlsafe(32)
+        self.poll_timeout = poll_timeout
+        self.sender = TelegramSender(self)
+        #: SQLite has one writer: queue transactions here rather than in SQLite's busy-wait.
+        self._one_writer = asyncio.Lock() if app.db.is_sqlite else None
+        builder = (
+            ApplicationBuilder()
+            .token(settings.telegram_bot_token)
+            .rate_limiter(AIORateLimiter(overall_max_rate=overall_max_rate, group_max_rate=group_max_rate,
+                                         max_retries=max_retries))
+            .concurrent_updates(ChatOrderedProcessor(workers))
+            .media_write_timeout(60)
+        )
+        urls = api_urls(settings.telegram_api_base_url)
+        if urls:
+            builder = builder.base_url(urls[0]).base_file_url(urls[1])
+        if self.webhook_url:
+            builder = builder.updater(None)
+        self.application: Application = builder.build()
+        self.application.add_handler(TypeHandler(Update, self._on_update))
+        self.application.add_error_handler(self._on_error)
+
+    @property
+    def bot(self):  # type: ignore[no-untyped-def]
+        return self.application.bot
+
+    # --- lifecycle ------------------------------------------------------------------------------
+    def attach(self, web_server: WebServer) -> None:
+        if self.webhook_url:
+            web_server.add_route("POST", urlsplit(self.webhook_url).path or "/", self._webhook)
+
+    async def start(self) -> None:
+        await self.application.initialize()  # getMe
+        await self._register_menu()
+        if self.webhook_url:
+            await self.bot.set_webhook(self.webhook_url, secret_token=self.webhook_secret,
+                                       allowed_updates=ALLOWED_UPDATES)
+        else:  # deletes any webhook first
+            assert self.application.updater is not None
+            await self.application.updater.start_polling(timeout=self.poll_timeout, allowed_updates=ALLOWED_UPDATES)
+        await self.application.start()
+        log.info("Telegram bot @%s serving (%s)", self.bot.username, "webhook" if self.webhook_url else "polling")
+
+    async def stop(self) -> None:
+        updater = self.application.updater
+        if updater is not None and updater.running:
+            await updater.stop()
+        if self.application.running:
+            await self.application.stop()
+        await self.application.shutdown()
+
+    async def _register_menu(self) -> None:
+        for locale in MENU_LOCALES:
+            commands = [BotCommand(name, description) for name, description in command_menu(locale)]
+            try:
+                await self.bot.set_my_commands(commands, language_code=None if locale == "en" else locale)
+            except TelegramError:
+                log.exception("could not register the %s command menu", locale)
+
+    async def _webhook(self, request: web.Request) -> web.Response:
+        if not secrets.compare_digest(request.headers.get(SECRET_HEADER, ""), self.webhook_secret):
+            return web.Response(status=403, text="forbidden")
+        if not self.application.running:
+            return web.Response(status=503, text="starting")  # Telegram retries later
+        try:
+            update = Update.de_json(await request.json(), self.bot)
+        except (ValueError, TypeError, KeyError, json.JSONDecodeError):
+            return web.Response(status=400, text="not an update")
+        await self.application.update_queue.put(update)
+        return web.Response(text="ok")
+
+    # --- updates in ---------------------------------------------------------------------------------
+    async def _on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        if update.my_chat_member is not None:
+            await self._membership_changed(update)
+        elif update.callback_query is not None:
+            await self._on_button(update)
+        elif update.message is not None:
+            await self._on_message(update, update.message)
+        # edited messages, channel posts and the rest are not commands: nothing to do
+
+    async def _on_message(self, update: Update, message: Message) -> None:
+        user = message.from_user
+        if user is None or user.is_bot:
+            return
+        addressed = self._addressing(message)
+        if addressed is None:
+            return  # a command for another bot
+        text, is_addressed = addressed
+        where = self._where(message)
+        file: Attachment | None = None
+        if self._is_import(text):
+            replied = message.reply_to_message
+            document = message.document or (replied.document if replied is not None else None)
+            if document is not None:
+                file = await self._download(document, where, user.language_code)
+                if file is None:
+                    return
+        elif not text:
+            return  # a photo, a sticker, a document without a command: nothing to answer
+        request = self._request(update, text=text, addressed=is_addressed, file=file,
+                                progress=self._progress_sink(where))
+        await self._answer(where, await self._handle(request))
+
+    async def _download(self, document: Document, where: Where, language: str | None) -> Attachment | None:
+        """The file sent with /import, through getFile; None (and the user told) when it is too big."""
+        if (document.file_size or 0) > MAX_BYTES:
+            too_big = t(normalize_locale(language, self.default_locale), "import.error.too_big",
+                        size=f"{document.file_size / 2**20:.1f}", limit=MAX_BYTES // 2**20)
+            await self._send(where, Reply(text=too_big))
+            return None
+        await self.bot.send_chat_action(where.chat_id, ChatAction.TYPING, message_thread_id=where.thread_id)
+        content = await (await self.bot.get_file(document.file_id)).download_as_bytearray()
+        return Attachment(document.file_name or "upload.csv", bytes(content),
+                          document.mime_type or "application/octet-stream")
+
+    def _addressing(self, message: Message) -> tuple[str, bool] | None:
+        """(text for the core, addressed?) — or None for a command meant for another bot."""
+        text = (message.text or message.caption or "").strip()
+        me = (self.bot.username or "").casefold()
+        if text.startswith("/"):
+            word, space, rest = text.partition(" ")
+            command, at, target = word.partition("@")
+            if at and target.casefold() != me:
+                return None
+            return f"{command}{space}{rest}", True
+        if message.chat.type == ChatType.PRIVATE:
+            return text, True
+        mention = re.match(rf"@{re.escape(me)}(?![A-Za-z0-9_])[\s,:：，]*", text, re.IGNORECASE) if me else None
+        if mention:
+            return text[mention.end():], True
+        replied = message.reply_to_message
+        to_me = (replied is not None and replied.from_user is not None and replied.from_user.id == self.bot.id
+                 and replied.forum_topic_created is None)
+        return text, to_me
+
+    @staticmethod
+    def _is_import(text: str) -> bool:
+        word = text.split(maxsplit=1)[0] if text else ""
+        entry = find_command(word.lstrip("/")) if word.startswith("/") else None
+        return entry is not None and entry.name == "import"
+
+    async def _on_button(self, update: Update) -> None:
+        query = update.callback_query
+        assert query is not None
+        message = query.message
+        if not query.data or message is None:
+            await query.answer()
+            return
+        where = replace(self._where(message), reply_to=None)  # the answer belongs under the buttons' message
+        try:
+            replies = await self._handle(self._request(update, action=query.data, chat=message.chat))
+        except Exception:
+            await _quietly(query.answer())
+            raise
+        notice = next((reply.notice for reply in replies if reply.notice), "")
+        await _quietly(query.answer(notice[:200] or None))
+        editable = message if isinstance(message, Message) and not isinstance(message, InaccessibleMessage) else None
+        await self._answer(where, replies, editable=editable, toasted=bool(notice))
+
+    async def _membership_changed(self, update: Update) -> None:
+        """In a private chat, the user blocked (kicked) or allowed the bot again."""
+        change = update.my_chat_member
+        assert change is not None
+        if change.chat.type != ChatType.PRIVATE:
+            return
+        status = change.new_chat_member.status
+        if status in (ChatMemberStatus.BANNED, ChatMemberStatus.LEFT):
+            await self.note_blocked(external_id=str(change.from_user.id))
+        elif status == ChatMemberStatus.MEMBER:
+            async with self.app.db.transaction() as session:
+                await blocking.clear_blocked(session, PLATFORM, external_id=str(change.from_user.id))
+
+    def _request(self, update: Update, *, chat: Any = None, **fields: Any) -> Request:
+        user = update.effective_user
+        chat = chat or update.effective_chat
+        assert user is not None and chat is not None
+        private = chat.type == ChatType.PRIVATE
+        return Request(
+            platform=PLATFORM, user_id=str(user.id), chat_id=str(chat.id), user_name=user.full_name,
+            space=None if private else str(chat.id), space_name="" if private else (chat.title or ""),
+            space_autocreate=False, is_private=private, language=user.language_code,
+            update_key=f"telegram:{self.bot.id}:{update.update_id}", supports_forms=False,
+            dm_chat_id=str(user.id), **fields,
+        )
+
+    async def _handle(self, request: Request) -> list[Reply]:
+        if self._one_writer is None:
+            return await self.core.handle(request)
+        async with self._one_writer:
+            return await self.core.handle(request)
+
+    @staticmethod
+    def _where(message: Any) -> Where:
+        chat = message.chat
+        private = chat.type == ChatType.PRIVATE
+        thread = message.message_thread_id if getattr(message, "is_topic_message", False) else None
+        reply_to = None if private or isinstance(message, InaccessibleMessage) else message.message_id
+        return Where(chat.id, thread, reply_to, private)
+
+    def _progress_sink(self, where: Where) -> ProgressSink:
+        """Send the first progress reply, then edit that same message."""
+        shown: list[Message] = []
+
+        async def show(reply: Reply) -> None:
+            try:
+                sent = await self._send(where, replace(reply, edit=bool(shown)), editable=shown[0] if shown else None)
+            except TelegramError:
+                log.warning("progress message failed in chat %s", where.chat_id, exc_info=True)
+                return
+            if sent is not None and not shown:
+                shown.append(sent)
+
+        return show
+
+    # --- replies out ----------------------------------------------------------------------------------
+    async def _answer(self, where: Where, replies: list[Reply], *, editable: Message | None = None,
+                      toasted: bool = False) -> None:
+        """Send a response (a notice not already shown as a toast becomes text); a block by the user
+        is recorded, not raised."""
+        try:
+            for reply in replies:
+                await self._send(where, reply, editable=editable if reply.edit else None, notice_text=not toasted)
+                if reply.edit:
+                    editable = None  # one message is edited; later replies are new messages
+                where = replace(where, reply_to=None)
+        except Forbidden as blocked:
+            log.info("chat %s refused a reply: %s", where.chat_id, blocked.message)
+            if where.private:
+                await self.note_blocked(dm_chat_id=str(where.chat_id))
+
+    async def _send(self, where: Where, reply: Reply, *, editable: Message | None = None,
+                    notice_text: bool = True) -> Message | None:
+        """Render one reply into the chat (editing `editable` if given); the last message sent."""
+        attachment = reply.file or reply.image
+        texts = render.parts(reply, with_notice=notice_text)
+        markup = render.keyboard(reply)
+        caption = None
+        if attachment is not None and len(texts) == 1 and render.size(texts[0]) <= render.MAX_CAPTION:
+            caption = texts.pop()
+        last: Message | None = None
+        for index, text in enumerate(texts):
+            keys = markup if index == len(texts) - 1 and attachment is None else None
+            if index == 0 and editable is not None:
+                edited = await self._edit(editable, text, keys)
+                if edited is not False:
+                    last = edited or editable
+                    continue
+            last = await self.bot.send_message(
+                where.chat_id, text, parse_mode=ParseMode.HTML, reply_markup=keys,
+                message_thread_id=where.thread_id, reply_parameters=self._reply_to(where, index),
+            )
+        if attachment is not None:
+            send = self.bot.send_photo if reply.file is None else self.bot.send_document
+            kind = "photo" if reply.file is None else "document"
+            last = await send(
+                where.chat_id, **{kind: attachment.content}, filename=attachment.name, caption=caption,
+                parse_mode=ParseMode.HTML, reply_markup=markup, message_thread_id=where.thread_id,
+                reply_parameters=self._reply_to(where, len(texts)),
+            )
+        return last
+
+    @staticmethod
+    def _reply_to(where: Where, index: int) -> ReplyParameters | None:
+        if where.reply_to is None or index:
+            return None
+        return ReplyParameters(where.reply_to, allow_sending_without_reply=True)
+
+    async def _edit(self, message: Message, text: str, markup: Any) -> Message | None | bool:
+        """Edit the message in place: the edited message, None if unchanged, False if it can't be edited."""
+        try:
+            edited = await self.bot.edit_message_text(text, message.chat.id, message.message_id,
+                                                      parse_mode=ParseMode.HTML, reply_markup=markup)
+        except BadRequest as problem:
+            if NOT_MODIFIED in problem.message.casefold():
+                return None
+            log.info("cannot edit message %s in chat %s (%s); sending a new one",
+                     message.message_id, message.chat.id, problem.message)
+            return False
+        return edited if isinstance(edited, Message) else None
+
+    # --- failures ---------------------------------------------------------------------------------------
+    async def note_blocked(self, *, external_id: str | None = None, dm_chat_id: str | None = None) -> None:
+        async with self.app.db.transaction() as session:
+            await blocking.record_blocked(session, PLATFORM, now=self.app.services.clock(),
+                                          external_id=external_id, dm_chat_id=dm_chat_id)
+
+    async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Log the failure with its update and apologise to the user; the bot keeps serving."""
+        described = update.to_dict() if isinstance(update, Update) else update
+        log.error("Telegram update failed: %s", described, exc_info=context.error)
+        if not isinstance(update, Update) or update.effective_chat is None or isinstance(context.error, Forbidden):
+            return
+        user = update.effective_user
+        language = normalize_locale(user.language_code if user else None, self.default_locale)
+        message = update.effective_message
+        where = self._where(message) if message is not None else Where(update.effective_chat.id)
+        try:
+            await self._send(where, Reply(text=t(language, "error.internal")))
+        except TelegramError:
+            log.warning("could not send the apology to chat %s", update.effective_chat.id, exc_info=True)
+
+
+class TelegramSender:
+    """reminders.delivery.Sender: a reply into a chat, rendered like any response."""
+
+    platform = PLATFORM
+
+    def __init__(self, platform: TelegramPlatform) -> None:
+        self._platform = platform
+
+    async def send(self, chat_id: str, reply: Reply) -> None:
+        try:
+            await self._platform._send(Where(int(chat_id)), reply)
+        except Forbidden as blocked:
+            await self._platform.note_blocked(dm_chat_id=chat_id)
+            raise RecipientBlocked(blocked.message) from blocked
+        except RetryAfter as flood:
+            raise DeliveryError(flood.message, retry_after=_seconds(flood)) from flood
+        except BadRequest as problem:
+            if "chat not found" in problem.message.casefold():
+                raise RecipientBlocked(problem.message) from problem
+            raise DeliveryError(problem.message) from problem
+        except NetworkError as problem:  # includes TimedOut
+            raise DeliveryError(problem.message) from problem
+
+
+def _seconds(flood: RetryAfter) -> float:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        value = flood.retry_after
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+async def _quietly(answer: Awaitable[Any]) -> None:
+    """Answering a button press is a courtesy (it stops the spinner); it must not fail the update."""
+    try:
+        await answer
+    except TelegramError:
+        log.debug("callback answer failed", exc_info=True)

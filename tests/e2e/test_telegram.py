@@ -1,0 +1,624 @@
+"""The Telegram bot end to end: the real python-telegram-bot Application polling a local Bot API
+stand-in over HTTP, on a real SQLite file (and PostgreSQL where marked `BOTH_DATABASES`).
+
+Updates are the recorded payloads in payloads/telegram/, filled in per test; what the bot sent is
+read from the stand-in's recorder, waiting for it (no fixed sleeps).
+"""
+from __future__ import annotations
+
+import asyncio
+import codecs
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.telegram import TelegramPlatform, api_urls
+from handlers.help import command_menu
+from handlers.i18n import t
+from handlers.messages import Attachment, Button, Reply
+from handlers.registry import _BY_ALIAS, COMMANDS, find_command
+from reminders.delivery import DeliveryError, RecipientBlocked
+from storage.db import Database
+from storage.models import Customer, Identity, Interaction, Member, ProcessedUpdate, Space, Workspace
+from tests.chat import Chat
+from tests.e2e.conftest import TelegramRig
+from tests.e2e.telegram_api import BOT_USERNAME, NOT_MODIFIED, Outgoing, Person, TelegramStandIn, group_chat, payload
+
+ALICE = Person(5123456789, "Alice", "en", "alice_w")
+BOB = Person(5987654321, "Bob", "zh-hans", "bob_li")
+CAROL = Person(5000000003, "Carol", "en", "carol_c")
+DAN = Person(5000000004, "Dan", "en")
+TEAM = group_chat(-4087654321, "Sales team")
+FORUM = group_chat(-1002233445566, "Acme sales", forum=True)
+TOPIC = 42
+FIXTURES = Path(__file__).parents[1] / "fixtures"
+
+SQLITE_ONLY = pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+BOTH_DATABASES = pytest.mark.parametrize("db", ["sqlite", "postgresql"], indirect=True)
+
+
+def apology(locale: str) -> str:
+    return t(locale, "error.internal")
+
+
+async def say(api: TelegramStandIn, person: Person, text: str, *, chat: dict | None = None, count: int = 1,
+              **where: Any) -> list[Outgoing]:
+    api.says(person, text, chat=chat, **where)
+    return await api.take((chat or person.chat)["id"], count)
+
+
+async def one(api: TelegramStandIn, person: Person, text: str, **where: Any) -> Outgoing:
+    return (await say(api, person, text, **where))[0]
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> Any:
+    """Poll an async check until it is truthy (the database side of waiting)."""
+    deadline = time.monotonic() + timeout
+    while not (value := await check()):
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+    return value
+
+
+async def scalar(db: Database, statement: Any) -> Any:
+    async with db.transaction() as session:
+        return await session.scalar(statement)
+
+
+async def identity_of(db: Database, person: Person) -> Identity:
+    return await scalar(db, select(Identity).where(Identity.platform == "telegram",
+                                                   Identity.external_id == str(person.id)))
+
+
+async def interactions(db: Database) -> list[str]:
+    async with db.transaction() as session:
+        return list(await session.scalars(select(Interaction.summary).order_by(Interaction.id)))
+
+
+# --- starting, private chats, groups, topics ---------------------------------------------------------
+
+def test_api_urls_accept_the_root_or_the_bot_path() -> None:
+    assert api_urls("http://127.0.0.1:8081") == ("http://127.0.0.1:8081/bot", "http://127.0.0.1:8081/file/bot")
+    assert api_urls("http://127.0.0.1:8081/bot/") == ("http://127.0.0.1:8081/bot", "http://127.0.0.1:8081/file/bot")
+    assert api_urls(None) is None
+
+
+@BOTH_DATABASES
+async def test_private_start_creates_a_solo_workspace(telegram: TelegramPlatform, telegram_api: TelegramStandIn,
+                                                      db: Database) -> None:
+    reply = await one(telegram_api, ALICE, "/start")
+    assert t("en", "start.created_solo", workspace="Alice's customers") in reply.text
+    assert reply.bold == [t("en", "start.title")]
+    identity = await identity_of(db, ALICE)
+    member = await scalar(db, select(Member).where(Member.id == identity.member_id))
+    workspace = await scalar(db, select(Workspace).where(Workspace.id == identity.workspace_id))
+    assert (member.role, member.name, workspace.name) == ("admin", "Alice", "Alice's customers")
+    assert (identity.dm_chat_id, identity.language) == (str(ALICE.id), "en")
+    assert await scalar(db, select(func.count()).select_from(Space)) == 0  # a private chat binds no space
+    # polling started clean: the webhook was deleted before the first getUpdates
+    methods = [c.method for c in telegram_api.calls]
+    assert methods.index("deleteWebhook") < methods.index("getUpdates")
+    assert set(telegram_api.allowed_updates) == {"message", "callback_query", "my_chat_member"}
+
+
+@BOTH_DATABASES
+async def test_group_start_two_members_and_log_in_a_forum_topic(
+    telegram: TelegramPlatform, telegram_api: TelegramStandIn, db: Database
+) -> None:
+    started = await one(telegram_api, ALICE, f"/start@{BOT_USERNAME}", chat=FORUM, thread_id=TOPIC)
+    assert t("en", "start.created_group", workspace="Acme sales") in started.text
+    assert started.thread_id == TOPIC
+    added = await one(telegram_api, BOB, '/add "Tom Li" 13800138000 company=Acme', chat=FORUM, thread_id=TOPIC)
+    assert "#1 Tom Li" in added.text and added.thread_id == TOPIC
+    logged = await one(telegram_api, ALICE, f"/log@{BOT_USERNAME} Tom call: asked for a quote", chat=FORUM,
+                       thread_id=TOPIC)
+    assert logged.thread_id == TOPIC and "Logged for #1 Tom Li" in logged.text
+    team = await one(telegram_api, ALICE, "/team", chat=FORUM, thread_id=TOPIC)
+    assert "Alice" in team.text and "Bob" in team.text
+    async with db.transaction() as session:
+        space = await session.scalar(select(Space).where(Space.external_id == str(FORUM["id"])))
+        roles = dict((await session.execute(select(Member.name, Member.role)
+                                            .where(Member.workspace_id == space.workspace_id))).all())
+    assert roles == {"Alice": "admin", "Bob": "rep"}
+    assert await interactions(db) == ["asked for a quote"]
+
+
+@SQLITE_ONLY
+async def test_a_plain_group_before_start_and_after(telegram: TelegramPlatform, telegram_api: TelegramStandIn) -> None:
+    first = await one(telegram_api, ALICE, "/find tom", chat=TEAM)
+    assert first.text == t("en", "error.start_first")
+    started = await one(telegram_api, ALICE, "/start", chat=TEAM)
+    assert t("en", "start.created_group", workspace="Sales team") in started.text
+    assert started.thread_id is None
+
+
+@SQLITE_ONLY
+async def test_other_bots_commands_and_group_chatter_are_ignored(
+    telegram: TelegramPlatform, telegram_api: TelegramStandIn, db: Database
+) -> None:
+    await one(telegram_api, ALICE, "/start", chat=TEAM)
+    await one(telegram_api, ALICE, "/add Tom", chat=TEAM)
+    telegram_api.says(ALICE, "/log@other_helper_bot Tom call: not for us", chat=TEAM)
+    telegram_api.says(BOB, "anyone seen the Acme quote?", chat=TEAM)
+    telegram_api.says(BOB, f"@{BOT_USERNAME}s_cousin show Tom", chat=TEAM)  # another bot's name, not a mention
+    help_reply = await one(telegram_api, BOB, f"/help@{BOT_USERNAME}", chat=TEAM, template="command_with_botname")
+    # one chat is handled in order: help's answer comes after the three before it were handled, silently
+    assert t("zh", "help.title") in help_reply.text
+    assert len(telegram_api.sent(TEAM["id"])) == 3  # /start, /add, /help
+    assert await interactions(db) == []
+    mention = await one(telegram_api, ALICE, f"@{BOT_USERNAME} show Tom", chat=TEAM)
+    assert "#1 Tom" in mention.text
+    reply_to_bot = telegram_api.messages[(str(TEAM["id"]), mention.message_id)]
+    answered = await one(telegram_api, ALICE, "help", chat=TEAM, reply_to=reply_to_bot)
+    assert t("en", "help.title") in answered.text
+
+
+@SQLITE_ONLY
+async def test_help_and_link_work_in_a_private_chat_before_any_membership(
+    telegram: TelegramPlatform, telegram_api: TelegramStandIn, db: Database
+) -> None:
+    help_reply = await one(telegram_api, BOB, "/help")
+    assert help_reply.bold == [t("zh", "help.title")]
+    console = Chat(telegram.core, user_id="dan", name="Dan", language="en")  # Dan starts on another platform
+    await console.say("/add Tom")
+    await console.say("/link")
+    code = console.text.split("/link ")[1].split()[0]
+    linked = await one(telegram_api, DAN, f"/link {code}")
+    assert linked.text.startswith("Linked") and "Dan" in linked.text
+    shown = await one(telegram_api, DAN, "/show Tom")  # the same member, the same customer book
+    assert "#1 Tom" in shown.text
+    account = await identity_of(db, DAN)
+    assert account.member_id == await scalar(db, select(Identity.member_id).where(Identity.platform == "console"))
+
+
+# --- every command family ---------------------------------------------------------------------------------
+
+NOT_UNDERSTOOD = ("I don't know the command", "Sorry, something went wrong")
+
+
+@SQLITE_ONLY
+async def test_every_registered_command_family(telegram: TelegramPlatform, telegram_api: TelegramStandIn,
+                                               db: Database) -> None:
+    covered: set[str] = set()
+
+    async def run(person: Person, text: str, expect: str = "", count: int = 1) -> list[Outgoing]:
+        replies = await say(telegram_api, person, text, count=count)
+        seen = "\n".join(r.text for r in replies)
+        assert not any(bad in seen for bad in NOT_UNDERSTOOD), f"{text!r} → {seen}"
+        assert expect in seen, f"{text!r} → {seen}"
+        entry = find_command(text.split()[0].lstrip("/"))
+        assert entry is not None
+        covered.add(entry.name)
+        return replies
+
+    await run(ALICE, "/start", "is ready")
+    await run(ALICE, "/add Tom Li 13800138000 company=Acme", "Added #1 Tom Li")
+    await run(ALICE, '/add "Tom Wang" tom@wang.com', "Added #2 Tom Wang")
+    await run(ALICE, "/show #1", "Phone: +8613800138000")
+    await run(ALICE, "/edit #1 title=CEO", "Title: CEO")
+    await run(ALICE, "/find tom", "2 found")
+    await run(ALICE, "/log #1 call: asked for a quote next: friday", "Logged for #1 Tom Li")
+    await run(ALICE, "/tag #1 key-account", "key-account")
+    await run(ALICE, "/tags", "key-account")
+    await run(ALICE, "/deal #1 12k first order", "Deal recorded: ¥12,000")
+    await run(ALICE, "/feedback #1 5 great", "★★★★★")
+    await run(ALICE, "/remind #2 tomorrow call back", "Reminder #2")
+    await run(ALICE, "/reminders", "pending reminders")
+    await run(ALICE, "/done 2", "Reminder #2 done")
+    await run(ALICE, "/snooze 1 3d", "Reminder #1 moved")
+    await run(ALICE, "/silent")
+    invite = (await run(ALICE, "/invite", "Invite code"))[0]
+    code = invite.text.split("/join ")[1].split()[0]
+    await run(BOB, f"/join {code}")
+    await run(ALICE, "/team", "Bob")
+    await run(ALICE, "/role Bob manager")
+    await run(ALICE, "/assign #2 Bob", "Bob")
+    await run(ALICE, "/dupes")
+    await run(ALICE, "/history #1", "History of #1 Tom Li")
+    await run(ALICE, "/link", "/link ")
+    await run(ALICE, "/settings", "Asia/Shanghai")
+    await run(ALICE, "/me tz=Europe/Berlin", "Europe/Berlin")
+    await run(ALICE, "/digest", "Daily digest")
+    exported = (await run(ALICE, "/export", "exported"))[0]
+    assert exported.method == "sendDocument" and exported.document is not None
+    await run(ALICE, "/import", "/import")
+    await run(ALICE, "/help log", "/log")
+    merge = (await run(ALICE, "/merge #1 #2", "Merge"))[0]
+    telegram_api.press(ALICE, merge, t("en", "merge.yes"))
+    merged = await telegram_api.take_one(ALICE.id)
+    assert merged.method == "editMessageText" and merged.message_id == merge.message_id
+    deleting = (await run(ALICE, "/delete #1", "Delete #1"))[0]
+    telegram_api.press(ALICE, deleting, t("en", "delete.yes"))
+    await telegram_api.take_one(ALICE.id)
+    assert await scalar(db, select(Customer.deleted_at).where(Customer.number == 1)) is not None
+    await run(ALICE, "/restore #1", "#1 Tom Li")
+    forgetting = (await run(ALICE, "/forget #1", "Erase"))[0]
+    telegram_api.press(ALICE, forgetting, t("en", "common.cancel"))
+    await telegram_api.take_one(ALICE.id)
+    assert await scalar(db, select(Customer.name).where(Customer.number == 1)) == "Tom Li"
+    await run(ALICE, "/add", "1/")
+    await run(ALICE, "/cancel", t("en", "common.cancelled"))
+    missing = set(COMMANDS) - covered
+    assert not missing, f"registered commands this test does not cover yet: {sorted(missing)}"
+
+
+# --- buttons ------------------------------------------------------------------------------------------------
+
+@SQLITE_ONLY
+async def test_which_one_buttons_answer_the_query_and_edit_the_message(
+    telegram: TelegramPlatform, telegram_api: TelegramStandIn, db: Database
+) -> None:
+    await one(telegram_api, ALICE, "/start")
+    await one(telegram_api, ALICE, '/add "Tom Li" company=Acme')
+    await one(telegram_api, ALICE, '/add "Tom Wang" company=Globex')
+    question = await one(telegram_api, ALICE, "/log tom visit: brought samples")
+    assert question.text.startswith(t("en", "lookup.which", ref="tom").split("\n")[0][:10])
+    assert len(question.buttons) == 3
+    telegram_api.press(ALICE, question, "Tom Wang")
+    picked, logged = await telegram_api.take(ALICE.id, 2)
+    [answer] = telegram_api.calls_of("answerCallbackQuery")
+    assert answer.error is None
+    assert picked.method == "editMessageText" and picked.message_id == question.message_id
+    assert "Tom Wang" in picked.text and picked.buttons == []
+    assert logged.method == "sendMessage" and "Logged for #2 Tom Wang" in logged.text
+    assert await interactions(db) == ["brought samples"]
+    # pressing the spent button again: the choice is gone, nothing is logged twice
+    telegram_api.push(telegram_api.callback_update(ALICE, question, question.buttons[1]["callback_data"]))
+    expired = await telegram_api.take_one(ALICE.id)
+    assert t("en", "error.choice_expired") in expired.text
+    assert await interactions(db) == ["brought samples"]
+
+
+@SQLITE_ONLY
+async def test_paging_edits_in_place_and_an_unchanged_message_is_no_error(
+    telegram: TelegramPlatform, telegram_api: TelegramStandIn
+) -> None:
+    await one(telegram_api, ALICE, "/start")
+    for number in range(12):
+        await one(telegram_api, ALICE, f"/add Client{number:02d} company=Initech")
+    first = await one(telegram_api, ALICE, "/find initech")
+    assert "Client00" in first.text and "Client11" not in first.text
+    telegram_api.press(ALICE, first, t("en", "page.next"))
+    second = await telegram_api.take_one(ALICE.id)
+    assert second.method == "editMessageText" and second.message_id == first.message_id
+    assert "Client11" in second.text
+    telegram_api.fail_next("editMessageText", code=400, description=NOT_MODIFIED)  # a double tap
+    telegram_api.press(ALICE, second, t("en", "page.prev"))
+    await telegram_api.wait_until(lambda: len(telegram_api.calls_of("answerCallbackQuery")) == 2)
+    await one(telegram_api, ALICE, "/tags")  # the chat moved on: "not modified" sent nothing new, no apology
+    assert [m.method for m in telegram_api.sent(ALICE.id)[-2:]] == ["editMessageText", "sendMessage"]
+    assert not [m for m in telegram_api.sent(ALICE.id) if apology("en") in m.text]
+
+
+@SQLITE_ONLY
+async def test_a_message_that_cannot_be_edited_gets_a_new_one(
+    telegram: TelegramPlatform, telegram_api: TelegramStandIn
+) -> None:
+    await one(telegram_api, ALICE, "/start")
+    for number in range(11):
+        await one(telegram_api, ALICE, f"/add Client{number:02d}")
+    first = await one(telegram_api, ALICE, "/find client")
+    telegram_api.fail_next("editMessageText", code=400, description="Bad Request: message can't be edited")
+    telegram_api.press(ALICE, first, t("en", "page.next"))
+    fresh = await telegram_api.take_one(ALICE.id)
+    assert fresh.method == "sendMessage" and "Client10" in fresh.text
+
+
+# --- the guided /add, across a restart ----------------------------------------------------------------------
+
+@SQLITE_ONLY
+async def test_guided_add_step_by_step_with_skip_and_a_restart(
+    telegram_rig: TelegramRig, telegram_api: TelegramStandIn, db: Database
+) -> None:
+    bot = await telegram_rig.start()
+    await one(telegram_api, ALICE, "/start")
+    question = await one(telegram_api, ALICE, "/add")
+    assert "1/8" in question.text and {b["text"] for b in question.buttons} == {t("en", "common.cancel")}
+    question = await one(telegram_api, ALICE, "Li Wei")  # name
+    assert "2/8" in question.text
+    telegram_api.press(ALICE, question, t("en", "guided.skip"))  # company
+    question = await telegram_api.take_one(ALICE.id)
+    assert "3/8" in question.text
+    await telegram_rig.stop(bot)  # the process goes away mid-way …
+    await telegram_rig.start()  # … and a new one carries on from the database
+    question = await one(telegram_api, ALICE, "Purchasing manager")  # title
+    assert "4/8" in question.text
+    question = await one(telegram_api, ALICE, "13800138000")  # phone
+    for step in range(5, 9):  # email, region, industry, source
+        assert f"{step}/8" in question.text
+        telegram_api.press(ALICE, question, t("en", "guided.skip"))
+        question = await telegram_api.take_one(ALICE.id)
+    assert "#1 Li Wei" in question.text
+    async with db.transaction() as session:
+        customer = await session.scalar(select(Customer))
+    assert (customer.name, customer.company, customer.title, customer.phone) == (
+        "Li Wei", None, "Purchasing manager", "+8613800138000")
+
+
+# --- files ------------------------------------------------------------------------------------------------------
+
+@SQLITE_ONLY
+async def test_import_a_gbk_csv_and_export_it_again(telegram: TelegramPlatform, telegram_api: TelegramStandIn,
+                                                    db: Database) -> None:
+    await one(telegram_api, ALICE, "/start")
+    content = (FIXTURES / "customers-gbk.csv").read_bytes()
+    telegram_api.push(telegram_api.document_update(ALICE, "客户.csv", content, caption="/import"))
+    summary = await telegram_api.take_one(ALICE.id)
+    assert summary.bold == [t("en", "import.title", name="客户.csv")]
+    assert "added" in summary.text
+    assert telegram_api.calls_of("getFile") and telegram_api.calls_of("sendChatAction")
+    assert await scalar(db, select(Customer.company).where(Customer.name == "李伟")) == "华东贸易"
+    # /import as a reply to a document already in the chat
+    csv = "name,phone\nZhao Lei,13900139000\n".encode()
+    document = telegram_api.push(telegram_api.document_update(ALICE, "more.csv", csv))["message"]
+    await one(telegram_api, ALICE, "/import", reply_to=document)
+    assert await scalar(db, select(Customer.phone).where(Customer.name == "Zhao Lei")) == "+8613900139000"
+    exported = await one(telegram_api, ALICE, "/export")
+    assert exported.method == "sendDocument" and exported.document is not None
+    name, data = exported.document
+    assert name.endswith(".csv") and data.startswith(codecs.BOM_UTF8)
+    assert "李伟" in data.decode("utf-8-sig") and "Zhao Lei" in data.decode("utf-8-sig")
+    assert t("en", "export.done", count=f"{await scalar(db, select(func.count()).select_from(Customer)):,}") \
+        in exported.text
+
+
+@SQLITE_ONLY
+async def test_a_long_import_shows_progress_in_one_edited_message(
+    telegram: TelegramPlatform, telegram_api: TelegramStandIn
+) -> None:
+    await one(telegram_api, ALICE, "/start")
+    rows = "\n".join(f"Person {n},1390000{n:04d}" for n in range(2500))
+    telegram_api.push(telegram_api.document_update(ALICE, "big.csv", f"name,phone\n{rows}\n".encode(),
+                                                   caption="/import"))
+    title = t("en", "import.title", name="big.csv")
+    await telegram_api.wait_until(lambda: any(m.bold == [title] for m in telegram_api.sent(ALICE.id)),
+                                  timeout=60, what="the import summary")
+    messages = telegram_api.sent(ALICE.id)[1:]
+    progress = [m for m in messages if "Importing" in m.text]
+    assert progress[0].method == "sendMessage" and len(progress) >= 2
+    assert all(m.method == "editMessageText" and m.message_id == progress[0].message_id for m in progress[1:])
+
+
+@SQLITE_ONLY
+async def test_a_file_over_10_mb_is_refused_before_downloading(
+    telegram: TelegramPlatform, telegram_api: TelegramStandIn
+) -> None:
+    await one(telegram_api, ALICE, "/start")
+    telegram_api.push(telegram_api.document_update(ALICE, "huge.csv", b"name\nx\n", caption="/import",
+                                                   size=11 * 2**20))
+    refused = await telegram_api.take_one(ALICE.id)
+    assert refused.text == t("en", "import.error.too_big", size="11.0", limit=10)
+    assert not telegram_api.calls_of("getFile")
+
+
+# --- languages, escaping, length ----------------------------------------------------------------------------
+
+@SQLITE_ONLY
+async def test_a_chinese_user_gets_chinese_and_the_menus_are_registered(
+    telegram: TelegramPlatform, telegram_api: TelegramStandIn
+) -> None:
+    reply = await one(telegram_api, BOB, "/start")
+    assert t("zh", "start.created_solo", workspace=t("zh", "start.solo_name", name="Bob")) in reply.text
+    unknown = await one(telegram_api, BOB, "/frobnicate")
+    assert unknown.text == t("zh", "error.unknown_command", command="/frobnicate")
+    english = [{"command": c, "description": d} for c, d in command_menu("en")]
+    chinese = [{"command": c, "description": d} for c, d in command_menu("zh")]
+    assert telegram_api.commands[""] == english and telegram_api.commands["zh"] == chinese
+    assert english != chinese and {c["command"] for c in english} >= {"log", "add", "help", "start"}
+
+
+@SQLITE_ONLY
+async def test_markup_in_user_input_is_shown_literally(telegram: TelegramPlatform,
+                                                       telegram_api: TelegramStandIn) -> None:
+    await one(telegram_api, ALICE, "/start")
+    name = '<b>Tom & "Jerry"</b>'
+    card = await one(telegram_api, ALICE, f"/add '{name}' company=<i>Acme</i>")
+    assert f"#1 {name}" in card.text and "<i>Acme</i>" in card.text
+    assert "&lt;b&gt;Tom &amp; &quot;Jerry&quot;&lt;/b&gt;" in card.html
+    assert card.bold[0] == f"#1 {name}"  # our bold title, holding the literal text
+
+
+@SQLITE_ONLY
+async def test_long_replies_are_split_under_4096_with_the_keyboard_last(
+    telegram: TelegramPlatform, telegram_api: TelegramStandIn
+) -> None:
+    await one(telegram_api, ALICE, "/start")
+    items = [f"#{n} <Customer> & company number {n} — " + "x" * 60 for n in range(200)]
+    reply = Reply(title="Long list", items=items, buttons=[[Button("Next", "pg:tok:1")]])
+    await telegram.sender.send(str(ALICE.id), reply)
+    parts = await telegram_api.wait_until(lambda: telegram_api.sent(ALICE.id)[1:] if len(
+        telegram_api.sent(ALICE.id)) > 4 else None)
+    assert all(len(p.text) <= 4096 for p in parts)
+    assert "\n".join(p.text for p in parts) == Reply(title="Long list", items=items).plain_text()
+    assert [bool(p.buttons) for p in parts] == [False] * (len(parts) - 1) + [True]
+
+
+# --- reliability -------------------------------------------------------------------------------------------------
+
+@SQLITE_ONLY
+async def test_an_update_delivered_twice_is_applied_once(telegram_rig: TelegramRig, telegram_api: TelegramStandIn,
+                                                         db: Database) -> None:
+    bot = await telegram_rig.start()
+    await one(telegram_api, ALICE, "/start")
+    await one(telegram_api, ALICE, "/add Tom")
+    update = telegram_api.says(ALICE, "/log Tom call: first call")
+    await telegram_api.take_one(ALICE.id)
+    telegram_api.redeliver(update)  # back to back, in one batch
+    await one(telegram_api, ALICE, "/show Tom")
+    assert telegram_api.unread(ALICE.id) == []
+    await telegram_rig.stop(bot)  # a crash before Telegram heard the update was handled:
+    telegram_api.redeliver(update)
+    await telegram_rig.start()  # the new process gets it again
+    shown = await one(telegram_api, ALICE, "/show Tom")
+    assert "first call" in shown.text
+    assert telegram_api.unread(ALICE.id) == []
+    assert await interactions(db) == ["first call"]
+    key = f"telegram:{telegram_api.bot_id}:{update['update_id']}"
+    assert await scalar(db, select(func.count()).select_from(ProcessedUpdate).where(ProcessedUpdate.key == key)) == 1
+
+
+@SQLITE_ONLY
+async def test_a_429_is_waited_out_and_the_reply_still_arrives(
+    telegram: TelegramPlatform, telegram_api: TelegramStandIn
+) -> None:
+    await one(telegram_api, ALICE, "/start")
+    telegram_api.fail_next("sendMessage", chat_id=ALICE.id, code=429, retry_after=1)
+    reply = await one(telegram_api, ALICE, "/help")
+    assert t("en", "help.title") in reply.text
+    refused, delivered = telegram_api.calls_of("sendMessage")[-2:]
+    assert refused.error is not None and refused.error.retry_after == 1 and delivered.error is None
+    assert delivered.at - refused.at >= 1.0
+
+
+@BOTH_DATABASES
+async def test_a_user_who_blocked_the_bot_is_recorded_and_others_are_served(
+    telegram: TelegramPlatform, telegram_api: TelegramStandIn, db: Database
+) -> None:
+    await one(telegram_api, ALICE, "/start")
+    await one(telegram_api, CAROL, "/start")
+    telegram_api.fail_next("sendMessage", chat_id=ALICE.id, code=403)
+    telegram_api.says(ALICE, "/help")
+    assert t("en", "help.title") in (await one(telegram_api, CAROL, "/help")).text
+
+    async def alice_blocked() -> Any:
+        return (await identity_of(db, ALICE)).blocked_at
+
+    assert await eventually(alice_blocked) == telegram.app.services.clock()
+    assert (await identity_of(db, CAROL)).blocked_at is None
+    # unblocking (Telegram's my_chat_member update) clears it; blocking again records it
+    unblocked = payload("my_chat_member_blocked")
+    del unblocked["update_id"]
+    change = unblocked["my_chat_member"]
+    change.update(chat=ALICE.chat, **{"from": ALICE.user})
+    change["old_chat_member"].update(status="kicked", until_date=0)
+    change["new_chat_member"] = {"user": change["new_chat_member"]["user"], "status": "member"}
+    telegram_api.push(unblocked)
+
+    async def alice_free() -> bool:
+        return (await identity_of(db, ALICE)).blocked_at is None
+
+    await eventually(alice_free)
+    blocked = payload("my_chat_member_blocked")
+    del blocked["update_id"]
+    blocked["my_chat_member"].update(chat=ALICE.chat, **{"from": ALICE.user})
+    telegram_api.push(blocked)
+    await eventually(alice_blocked)
+
+
+@SQLITE_ONLY
+async def test_the_sender_renders_deliveries_and_maps_failures(
+    telegram_rig: TelegramRig, telegram_api: TelegramStandIn, db: Database
+) -> None:
+    bot = await telegram_rig.start(max_retries=0)
+    await one(telegram_api, ALICE, "/start")
+    reminder = Reply(title="Reminder", text="Call <Tom>", buttons=[[Button("Done", "rdone:1")]])
+    await bot.sender.send(str(ALICE.id), reminder)
+    sent = await telegram_api.take_one(ALICE.id)
+    assert (sent.text, sent.bold, sent.buttons[0]["callback_data"]) == ("Reminder\nCall <Tom>", ["Reminder"], "rdone:1")
+    await bot.sender.send(str(ALICE.id), Reply(text="Weekly chart", image=Attachment("chart.png", PNG, "image/png")))
+    chart = await telegram_api.take_one(ALICE.id)
+    assert chart.method == "sendPhoto" and chart.photo == PNG and chart.text == "Weekly chart"
+    telegram_api.fail_next("sendMessage", chat_id=ALICE.id, code=429, retry_after=7)
+    with pytest.raises(DeliveryError) as flood:
+        await bot.sender.send(str(ALICE.id), Reply(text="later"))
+    assert flood.value.retry_after == 7 and not isinstance(flood.value, RecipientBlocked)
+    telegram_api.fail_next("sendMessage", chat_id=ALICE.id, code=502, description="Bad Gateway")
+    with pytest.raises(DeliveryError):
+        await bot.sender.send(str(ALICE.id), Reply(text="later"))
+    telegram_api.fail_next("sendMessage", chat_id=ALICE.id, code=403)
+    with pytest.raises(RecipientBlocked):
+        await bot.sender.send(str(ALICE.id), Reply(text="hello?"))
+    assert (await identity_of(db, ALICE)).blocked_at is not None
+    with pytest.raises(RecipientBlocked):
+        await bot.sender.send("5999999999", Reply(text="never started the bot"))
+
+
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+                    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082")
+
+
+@SQLITE_ONLY
+async def test_one_chat_keeps_its_order_and_a_slow_chat_blocks_no_one(
+    telegram: TelegramPlatform, telegram_api: TelegramStandIn, db: Database
+) -> None:
+    await one(telegram_api, ALICE, "/start")
+    await one(telegram_api, CAROL, "/start")
+    await one(telegram_api, ALICE, "/add Tom")
+    for number in range(20):
+        telegram_api.says(ALICE, f"/log Tom call: burst {number}")
+    replies = await telegram_api.take(ALICE.id, 20)
+    assert [r.text.split("“")[1].split("”")[0] for r in replies] == [f"burst {n}" for n in range(20)]
+    assert await interactions(db) == [f"burst {n}" for n in range(20)]
+    telegram_api.delay("sendMessage", 1.5, chat_id=ALICE.id)
+    telegram_api.says(ALICE, "/help")
+    telegram_api.says(CAROL, "/help")
+    await telegram_api.take_one(CAROL.id, timeout=1.2)
+    assert telegram_api.unread(ALICE.id) == []  # Alice's reply is still on its slow way
+    await telegram_api.take_one(ALICE.id)
+    processor = telegram.application.update_processor
+    await telegram_api.wait_until(lambda: processor.chats_waiting == 0, what="chat locks dropped when idle")
+
+
+# --- webhook mode --------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("configured_secret", ["s3cret-Token_1", None])
+@SQLITE_ONLY
+async def test_webhook_checks_the_secret_token(telegram_rig: TelegramRig, telegram_api: TelegramStandIn,
+                                               configured_secret: str | None) -> None:
+    port = telegram_rig.settings().http_port
+    url = f"http://127.0.0.1:{port}/telegram/hook"
+    bot = await telegram_rig.start(telegram_rig.settings(http_port=port, telegram_webhook_url=url,
+                                                         telegram_webhook_secret=configured_secret))
+    [hook] = telegram_api.calls_of("setWebhook")
+    assert hook.params["url"] == url and hook.params["allowed_updates"] == ["message", "callback_query",
+                                                                           "my_chat_member"]
+    assert hook.params["secret_token"] == bot.webhook_secret
+    if configured_secret:
+        assert bot.webhook_secret == configured_secret
+    else:  # none configured: a random one for this run
+        assert len(bot.webhook_secret) >= 32
+    assert not telegram_api.calls_of("deleteWebhook")
+    assert await telegram_api.deliver_webhook(telegram_api.message(ALICE, "/start")) == 200
+    assert "is ready" in (await telegram_api.take_one(ALICE.id)).text
+    assert await telegram_api.deliver_webhook(telegram_api.message(ALICE, "/help"), secret="wrong") == 403
+    assert await telegram_api.deliver_webhook(telegram_api.message(ALICE, "/help"), secret=None) == 403
+    edited = payload("edited_message")
+    del edited["update_id"]
+    edited["edited_message"].update(chat=ALICE.chat, **{"from": ALICE.user})
+    assert await telegram_api.deliver_webhook(edited) == 200
+    assert await telegram_api.deliver_webhook(telegram_api.message(ALICE, "/tags")) == 200
+    after = await telegram_api.take_one(ALICE.id)
+    assert t("en", "help.title") not in after.text  # the refused /help and the edit did nothing
+    assert telegram_api.unread(ALICE.id) == []
+
+
+# --- failures -----------------------------------------------------------------------------------------------------
+
+@SQLITE_ONLY
+async def test_a_crashing_command_gets_an_apology_and_the_bot_carries_on(
+    telegram: TelegramPlatform, telegram_api: TelegramStandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await one(telegram_api, BOB, "/start")
+
+    async def crash(ctx: Any, args: Any) -> Reply:
+        raise RuntimeError("boom")
+
+    monkeypatch.setitem(_BY_ALIAS, "tags", dataclasses.replace(COMMANDS["tags"], func=crash))
+    assert (await one(telegram_api, BOB, "/tags")).text == apology("zh")
+    original = telegram.core.handle
+    calls = 0
+
+    async def adapter_crash(request: Any) -> list[Reply]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ConnectionError("database went away")
+        return await original(request)
+
+    monkeypatch.setattr(telegram.core, "handle", adapter_crash)
+    assert (await one(telegram_api, BOB, "/help")).text == apology("zh")
+    assert t("zh", "help.title") in (await one(telegram_api, BOB, "/help")).text
