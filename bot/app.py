@@ -10,11 +10,13 @@ from typing import Protocol
 
 from bot.config import Settings
 from bot.console import Console
+from bot.slack import SlackPlatform
 from bot.telegram import TelegramPlatform
 from bot.web import WebServer
 from handlers.context import Clock, Services
 from handlers.core import Core
 from reminders.delivery import Sender
+from reminders.scheduler import Scheduler
 from storage.db import Database
 from storage.search import CustomerSearch
 
@@ -60,6 +62,8 @@ class App:
         found: list[Platform] = []
         if self.settings.has_telegram:
             found.append(TelegramPlatform(self))
+        if self.settings.has_slack:
+            found.append(SlackPlatform(self))
         return found
 
     async def run(self) -> None:
@@ -81,18 +85,31 @@ class App:
             web.platforms.append(platform.name)
         await web.start()
         started: list[Platform] = []
+        scheduler = self.scheduler({platform.name: platform.sender for platform in platforms})
         try:
             for platform in platforms:
                 await platform.start()
                 started.append(platform)
+            await scheduler.start()
             await _until_stopped()
         finally:
+            await scheduler.stop()
             for platform in reversed(started):
                 await platform.stop()
             await web.stop()
 
     async def console(self) -> None:
-        await Console(self.core, default_locale=self.settings.default_locale).run()
+        console = Console(self.core, default_locale=self.settings.default_locale)
+        scheduler = self.scheduler({console.sender.platform: console.sender})
+        await scheduler.start()
+        try:
+            await console.run()
+        finally:
+            await scheduler.stop()
+
+    def scheduler(self, senders: dict[str, Sender]) -> Scheduler:
+        """Reminders, sweeps and digests, delivered through these platforms' senders."""
+        return Scheduler(self.db, self.services, senders, poll_seconds=self.settings.reminder_poll_seconds)
 
 
 async def _until_stopped() -> None:

@@ -46,6 +46,7 @@ class Console:
         self.user = console_user()
         self.language = normalize_locale(os.environ.get("LANG"), default_locale)
         self.choices: list[Button] = []
+        self.sender = ConsoleSender(self)
 
     def request(self, **fields: object) -> Request:
         return Request(
@@ -114,3 +115,16 @@ class Console:
 
     async def show_progress(self, reply: Reply) -> None:
         self.out.print(f"[dim]{escape(reply.plain_text())}[/dim]")
+
+
+class ConsoleSender:
+    """reminders.delivery.Sender: what the bot sends first (reminders, digests) is shown like a reply,
+    and its buttons become the numbered choices."""
+
+    platform = PLATFORM
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    async def send(self, chat_id: str, reply: Reply) -> None:
+        self.console.show(reply)

@@ -6,6 +6,7 @@ from handlers import (  # noqa: F401
     followups,
     guided,
     help,
+    home,
     interactions,
     paging,
     records,

@@ -1,13 +1,26 @@
 """The delivery port: how reminders/ hands a message to whichever platform reaches a member.
 
 bot/ implements `Sender` once per platform (the same rendering its adapter uses
-for replies); reminders/ never imports a platform library.
+for replies); reminders/ never imports a platform library. `Delivery` picks the
+member's account (the platform they used last; another if that one blocked the
+bot), retries short failures inline with exponential back-off, honouring the
+platform's `retry_after`, and says when to try again otherwise.
 """
 from __future__ import annotations
 
-from typing import Protocol
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Awaitable, Callable, Mapping, Protocol
 
+from handlers.context import Clock
 from handlers.messages import Reply
+from storage import blocking
+from storage.db import Database
+from storage.schedule import Recipient
+
+log = logging.getLogger(__name__)
 
 
 class DeliveryError(Exception):
@@ -27,3 +40,108 @@ class Sender(Protocol):
 
     async def send(self, chat_id: str, reply: Reply) -> None:
         """Post `reply` to a direct chat; raise DeliveryError / RecipientBlocked on failure."""
+
+
+class Outcome(Enum):
+    SENT = "sent"
+    BLOCKED = "blocked"  # every account of the member refused (recorded on each)
+    RETRY = "retry"  # a failure that outlasted the inline retries: try again in `retry_in` seconds
+    UNREACHABLE = "unreachable"  # no account on a running platform with a direct chat
+
+
+@dataclass(frozen=True)
+class Route:
+    platform: str
+    chat_id: str
+
+
+@dataclass
+class Result:
+    outcome: Outcome
+    parts_sent: int
+    retry_in: float = 0.0
+    error: str = ""
+    blocked: list[Route] = field(default_factory=list)
+
+
+class _Later(Exception):
+    def __init__(self, seconds: float, error: str) -> None:
+        super().__init__(error)
+        self.seconds, self.error = seconds, error
+
+
+PartSent = Callable[[int], Awaitable[None]]
+
+
+class Delivery:
+    """Sends one message (a few replies) to a member, once, over the first account that takes it."""
+
+    def __init__(
+        self,
+        db: Database,
+        senders: Mapping[str, Sender],
+        *,
+        clock: Clock,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        inline_attempts: int = 3,
+        inline_budget: float = 60.0,
+        first_backoff: float = 1.0,
+    ) -> None:
+        self.db, self.senders, self.clock, self.sleep = db, dict(senders), clock, sleep
+        self.inline_attempts, self.inline_budget, self.first_backoff = inline_attempts, inline_budget, first_backoff
+
+    def routes(self, recipient: Recipient) -> list[Route]:
+        """The member's reachable accounts on the running platforms, last used platform first."""
+        return [Route(i.platform, i.dm_chat_id) for i in recipient.identities
+                if i.platform in self.senders and i.dm_chat_id]
+
+    async def deliver(self, routes: list[Route], replies: list[Reply], *, on_part: PartSent | None = None) -> Result:
+        """Send `replies` in order over the first route that does not refuse; `on_part(n)` after
+        each reply but the last, so a retry can resume after the `n` already out."""
+        sent, blocked = 0, []
+        for route in routes:
+            sender = self.senders[route.platform]
+            try:
+                while sent < len(replies):
+                    await self._send_retrying(sender, route.chat_id, replies[sent])
+                    sent += 1
+                    if on_part is not None and sent < len(replies):
+                        await on_part(sent)
+                return Result(Outcome.SENT, sent, blocked=blocked)
+            except RecipientBlocked as refused:
+                log.info("%s chat %s refused delivery: %s", route.platform, route.chat_id, refused)
+                await self._record_blocked(route)
+                blocked.append(route)
+            except _Later as later:
+                return Result(Outcome.RETRY, sent, retry_in=later.seconds, error=later.error, blocked=blocked)
+        if blocked:
+            return Result(Outcome.BLOCKED, sent, error="blocked the bot", blocked=blocked)
+        return Result(Outcome.UNREACHABLE, sent, error="no account to reach")
+
+    async def _send_retrying(self, sender: Sender, chat_id: str, reply: Reply) -> None:
+        """Up to `inline_attempts` tries within `inline_budget` seconds, else `_Later`."""
+        waited = 0.0
+        for attempt in range(1, self.inline_attempts + 1):
+            try:
+                await sender.send(chat_id, reply)
+                return
+            except RecipientBlocked:
+                raise
+            except DeliveryError as problem:
+                error = str(problem) or type(problem).__name__
+                pause = problem.retry_after if problem.retry_after is not None else self._backoff(attempt)
+            except Exception as problem:  # noqa: BLE001 - one broken send must not stop the rest
+                log.exception("%s sender failed on chat %s", sender.platform, chat_id)
+                error, pause = f"{type(problem).__name__}: {problem}", self._backoff(attempt)
+            if attempt == self.inline_attempts or waited + pause > self.inline_budget:
+                raise _Later(pause, error)
+            log.info("%s chat %s: %s; retrying in %.1f s", sender.platform, chat_id, error, pause)
+            await self.sleep(pause)
+            waited += pause
+
+    def _backoff(self, attempt: int) -> float:
+        return self.first_backoff * 2 ** (attempt - 1)
+
+    async def _record_blocked(self, route: Route) -> None:
+        async with self.db.transaction() as session:
+            await blocking.record_blocked(session, route.platform, now=self.clock(), dm_chat_id=route.chat_id)

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -84,6 +85,10 @@ class Workspace(Base):
     #: Counters for the short numbers people type (`#12`, `/done 3`).
     next_customer_no: Mapped[int] = mapped_column(Integer, default=1)
     next_reminder_no: Mapped[int] = mapped_column(Integer, default=1)
+    #: When the scheduler next sweeps for silent customers / recomputes derived data (UTC; NULL:
+    #: not computed yet, the scheduler fills it in). See storage.schedule.
+    next_sweep_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    next_recompute_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
 
 
 class Space(Base):
@@ -100,6 +105,7 @@ class Space(Base):
 
 class Member(Base):
     __tablename__ = "members"
+    __table_args__ = (Index("ix_members_digest_due", "digest_enabled", "next_digest_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     workspace_id: Mapped[int] = _fk("workspaces.id")
@@ -112,6 +118,8 @@ class Member(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_platform: Mapped[str | None] = mapped_column(String(16))
+    #: When this member's next digest falls due (UTC; NULL: not subscribed or not computed yet).
+    next_digest_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Identity(Base):
@@ -141,6 +149,12 @@ class Customer(Base):
         Index("ix_customers_ws_email", "workspace_id", "email"),
         Index("ix_customers_ws_updated", "workspace_id", "updated_at"),
         Index("ix_customers_ws_owner_contact", "workspace_id", "owner_id", "last_contact_at"),
+        # the silent sweep's range conditions (storage.followups, storage.sweep)
+        Index("ix_customers_ws_contact", "workspace_id", "last_contact_at"),
+        Index("ix_customers_ws_created_uncontacted", "workspace_id", "created_at",
+              postgresql_where=text("last_contact_at IS NULL"), sqlite_where=text("last_contact_at IS NULL")),
+        Index("ix_customers_ws_own_cadence", "workspace_id",
+              postgresql_where=text("cadence_days IS NOT NULL"), sqlite_where=text("cadence_days IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -250,6 +264,10 @@ class Reminder(Base):
         UniqueConstraint("workspace_id", "number"),
         Index("ix_reminders_status_due", "status", "due_at"),
         Index("ix_reminders_member_status", "member_id", "status"),
+        # what the scheduler claims: pending and not yet delivered (delivered ones stay pending until done)
+        Index("ix_reminders_undelivered_due", "due_at",
+              postgresql_where=text("status = 'pending' AND sent_at IS NULL"),
+              sqlite_where=text("status = 'pending' AND sent_at IS NULL")),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -265,9 +283,40 @@ class Reminder(Base):
     status: Mapped[str] = mapped_column(String(12), default="pending")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: When delivery finished: sent, or given up (then `last_error` says why).
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: A sender's lease on the row, or a hold (quiet hours, back-off): not claimable before.
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+
+
+class OutboxMessage(Base):
+    """A message the bot sends first (a digest, a silent-customer list), one row per message.
+
+    `key` makes it once-only (`digest:<member>:<local date>`); `payload` holds ids and dates
+    only: the text is built when it is sent. Claimed and leased like reminders
+    (storage.schedule); `parts_sent` counts the replies already out (a digest and its chart).
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_status_due", "status", "due_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(160), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    workspace_id: Mapped[int] = _fk("workspaces.id")
+    member_id: Mapped[int] = _fk("members.id")
+    payload: Mapped[dict] = mapped_column(JSON)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: pending, sent, blocked (the recipient blocked the bot), failed, skipped (nothing left to say)
+    status: Mapped[str] = mapped_column(String(12), default="pending")
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    parts_sent: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(500))
 
 
 class AuditEntry(Base):

@@ -242,6 +242,16 @@ async def test_every_registered_command_family(telegram: TelegramPlatform, teleg
     assert await scalar(db, select(Customer.name).where(Customer.number == 1)) == "Tom Li"
     await run(ALICE, "/add", "1/")
     await run(ALICE, "/cancel", t("en", "common.cancelled"))
+    # a command answering with several messages: read them up to the answer of the command after it
+    telegram_api.says(ALICE, "/today")
+    telegram_api.says(ALICE, "/help tags")
+    await telegram_api.wait_until(lambda: any(m.bold and m.bold[0].startswith("/tags")
+                                              for m in telegram_api.unread(ALICE.id)))
+    my_day = telegram_api.unread(ALICE.id)[:-1]
+    await telegram_api.take(ALICE.id, len(my_day) + 1)
+    assert my_day[0].bold == [t("en", "home.title", name="Alice")]
+    assert not any(bad in m.text for m in my_day for bad in NOT_UNDERSTOOD)
+    covered.add("today")
     missing = set(COMMANDS) - covered
     assert not missing, f"registered commands this test does not cover yet: {sorted(missing)}"
 

@@ -1,0 +1,658 @@
+"""The Slack adapter (slack-bolt's AsyncApp): /crm, mentions, direct messages, buttons, modals, the App Home.
+
+- HTTP mode: POST /slack/events on the bot's shared server. Bolt checks every
+  request's signature and refuses forged ones and ones older than 5 minutes
+  with 401, and answers url_verification. Socket Mode instead when
+  SLACK_APP_TOKEN is set.
+- Each listener acks and hands the work to a tracked task, so Slack hears back
+  at once whatever the work costs (`drain` waits for that work; `stop` does
+  first). A form submission is the exception: per-field errors can only ride on
+  the ack, so the core runs before it (it answers in milliseconds).
+- A workspace is the Slack team (the first user is its admin). An event Slack
+  delivers again carries the same event_id, and the core applies it once.
+- Text comes in Slack's markup (`&amp;`, `<@U1>`, `<mailto:…|…>`) and is read
+  back to plain text; replies go out escaped (bot/slack_blocks.py).
+- Slash commands can't carry files, so /crm import explains how to import:
+  share the CSV in the direct message with the app, with `import` as its text.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
+
+import aiohttp
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from bot.slack_blocks import (
+    ACTION_PREFIX,
+    FORM_CALLBACK,
+    fallback,
+    field_errors,
+    has_content,
+    home_view,
+    message_blocks,
+    modal,
+    submitted_values,
+)
+from bot.web import WebServer
+from handlers.home import HOME_COMMAND
+from handlers.i18n import normalize_locale, t
+from handlers.messages import Attachment, Form, FormSubmission, Reply, Request
+from handlers.registry import find_command
+from handlers.transfer import MAX_BYTES
+from reminders.delivery import DeliveryError, RecipientBlocked
+from storage import blocking
+
+if TYPE_CHECKING:
+    from bot.app import App
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "slack"
+EVENTS_PATH = "/slack/events"
+#: How long users.info answers (name, language, time zone) are trusted.
+PERSON_TTL = 3600.0
+#: The manifest's global shortcuts → the command each one runs.
+SHORTCUTS = {"crm_add": "/add", "crm_log": "/log"}
+#: The bot can't post into that conversation (not a member, a DM between people …): answer elsewhere.
+CANNOT_POST = frozenset({"channel_not_found", "not_in_channel", "is_archived", "restricted_action",
+                         "cant_update_message", "message_not_found", "edit_window_closed"})
+#: This person can't be sent a direct message at all: retrying won't help.
+UNREACHABLE = frozenset({"account_inactive", "user_not_found", "users_not_found", "cannot_dm_bot",
+                         "not_allowed_token_type", "user_disabled", "channel_not_found", "is_archived",
+                         "messages_tab_disabled"})
+#: How long `stop` waits for work already acked.
+STOP_GRACE = 20.0
+#: A form submission waits this long for the core before acking anyway (Slack allows 3 seconds):
+#: the outcome, errors included, then comes as a message.
+FORM_BUDGET = 2.0
+DOWNLOAD_CHUNK = 64 * 1024
+
+
+def web_client(token: str, base_url: str | None, *, rate_limit_retries: int = 2) -> AsyncWebClient:
+    """The Web API client: waits out `ratelimited` (Retry-After) and retries dropped connections."""
+    return AsyncWebClient(
+        token=token,
+        base_url=(base_url.rstrip("/") + "/") if base_url else AsyncWebClient.BASE_URL,
+        retry_handlers=[AsyncConnectionErrorRetryHandler(max_retry_count=2),
+                        AsyncRateLimitErrorRetryHandler(max_retry_count=rate_limit_retries)],
+    )
+
+
+def error_code(error: SlackApiError) -> str:
+    return str(error.response.get("error", "")) if error.response is not None else ""
+
+
+def retry_after(error: SlackApiError) -> float | None:
+    headers = error.response.headers if error.response is not None else {}
+    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+    value = value[0] if isinstance(value, list) else value
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+async def dm_channel(client: AsyncWebClient, user: str) -> str:
+    """The id of the direct message conversation between the app and `user` (files need one)."""
+    if user[:1] == "D":
+        return user
+    opened = await client.conversations_open(users=user)
+    return opened["channel"]["id"]
+
+
+# --- Slack's markup in, plain text for the core ---------------------------------------------
+
+_MARKUP = re.compile(r"<([^<>|]+)(?:\|([^<>]*))?>")
+_USER = re.compile(r"<@([A-Z0-9]+)(?:\|[^<>]*)?>")
+_BROADCASTS = {"here": "@here", "channel": "@channel", "everyone": "@everyone"}
+
+
+def readable(text: str, names: dict[str, str] | None = None) -> str:
+    """Message text as the person typed it: mentions as @name, links and e-mails as written."""
+    names = names or {}
+
+    def plain(match: re.Match[str]) -> str:
+        target, label = match.group(1), match.group(2)
+        if target.startswith("@"):
+            return "@" + (label or names.get(target[1:]) or target[1:])
+        if target.startswith("#"):
+            return "#" + (label or target[1:])
+        if target.startswith("!"):
+            word = target[1:].split("^")[0]
+            return label or _BROADCASTS.get(word, "@" + word)
+        scheme, _, address = target.partition(":")
+        return label or (address if scheme in ("mailto", "tel") else target)
+
+    text = _MARKUP.sub(plain, text)
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+# --- who is asking ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Person:
+    name: str = ""
+    locale: str | None = None
+    timezone: str | None = None
+
+
+class People:
+    """users.info per user (display name, `locale` like zh-CN, `tz`), cached for PERSON_TTL."""
+
+    def __init__(self, client: AsyncWebClient, ttl: float = PERSON_TTL) -> None:
+        self.client, self.ttl = client, ttl
+        self._known: dict[str, tuple[float, Person]] = {}
+
+    async def get(self, user_id: str) -> Person:
+        known = self._known.get(user_id)
+        if known is not None and known[0] > time.monotonic():
+            return known[1]
+        try:
+            answer = await self.client.users_info(user=user_id, include_locale=True)
+        except (SlackClientError, aiohttp.ClientError, asyncio.TimeoutError) as problem:
+            log.warning("users.info for %s failed: %s", user_id, problem)
+            return Person()
+        user = answer.get("user") or {}
+        profile = user.get("profile") or {}
+        name = profile.get("display_name") or profile.get("real_name") or user.get("real_name") or user.get("name")
+        person = Person(name=name or "", locale=user.get("locale"), timezone=user.get("tz"))
+        self._known[user_id] = (time.monotonic() + self.ttl, person)
+        return person
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a request came from, so its replies go back there."""
+
+    team: str
+    user: str
+    #: The conversation; None for a shortcut or the Home tab (replies go to the user's DM with the app).
+    channel: str | None = None
+    dm: bool = False
+    team_name: str = ""
+    user_name: str = ""
+    thread_ts: str | None = None
+    response_url: str | None = None
+    trigger_id: str | None = None
+    #: The message whose button was pressed, and whether only the presser sees it.
+    message_ts: str | None = None
+    ephemeral: bool = False
+    home: bool = False
+
+    @property
+    def chat_id(self) -> str:
+        """The chat a guided flow belongs to (the Home tab is a chat of its own)."""
+        return f"home:{self.user}" if self.home else self.channel or self.user
+
+    def metadata(self) -> dict[str, Any]:
+        """What a modal carries in private_metadata to answer in the same place once submitted."""
+        where = {"channel": self.channel, "dm": self.dm, "thread": self.thread_ts, "home": self.home}
+        return {key: value for key, value in where.items() if value}
+
+
+def team_of(context: AsyncBoltContext, body: dict[str, Any]) -> str:
+    return (context.team_id or context.enterprise_id or body.get("team_id")
+            or (body.get("team") or {}).get("id") or "")
+
+
+# --- replies out -------------------------------------------------------------------------------------
+
+class Outbox:
+    """The replies to one request, sent where it came from; where the bot can't post, the response URL or the DM."""
+
+    def __init__(self, client: AsyncWebClient, origin: Origin, locale: str) -> None:
+        self.client, self.origin, self.locale = client, origin, locale
+        self._progress: tuple[str, str] | None = None  # (channel, ts) of the progress message
+
+    @property
+    def channel(self) -> str:
+        return self.origin.channel or self.origin.user
+
+    def _render(self, reply: Reply) -> tuple[list[dict[str, Any]], str]:
+        return message_blocks(reply, self.locale), fallback(reply)
+
+    async def post(self, reply: Reply) -> None:
+        blocks, text = self._render(reply)
+        private = reply.private and not self.origin.dm
+        try:
+            if private:
+                await self.client.chat_postEphemeral(channel=self.channel, user=self.origin.user, blocks=blocks,
+                                                     text=text, thread_ts=self.origin.thread_ts)
+            else:
+                await self.client.chat_postMessage(channel=self.channel, blocks=blocks, text=text,
+                                                   thread_ts=self.origin.thread_ts)
+        except SlackApiError as problem:
+            if error_code(problem) not in CANNOT_POST:
+                raise
+            await self._elsewhere(blocks, text, private=reply.private)
+
+    async def edit(self, reply: Reply) -> None:
+        """Replace the message whose button was pressed (an ephemeral one through its response URL)."""
+        blocks, text = self._render(reply)
+        if not self.origin.ephemeral and self.origin.channel and self.origin.message_ts:
+            try:
+                await self.client.chat_update(channel=self.origin.channel, ts=self.origin.message_ts,
+                                              blocks=blocks, text=text)
+                return
+            except SlackApiError as problem:
+                if error_code(problem) not in CANNOT_POST:
+                    raise
+        await self._elsewhere(blocks, text, private=reply.private, replace=True)
+
+    async def _elsewhere(self, blocks: list[dict[str, Any]], text: str, *, private: bool,
+                         replace: bool = False) -> None:
+        if self.origin.response_url:
+            answer = await AsyncWebhookClient(self.origin.response_url).send(
+                text=text, blocks=blocks, response_type="ephemeral" if private else "in_channel",
+                replace_original=replace)
+            if answer.status_code == 200:
+                return
+            log.warning("response_url refused the reply: %s %s", answer.status_code, answer.body)
+        await self.client.chat_postMessage(channel=self.origin.user, blocks=blocks, text=text)
+
+    async def upload(self, attachment: Attachment, *, private: bool) -> None:
+        """files.upload v2 into the conversation; a private file, or one the bot can't post there, into the DM."""
+        here = self.origin.channel if self.origin.channel and (self.origin.dm or not private) else None
+        channel = here or await dm_channel(self.client, self.origin.user)
+        try:
+            await self._upload(channel, attachment, self.origin.thread_ts if here else None)
+        except SlackApiError as problem:
+            if here is None or error_code(problem) not in CANNOT_POST:
+                raise
+            await self._upload(await dm_channel(self.client, self.origin.user), attachment, None)
+
+    async def _upload(self, channel: str, attachment: Attachment, thread_ts: str | None) -> None:
+        await self.client.files_upload_v2(channel=channel, file=attachment.content, filename=attachment.name,
+                                          title=attachment.name, thread_ts=thread_ts)
+
+    async def progress(self, reply: Reply) -> None:
+        """Progress of a long import: one message, edited as it goes; a failure here never stops the import."""
+        blocks, text = self._render(reply)
+        try:
+            if reply.edit and self._progress is not None:
+                channel, ts = self._progress
+                await self.client.chat_update(channel=channel, ts=ts, blocks=blocks, text=text)
+                return
+            posted = await self.client.chat_postMessage(channel=self.channel, blocks=blocks, text=text,
+                                                        thread_ts=self.origin.thread_ts)
+            self._progress = (posted["channel"], posted["ts"])
+        except SlackApiError as problem:
+            log.warning("progress message failed: %s", error_code(problem))
+
+    async def open_form(self, form: Form) -> None:
+        if not self.origin.trigger_id:
+            log.warning("form %s asked for without a trigger_id", form.name)
+            return
+        view = modal(form, self.origin.metadata(), t(self.locale, "common.cancel"))
+        try:
+            await self.client.views_open(trigger_id=self.origin.trigger_id, view=view)
+        except SlackApiError as problem:
+            log.warning("views.open for form %s failed: %s", form.name, error_code(problem))
+            await self.post(Reply(text=t(self.locale, "slack.form_failed"), private=True))
+
+
+# --- the platform ---------------------------------------------------------------------------------------
+
+class SlackPlatform:
+    """bot.app.Platform for Slack."""
+
+    name = PLATFORM
+
+    def __init__(self, app: App, *, rate_limit_retries: int = 2, form_budget: float = FORM_BUDGET) -> None:
+        settings = app.settings
+        if not settings.slack_bot_token:
+            raise ValueError("SLACK_BOT_TOKEN is not set")
+        self.socket_token = settings.slack_app_token or None
+        if not self.socket_token and not settings.slack_signing_secret:
+            raise ValueError("SLACK_SIGNING_SECRET is needed to check Slack's requests "
+                             "(or set SLACK_APP_TOKEN for Socket Mode)")
+        self.app = app
+        self.core = app.core
+        self.default_locale = settings.default_locale
+        self.form_budget = form_budget
+        self.client = web_client(settings.slack_bot_token, settings.slack_api_url,
+                                 rate_limit_retries=rate_limit_retries)
+        self.people = People(self.client)
+        self.sender = SlackSender(self.client, self.note_blocked, self.default_locale)
+        self.bolt = AsyncApp(
+            client=self.client,
+            signing_secret=settings.slack_signing_secret or "",
+            request_verification_enabled=self.socket_token is None,
+            # Listeners ack, start their work as a tracked task and return: the ack still goes out at once.
+            process_before_response=True,
+        )
+        self._register()
+        self._socket: AsyncSocketModeHandler | None = None
+        self._work: set[asyncio.Task[None]] = set()
+
+    # --- lifecycle ----------------------------------------------------------------------------------
+    def attach(self, web_server: WebServer) -> None:
+        if self.socket_token is None:
+            web_server.add_route("POST", EVENTS_PATH, self._on_http)
+
+    async def start(self) -> None:
+        self.client.session = aiohttp.ClientSession()  # one connection pool for every Web API call
+        if self.socket_token is not None:
+            self._socket = AsyncSocketModeHandler(self.bolt, self.socket_token, web_client=self.client)
+            await self._socket.connect_async()
+        log.info("Slack ready (%s)", "Socket Mode" if self._socket else f"HTTP {EVENTS_PATH}")
+
+    async def stop(self) -> None:
+        if self._socket is not None:
+            await self._socket.close_async()
+            self._socket = None
+        try:
+            await asyncio.wait_for(self.drain(), STOP_GRACE)
+        except asyncio.TimeoutError:
+            log.warning("stopping with %d Slack requests unfinished", len(self._work))
+        if self.client.session is not None:
+            await self.client.session.close()
+            self.client.session = None
+
+    async def drain(self) -> None:
+        """Wait until the work behind every request acked so far is done."""
+        while self._work:
+            await asyncio.gather(*self._work, return_exceptions=True)
+
+    def _spawn(self, work: Awaitable[None], what: str, origin: Origin) -> None:
+        task = asyncio.create_task(self._guarded(work, what, origin))
+        self._work.add(task)
+        task.add_done_callback(self._work.discard)
+
+    async def _guarded(self, work: Awaitable[None], what: str, origin: Origin) -> None:
+        """Run the work behind a request; a failure is logged and the person gets a short apology."""
+        try:
+            await work
+        except Exception:  # noqa: BLE001 - a failed request must not take the adapter down
+            log.exception("Slack %s from %s in %s failed", what, origin.user, origin.channel or "the DM")
+            try:
+                locale = normalize_locale((await self.people.get(origin.user)).locale, self.default_locale)
+                await Outbox(self.client, origin, locale).post(Reply(text=t(locale, "error.internal"), private=True))
+            except (SlackClientError, aiohttp.ClientError, asyncio.TimeoutError):
+                log.warning("could not apologise to %s", origin.user)
+
+    async def _on_http(self, request: web.Request) -> web.Response:
+        answer = await self.bolt.async_dispatch(await to_bolt_request(request))
+        return await to_aiohttp_response(answer)
+
+    def _register(self) -> None:
+        bolt = self.bolt
+        bolt.command(re.compile(r"^/"))(self._on_command)
+        bolt.event("app_mention")(self._on_mention)
+        bolt.event("message")(self._on_message)
+        bolt.event("app_home_opened")(self._on_home_opened)
+        bolt.action(re.compile(f"^{re.escape(ACTION_PREFIX)}"))(self._on_button)
+        bolt.view_submission(FORM_CALLBACK)(self._on_submission)
+        bolt.shortcut(re.compile(r"^crm_"))(self._on_shortcut)
+
+    # --- listeners: ack, then work -------------------------------------------------------------------
+    async def _on_command(self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
+        await ack()
+        channel = body.get("channel_id") or ""
+        origin = Origin(
+            team=team_of(context, body), user=body["user_id"], channel=channel or None, dm=channel.startswith("D"),
+            team_name=body.get("team_domain", ""), user_name=body.get("user_name", ""),
+            response_url=body.get("response_url"), trigger_id=body.get("trigger_id"),
+        )
+        self._spawn(self._text(origin, body.get("text") or "", command=True,
+                               key=_key(body.get("trigger_id"))), "command", origin)
+
+    async def _on_mention(self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext) -> None:
+        channel = event.get("channel") or ""
+        if channel.startswith("D") or not event.get("user"):
+            return  # a mention in a direct message arrives as message.im too
+        origin = Origin(team=team_of(context, body), user=event["user"], channel=channel,
+                        thread_ts=event.get("thread_ts"))
+        self._spawn(self._text(origin, event.get("text") or "", command=True, files=event.get("files"),
+                               bot_user=context.bot_user_id, key=_key(body.get("event_id"))), "mention", origin)
+
+    async def _on_message(self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext) -> None:
+        """Direct messages only; not bots, not edits or deletions (file shares, yes: that's /import)."""
+        if event.get("channel_type") != "im" or event.get("bot_id") or not event.get("user"):
+            return
+        if event.get("subtype") not in (None, "file_share"):
+            return
+        origin = Origin(team=team_of(context, body), user=event["user"], channel=event.get("channel"), dm=True,
+                        thread_ts=event.get("thread_ts"))
+        self._spawn(self._text(origin, event.get("text") or "", command=False, files=event.get("files"),
+                               bot_user=context.bot_user_id, key=_key(body.get("event_id"))), "message", origin)
+
+    async def _on_home_opened(self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext) -> None:
+        if event.get("tab") != "home" or not event.get("user"):
+            return
+        origin = Origin(team=team_of(context, body), user=event["user"], dm=True, home=True)
+        self._spawn(self.publish_home(origin), "home", origin)
+
+    async def _on_button(self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
+        await ack()
+        container = body.get("container") or {}
+        home = container.get("type") == "view"
+        if home and (body.get("view") or {}).get("type") != "home":
+            return  # our modals have no buttons
+        channel = container.get("channel_id") or (body.get("channel") or {}).get("id")
+        user = body.get("user") or {}
+        origin = Origin(
+            team=team_of(context, body), user=user["id"], channel=None if home else channel,
+            dm=home or (channel or "").startswith("D"), team_name=(body.get("team") or {}).get("domain", ""),
+            user_name=user.get("username") or user.get("name") or "",
+            thread_ts=(body.get("message") or {}).get("thread_ts"), response_url=body.get("response_url"),
+            trigger_id=body.get("trigger_id"), message_ts=container.get("message_ts"),
+            ephemeral=bool(container.get("is_ephemeral")), home=home,
+        )
+        value = ((body.get("actions") or [{}])[0]).get("value") or ""
+        self._spawn(self._press(origin, value, _key(body.get("trigger_id"))), "button", origin)
+
+    async def _on_submission(self, ack: AsyncAck, body: dict[str, Any], view: dict[str, Any],
+                             context: AsyncBoltContext) -> None:
+        """Validate before the ack (errors go back on it); deliver the outcome after."""
+        try:
+            where = json.loads(view.get("private_metadata") or "{}")
+        except ValueError:
+            where = {}
+        user = body.get("user") or {}
+        origin = Origin(
+            team=team_of(context, body), user=user["id"], channel=where.get("channel"), dm=bool(where.get("dm")),
+            team_name=(body.get("team") or {}).get("domain", ""), user_name=user.get("username") or "",
+            thread_ts=where.get("thread"), trigger_id=body.get("trigger_id"), home=bool(where.get("home")),
+        )
+        context_values = where.get("context") if isinstance(where.get("context"), dict) else {}
+        submission = FormSubmission(str(where.get("form", "")), submitted_values(view),
+                                    {str(k): str(v) for k, v in context_values.items()})
+        started = time.perf_counter()
+        work = asyncio.ensure_future(
+            self._handle(origin, submission=submission, update_key=_key(body.get("trigger_id"))))
+        await asyncio.wait({work}, timeout=self.form_budget)
+        if not work.done():  # e.g. waiting for the database behind a long import: close the modal, answer later
+            await ack()
+            log.warning("form %s not answered within %.1f s; its outcome follows as a message", submission.name,
+                        self.form_budget)
+            self._spawn(self._late_form(work), "form", origin)
+            return
+        outbox, replies = work.result()  # a failure answers Slack with an error: the modal stays open
+        errors = next((r.form_errors for r in replies if r.form_errors), None)
+        follow_up = next((r.form for r in replies if r.form is not None), None)
+        if errors:
+            await ack(response_action="errors", errors=field_errors(errors, view))
+        elif follow_up is not None:
+            await ack(response_action="update",
+                      view=modal(follow_up, origin.metadata(), t(outbox.locale, "common.cancel")))
+        else:
+            await ack()
+        log.debug("form %s answered in %.0f ms", submission.name, (time.perf_counter() - started) * 1000)
+        if not errors:
+            self._spawn(self._after_form(outbox, [r for r in replies if r.form is None]), "form", origin)
+
+    async def _on_shortcut(self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
+        await ack()
+        text = SHORTCUTS.get(body.get("callback_id", ""))
+        user = body.get("user") or {}
+        if text is None or body.get("type") != "shortcut":
+            return
+        origin = Origin(team=team_of(context, body), user=user["id"], dm=True,
+                        team_name=(body.get("team") or {}).get("domain", ""), user_name=user.get("username") or "",
+                        trigger_id=body.get("trigger_id"))
+        self._spawn(self._text(origin, text, command=True, key=_key(body.get("trigger_id"))), "shortcut", origin)
+
+    # --- the work ---------------------------------------------------------------------------------------
+    async def _handle(self, origin: Origin, **fields: Any) -> tuple[Outbox, list[Reply]]:
+        person = await self.people.get(origin.user)
+        outbox = Outbox(self.client, origin, normalize_locale(person.locale, self.default_locale))
+        request = Request(
+            platform=PLATFORM, user_id=origin.user, chat_id=origin.chat_id,
+            user_name=person.name or origin.user_name or origin.user, space=origin.team,
+            space_name=origin.team_name or origin.team, space_autocreate=True, is_private=origin.dm,
+            language=person.locale, timezone=person.timezone, supports_forms=origin.trigger_id is not None,
+            progress=outbox.progress, dm_chat_id=origin.user, **fields,
+        )
+        return outbox, await self.core.handle(request)
+
+    async def _text(self, origin: Origin, raw: str, *, command: bool, key: str | None,
+                    files: list[dict[str, Any]] | None = None, bot_user: str | None = None) -> None:
+        """A command from /crm, a mention or a DM; a shared CSV file comes along when the command is import."""
+        text = await self._readable(raw, bot_user)
+        if files and not text:
+            text = "import"
+        words = text.split()
+        entry = find_command(words[0].lstrip("/")) if words else None
+        upload = None
+        if entry is not None and entry.name == "import":
+            upload = await self._download(files[0]) if files else None
+            if upload is None:
+                person = await self.people.get(origin.user)
+                locale = normalize_locale(person.locale, self.default_locale)
+                await Outbox(self.client, origin, locale).post(Reply(text=t(locale, "slack.import_how"), private=True))
+                return
+        if command:
+            text = f"/{text.lstrip('/')}" if text else "/help"
+        outbox, replies = await self._handle(origin, text=text, file=upload, update_key=key)
+        await self._deliver(outbox, replies)
+
+    async def _press(self, origin: Origin, value: str, key: str | None) -> None:
+        outbox, replies = await self._handle(origin, action=value, update_key=key)
+        status = await self._deliver(outbox, replies)
+        if origin.home:
+            await self.publish_home(origin, status)
+
+    async def _late_form(self, work: asyncio.Future[tuple[Outbox, list[Reply]]]) -> None:
+        """The outcome of a submission acked before the core answered; field errors become a message."""
+        outbox, replies = await work
+        shown = [Reply(text=r.plain_text(), private=True) if r.form_errors else r for r in replies if r.form is None]
+        await self._after_form(outbox, shown)
+
+    async def _after_form(self, outbox: Outbox, replies: list[Reply]) -> None:
+        await self._deliver(outbox, replies)
+        if outbox.origin.home:
+            await self.publish_home(outbox.origin)
+
+    async def publish_home(self, origin: Origin, status: list[str] | None = None) -> None:
+        """The Home tab: "my day" (handlers/home.py), with what the last button did on top."""
+        outbox, replies = await self._handle(origin, text=f"/{HOME_COMMAND}")
+        view = home_view(replies, outbox.locale, " · ".join(status or []))
+        await self.client.views_publish(user_id=origin.user, view=view)
+
+    async def _deliver(self, outbox: Outbox, replies: list[Reply]) -> list[str]:
+        """Send each reply; on the Home tab what would edit the pressed message becomes a status line."""
+        status: list[str] = []
+        edited = False
+        for reply in replies:
+            if reply.form is not None:
+                await outbox.open_form(reply.form)
+                continue
+            if outbox.origin.home and (reply.edit or reply.notice):
+                status.append(reply.notice or reply.plain_text().partition("\n")[0])
+            elif reply.edit and outbox.origin.message_ts and not edited:
+                await outbox.edit(reply)
+                edited = True
+            elif has_content(reply):
+                await outbox.post(reply)
+            elif reply.notice:
+                await outbox.post(Reply(text=reply.notice, private=True))
+            for attachment in (reply.file, reply.image):
+                if attachment is not None:
+                    await outbox.upload(attachment, private=reply.private)
+        return status
+
+    async def _readable(self, text: str, bot_user: str | None) -> str:
+        if bot_user:
+            text = re.sub(rf"<@{re.escape(bot_user)}(?:\|[^<>]*)?>", " ", text)
+        names = {user: (await self.people.get(user)).name for user in set(_USER.findall(text))}
+        return readable(text, names).strip()
+
+    async def _download(self, file: dict[str, Any]) -> Attachment | None:
+        """A shared file's content, read with the bot token (up to just over the import limit)."""
+        try:
+            if not file.get("url_private_download"):
+                file = (await self.client.files_info(file=file["id"]))["file"]
+            url = file.get("url_private_download") or file.get("url_private")
+            content = bytearray()
+            async with aiohttp.ClientSession() as session, session.get(
+                    url, headers={"Authorization": f"Bearer {self.client.token}"}) as answer:
+                answer.raise_for_status()
+                async for chunk in answer.content.iter_chunked(DOWNLOAD_CHUNK):
+                    content += chunk
+                    if len(content) > MAX_BYTES:
+                        break
+        except (SlackClientError, aiohttp.ClientError, KeyError, asyncio.TimeoutError) as problem:
+            log.warning("could not download file %s: %s", file.get("id"), problem)
+            return None
+        return Attachment(file.get("name") or "import.csv", bytes(content), file.get("mimetype") or "text/csv")
+
+    async def note_blocked(self, user: str) -> None:
+        """Record that this Slack account can't be sent direct messages (deliveries skip it)."""
+        async with self.app.db.transaction() as session:
+            await blocking.record_blocked(session, PLATFORM, now=self.app.services.clock(),
+                                          external_id=user, dm_chat_id=user)
+
+
+def _key(unique: str | None) -> str | None:
+    """The redelivery key of a request: Slack's event_id, or an interaction's trigger_id."""
+    return f"{PLATFORM}:{unique}"[:128] if unique else None
+
+
+class SlackSender:
+    """reminders.delivery.Sender: a reply into someone's direct messages with the app."""
+
+    platform = PLATFORM
+
+    def __init__(self, client: AsyncWebClient, note_blocked: Callable[[str], Awaitable[None]], locale: str) -> None:
+        self.client, self._note_blocked, self.locale = client, note_blocked, locale
+
+    async def send(self, chat_id: str, reply: Reply) -> None:
+        try:
+            if has_content(reply):
+                await self.client.chat_postMessage(channel=chat_id, blocks=message_blocks(reply, self.locale),
+                                                   text=fallback(reply))
+            attachments = [a for a in (reply.file, reply.image) if a is not None]
+            if attachments:
+                channel = await dm_channel(self.client, chat_id)
+                for attachment in attachments:
+                    await self.client.files_upload_v2(channel=channel, file=attachment.content,
+                                                      filename=attachment.name, title=attachment.name)
+        except SlackApiError as problem:
+            code = error_code(problem)
+            if code == "ratelimited":
+                raise DeliveryError(code, retry_after=retry_after(problem)) from problem
+            if code in UNREACHABLE:
+                await self._note_blocked(chat_id)
+                raise RecipientBlocked(code) from problem
+            raise DeliveryError(code or str(problem)) from problem
+        except (SlackClientError, aiohttp.ClientError, asyncio.TimeoutError) as problem:
+            raise DeliveryError(str(problem) or type(problem).__name__) from problem

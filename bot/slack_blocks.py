@@ -1,0 +1,273 @@
+"""Block Kit for Slack: replies as messages, forms as modals, "my day" as the App Home, within Slack's limits.
+
+Reply text is plain. It goes out as mrkdwn with `&`, `<` and `>` escaped and
+`verbatim` set, so nothing a user typed can become a mention (`<!channel>`,
+`<@U1>`), a channel link or a URL; only titles (header blocks) and field labels
+are bold. The plain `text` fallback (notifications) is escaped the same way.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator
+
+from handlers.i18n import t
+from handlers.messages import Button, Form, FormField, Reply
+
+Block = dict[str, Any]
+
+MESSAGE_BLOCKS = 50
+SURFACE_BLOCKS = 100  # modals and the Home tab
+HEADER_CHARS = 150
+SECTION_CHARS = 3000
+FIELD_CHARS = 2000
+FIELDS_PER_SECTION = 10
+BUTTONS_PER_ACTIONS = 25
+BUTTON_CHARS = 75
+MODAL_TITLE_CHARS = 24
+LABEL_CHARS = 2000
+OPTION_CHARS = 75
+OPTION_VALUE_CHARS = 150
+OPTIONS_PER_SELECT = 100
+METADATA_CHARS = 3000
+FALLBACK_CHARS = 3000
+#: Every button's action_id starts with this; its `value` is the neutral `Button.action`.
+ACTION_PREFIX = "crm."
+#: A modal's input blocks are `field.<key>`; their one element is `value`.
+FIELD_BLOCK = "field."
+FIELD_ELEMENT = "value"
+FORM_CALLBACK = "crm_form"
+
+
+def escape(text: str) -> str:
+    """Slack's three control characters as entities: user text stays text."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _escaped_pieces(text: str, limit: int) -> Iterator[str]:
+    """`text` escaped, cut into pieces of at most `limit` characters without splitting an entity."""
+    piece, size = [], 0
+    for char in text:
+        escaped = escape(char)
+        if size + len(escaped) > limit:
+            yield "".join(piece)
+            piece, size = [], 0
+        piece.append(escaped)
+        size += len(escaped)
+    yield "".join(piece)
+
+
+def escaped_clip(text: str, limit: int) -> str:
+    """`text` escaped and cut to at most `limit` characters (with an ellipsis if cut)."""
+    if len(escape(text)) <= limit:
+        return escape(text)
+    return next(_escaped_pieces(text, limit - 1)) + "…"
+
+
+def plain(text: str, limit: int) -> dict[str, Any]:
+    return {"type": "plain_text", "text": clip(text.strip() or "·", limit), "emoji": True}
+
+
+def mrkdwn(escaped: str) -> dict[str, Any]:
+    return {"type": "mrkdwn", "text": escaped, "verbatim": True}
+
+
+def context(text: str) -> Block:
+    return {"type": "context", "elements": [mrkdwn(escaped_clip(text, SECTION_CHARS))]}
+
+
+def fallback(reply: Reply) -> str:
+    """The plain `text` of a message with blocks: what notifications and old clients show."""
+    return escaped_clip(reply.plain_text() or reply.notice or "·", FALLBACK_CHARS)
+
+
+def has_content(reply: Reply) -> bool:
+    return bool(reply.title or reply.text or reply.fields or reply.items or reply.buttons)
+
+
+# --- messages -----------------------------------------------------------------------------------
+
+class ActionIds:
+    """Unique action_ids within one message or view (Slack refuses duplicates)."""
+
+    def __init__(self) -> None:
+        self._numbers = itertools.count()
+
+    def next(self) -> str:
+        return f"{ACTION_PREFIX}{next(self._numbers)}"
+
+
+@dataclass
+class _Piece:
+    block: Block
+    entries: int  # list entries it shows, counted in "…and N more" when dropped
+
+
+def _sections(lines: Iterable[str], prefix: str = "") -> list[_Piece]:
+    """Lines packed into mrkdwn sections of at most SECTION_CHARS (a longer line is cut in pieces)."""
+    pieces: list[_Piece] = []
+    chunk: list[str] = []
+    size = entries = 0
+
+    def close() -> None:
+        nonlocal chunk, size, entries
+        if any(part.strip() for part in chunk):
+            pieces.append(_Piece({"type": "section", "text": mrkdwn("\n".join(chunk))}, entries))
+        chunk, size, entries = [], 0, 0
+
+    for line in lines:
+        for part in _escaped_pieces(prefix + line, SECTION_CHARS):
+            if size + len(part) + 1 > SECTION_CHARS:
+                close()
+            chunk.append(part)
+            size += len(part) + 1
+        entries += 1
+    close()
+    return pieces
+
+
+def _field_sections(reply: Reply) -> list[_Piece]:
+    texts = [f"*{escaped_clip(f.label, 200)}*\n{escaped_clip(f.value, FIELD_CHARS - 210)}" for f in reply.fields]
+    return [
+        _Piece({"type": "section", "fields": [mrkdwn(text) for text in texts[i:i + FIELDS_PER_SECTION]]},
+               len(texts[i:i + FIELDS_PER_SECTION]))
+        for i in range(0, len(texts), FIELDS_PER_SECTION)
+    ]
+
+
+def button(b: Button, ids: ActionIds) -> dict[str, Any]:
+    element: dict[str, Any] = {"type": "button", "text": plain(b.label, BUTTON_CHARS), "value": b.action,
+                               "action_id": ids.next()}
+    if b.style in ("primary", "danger"):
+        element["style"] = b.style
+    return element
+
+
+def _actions(rows: list[list[Button]], ids: ActionIds) -> list[_Piece]:
+    pieces = []
+    for row in rows:
+        for i in range(0, len(row), BUTTONS_PER_ACTIONS):
+            elements = [button(b, ids) for b in row[i:i + BUTTONS_PER_ACTIONS]]
+            pieces.append(_Piece({"type": "actions", "elements": elements}, len(elements)))
+    return pieces
+
+
+def _packed(pieces: list[_Piece]) -> list[_Piece]:
+    """The same buttons in as few actions blocks as Slack allows."""
+    elements = [e for piece in pieces for e in piece.block["elements"]]
+    return [
+        _Piece({"type": "actions", "elements": elements[i:i + BUTTONS_PER_ACTIONS]},
+               len(elements[i:i + BUTTONS_PER_ACTIONS]))
+        for i in range(0, len(elements), BUTTONS_PER_ACTIONS)
+    ]
+
+
+def message_blocks(reply: Reply, locale: str, ids: ActionIds | None = None, *,
+                   limit: int = MESSAGE_BLOCKS) -> list[Block]:
+    """Header, text, fields, list, buttons; over `limit`, buttons are packed, then the end is cut with "…and N more"."""
+    ids = ids or ActionIds()
+    head: list[_Piece] = []
+    if reply.title:
+        head.append(_Piece({"type": "header", "text": plain(reply.title, HEADER_CHARS)}, 0))
+    head += _sections(reply.text.splitlines() if reply.text.strip() else [])
+    head += _field_sections(reply)
+    items = _sections(reply.items, "• ")
+    actions = _actions(reply.buttons, ids)
+    if len(head) + len(items) + len(actions) > limit:
+        actions = _packed(actions)
+    if len(head) + len(items) + len(actions) <= limit:
+        return [p.block for p in head + items + actions]
+    room = limit - 1  # one block for "…and N more"
+    kept_head = head[:room]
+    kept_actions = actions[: max(0, room - len(kept_head))]
+    kept_items = items[: max(0, room - len(kept_head) - len(kept_actions))]
+    dropped = sum(p.entries for p in head[len(kept_head):] + items[len(kept_items):] + actions[len(kept_actions):])
+    more = context(t(locale, "slack.more", count=dropped))
+    return [p.block for p in kept_head + kept_items] + [more] + [p.block for p in kept_actions]
+
+
+# --- the App Home ----------------------------------------------------------------------------------
+
+def home_view(replies: list[Reply], locale: str, status: str = "") -> dict[str, Any]:
+    """The Home tab: each reply in turn, a divider before each titled one, within 100 blocks."""
+    ids = ActionIds()
+    blocks: list[Block] = [context(status)] if status else []
+    for reply in replies:
+        if not has_content(reply):
+            continue
+        rendered = ([{"type": "divider"}] if reply.title and blocks else []) + message_blocks(
+            reply, locale, ids, limit=SURFACE_BLOCKS - 1)
+        if len(blocks) + len(rendered) > SURFACE_BLOCKS - 1:
+            blocks.append(context(t(locale, "slack.home_more")))
+            break
+        blocks += rendered
+    return {"type": "home", "blocks": blocks}
+
+
+# --- forms as modals ----------------------------------------------------------------------------------
+
+def _option(value: str, label: str) -> dict[str, Any]:
+    return {"text": plain(label, OPTION_CHARS), "value": value[:OPTION_VALUE_CHARS]}
+
+
+def _input(field: FormField) -> Block:
+    element: dict[str, Any]
+    if field.options:
+        options = [_option(value, label) for value, label in field.options[:OPTIONS_PER_SELECT]]
+        element = {"type": "static_select", "action_id": FIELD_ELEMENT, "options": options}
+        initial = next((o for o in options if o["value"] == field.initial), None)
+        if initial is not None:
+            element["initial_option"] = initial
+    else:
+        element = {"type": "plain_text_input", "action_id": FIELD_ELEMENT, "multiline": field.multiline}
+        if field.initial:
+            element["initial_value"] = field.initial
+    block: Block = {"type": "input", "block_id": f"{FIELD_BLOCK}{field.key}", "optional": not field.required,
+                    "label": plain(field.label, LABEL_CHARS), "element": element}
+    if field.hint:
+        block["hint"] = plain(field.hint, LABEL_CHARS)
+    return block
+
+
+def modal(form: Form, metadata: dict[str, Any], close_label: str) -> dict[str, Any]:
+    """The form as a modal; `metadata` (where it was opened, the form's context) comes back on submit."""
+    packed = json.dumps({**metadata, "form": form.name, "context": form.context}, ensure_ascii=False)
+    if len(packed) > METADATA_CHARS:
+        raise ValueError(f"form {form.name!r}: private_metadata over {METADATA_CHARS} characters")
+    return {
+        "type": "modal",
+        "callback_id": FORM_CALLBACK,
+        "title": plain(form.title, MODAL_TITLE_CHARS),
+        "submit": plain(form.submit_label or "OK", MODAL_TITLE_CHARS),
+        "close": plain(close_label, MODAL_TITLE_CHARS),
+        "private_metadata": packed,
+        "blocks": [_input(field) for field in form.fields[:SURFACE_BLOCKS]],
+    }
+
+
+def submitted_values(view: dict[str, Any]) -> dict[str, str]:
+    """Field key → the text typed or the option picked ("" when left empty)."""
+    values: dict[str, str] = {}
+    for block_id, elements in (view.get("state") or {}).get("values", {}).items():
+        if not block_id.startswith(FIELD_BLOCK):
+            continue
+        element = elements.get(FIELD_ELEMENT) or {}
+        picked = element.get("selected_option") or {}
+        values[block_id.removeprefix(FIELD_BLOCK)] = element.get("value") or picked.get("value") or ""
+    return values
+
+
+def field_errors(errors: dict[str, str], view: dict[str, Any]) -> dict[str, str]:
+    """`response_action: errors` for a modal: each message beside its field (unknown keys: the first field)."""
+    blocks = [b["block_id"] for b in view.get("blocks", []) if b.get("type") == "input" and "block_id" in b]
+    shown: dict[str, str] = {}
+    for key, message in errors.items():
+        block_id = f"{FIELD_BLOCK}{key}"
+        target = block_id if block_id in blocks else (blocks[0] if blocks else block_id)
+        shown[target] = clip(f"{shown[target]} {message}" if target in shown else message, LABEL_CHARS)
+    return shown

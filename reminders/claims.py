@@ -1,0 +1,191 @@
+"""Claim what is due, send it, record it: the delivery step of every poll.
+
+Per row: a short transaction claims a batch (storage.schedule.claim: a lease,
+`FOR UPDATE SKIP LOCKED` on PostgreSQL); a second reads the row, checks it is
+still ours and still wanted, applies quiet hours and builds the message; the
+send happens outside any transaction; a third records the outcome right after
+the send, fenced by the lease (a snooze in between clears the lease, so the
+snoozed reminder is sent again at its new time).
+
+Delivery is at least once. What remains of "twice" is the moment between the
+platform accepting a message and the commit of `sent_at` just after it (a few
+milliseconds): a process killed exactly then sends that one message again when
+the lease runs out (PostgreSQL: 5 minutes) or at restart (SQLite). Sending
+stops well before a lease runs out, so a slow batch cannot overlap a second
+process's claim.
+
+Quiet hours: nothing goes out between 21:00 and 08:00 in the recipient's time
+zone; it is held (not dropped) until 08:00. A reminder whose time of day the
+user gave explicitly goes out on time even then, unless it is late.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Awaitable, Callable
+
+from handlers.context import Context, Services
+from handlers.messages import Reply
+from reminders import digest, revisit, silent
+from reminders.delivery import Delivery, Outcome, Result, Route
+from reminders.recipient import context_for
+from storage import schedule
+from storage.db import Database
+from storage.models import OutboxMessage, Reminder
+
+log = logging.getLogger(__name__)
+
+MESSAGES: dict[str, Callable[..., Awaitable[list[Reply] | None]]] = {
+    silent.KIND: silent.sweep_message,
+    digest.KIND: digest.digest_message,
+}
+#: Rows claimed per transaction; sending them takes seconds, far within the lease.
+BATCH = 25
+#: Stop sending a batch this long before its lease runs out (an inline retry takes up to a minute).
+LEASE_MARGIN = timedelta(minutes=2)
+#: A row is given up after this many failed deliveries (back-off 1, 2, 4 … 60 minutes).
+MAX_ATTEMPTS = 8
+MAX_BACKOFF = timedelta(hours=1)
+
+
+@dataclass
+class _Ready:
+    """A claimed row, checked and built, ready to send."""
+
+    replies: list[Reply]
+    routes: list[Route]
+    attempts: int
+    parts_sent: int
+
+
+class DueDeliveries:
+    """Sends due reminders and outbox rows; `late_after`: how overdue counts as late (downtime)."""
+
+    def __init__(self, db: Database, services: Services, delivery: Delivery, *, late_after: timedelta,
+                 batch: int = BATCH) -> None:
+        self.db, self.services, self.delivery = db, services, delivery
+        self.late_after, self.batch = late_after, batch
+        self.stopping = False
+
+    @property
+    def clock(self) -> Callable[[], datetime]:
+        return self.services.clock
+
+    async def run(self) -> int:
+        """Deliver everything due now, reminders first; how many messages went out."""
+        sent = 0
+        for model in (Reminder, OutboxMessage):
+            while not self.stopping:
+                async with self.db.transaction() as session:
+                    claim = await schedule.claim(session, model, self.clock(), limit=self.batch)
+                if not claim.ids:
+                    break
+                sent += await self._send_claimed(model, claim)
+        return sent
+
+    async def _send_claimed(self, model: schedule.Deliverable, claim: schedule.Claim) -> int:
+        sent = 0
+        for index, row_id in enumerate(claim.ids):
+            if self.stopping or self.clock() >= claim.until - LEASE_MARGIN:
+                await self._release(model, claim.ids[index:], claim.until)
+                break
+            try:
+                sent += await self._send_one(model, row_id, claim.until)
+            except Exception:  # noqa: BLE001 - one failing row never stops the rest
+                log.exception("delivery of %s %s failed; it is retried after its lease", model.__tablename__, row_id)
+        return sent
+
+    async def _send_one(self, model: schedule.Deliverable, row_id: int, lease: datetime) -> int:
+        ready = await self._prepare(model, row_id, lease)
+        if ready is None:
+            return 0
+
+        async def part_sent(count: int) -> None:
+            async with self.db.transaction() as session:
+                await schedule.record_part(session, row_id, lease, ready.parts_sent + count)
+
+        result = await self.delivery.deliver(ready.routes, ready.replies[ready.parts_sent:], on_part=part_sent)
+        await self._record(model, row_id, lease, ready.attempts, result)
+        return int(result.outcome is Outcome.SENT)
+
+    async def _prepare(self, model: schedule.Deliverable, row_id: int, lease: datetime) -> _Ready | None:
+        """The row's message, if it is still ours and should go out now; else record why not."""
+        now = self.clock()
+        async with self.db.transaction() as session:
+            row = await session.get(model, row_id)
+            if row is None or row.claimed_until != lease:
+                return None  # snoozed, done or re-claimed since
+            recipient = await schedule.recipient(session, row.member_id)
+            if recipient is None:
+                await schedule.record_given_up(session, model, row_id, lease, now, status="failed", error="no member")
+                return None
+            ctx = context_for(self.services, session, recipient, now)
+            explicit = isinstance(row, Reminder) and row.explicit_time
+            # late: overdue because the bot was down (a row held back by errors is not "late")
+            late = row.attempts == 0 and (
+                now - schedule.release_time(row.due_at, ctx.tz, explicit=explicit) > self.late_after)
+            hold = None if explicit and not late else schedule.quiet_until(now, ctx.tz)
+            if hold is not None:
+                await schedule.record_hold(session, model, row_id, lease, hold)
+                return None
+            try:
+                replies = await self._build(ctx, row, late=late)
+            except Exception as problem:  # noqa: BLE001 - a message that cannot be built is retried later
+                log.exception("could not build %s %s", model.__tablename__, row_id)
+                await self._retry_or_give_up(session, model, row_id, lease, row.attempts, now, 0,
+                                             f"{type(problem).__name__}: {problem}")
+                return None
+            if not replies:
+                await schedule.record_given_up(session, model, row_id, lease, now, status="skipped",
+                                               error="nothing left to say")
+                return None
+            routes = self.delivery.routes(recipient)
+            if not routes:
+                await schedule.record_given_up(session, model, row_id, lease, now, status="failed",
+                                               error="no account to reach on a running platform")
+                return None
+            parts_sent = row.parts_sent if isinstance(row, OutboxMessage) else 0
+            return _Ready(replies, routes, row.attempts, min(parts_sent, len(replies) - 1))
+
+    @staticmethod
+    async def _build(ctx: Context, row: Reminder | OutboxMessage, *, late: bool) -> list[Reply] | None:
+        if isinstance(row, Reminder):
+            return await revisit.revisit_message(ctx, row, late=late)
+        build = MESSAGES.get(row.kind)
+        if build is None:
+            raise ValueError(f"no message kind {row.kind!r}")
+        return await build(ctx, row, late=late)
+
+    async def _record(self, model: schedule.Deliverable, row_id: int, lease: datetime, attempts: int,
+                      result: Result) -> None:
+        now = self.clock()
+        async with self.db.transaction() as session:
+            if result.outcome is Outcome.SENT:
+                if not await schedule.record_sent(session, model, row_id, lease, now):
+                    log.warning("%s %s was sent after its lease was lost (snoozed, or claimed again)",
+                                model.__tablename__, row_id)
+            elif result.outcome is Outcome.RETRY:
+                await self._retry_or_give_up(session, model, row_id, lease, attempts, now, result.retry_in,
+                                             result.error)
+            else:
+                status = "blocked" if result.outcome is Outcome.BLOCKED else "failed"
+                await schedule.record_given_up(session, model, row_id, lease, now, status=status, error=result.error)
+
+    @staticmethod
+    async def _retry_or_give_up(session: Any, model: schedule.Deliverable, row_id: int, lease: datetime,
+                                attempts: int, now: datetime, retry_in: float, error: str) -> None:
+        """Hold the row for its next try (exponential back-off, at least `retry_in`), or give up."""
+        if attempts + 1 >= MAX_ATTEMPTS:
+            log.warning("%s %s given up after %s attempts: %s", model.__tablename__, row_id, attempts + 1, error)
+            await schedule.record_given_up(session, model, row_id, lease, now, status="failed", error=error)
+            return
+        backoff = min(MAX_BACKOFF, timedelta(minutes=2 ** attempts))
+        await schedule.record_hold(session, model, row_id, lease, now + max(backoff, timedelta(seconds=retry_in)),
+                                   error=error)
+
+    async def _release(self, model: schedule.Deliverable, row_ids: list[int], lease: datetime) -> None:
+        """Give back rows not sent in time (stopping, or the lease nearly over)."""
+        async with self.db.transaction() as session:
+            for row_id in row_ids:
+                await schedule.record_hold(session, model, row_id, lease, self.clock())
