@@ -68,8 +68,10 @@ class App:
 
     async def run(self) -> None:
         """Apply migrations, then serve every platform that has a token, else the console."""
-        await self.db.upgrade()
         platforms = self.platforms()
+        if not platforms:
+            quiet_logs_for_the_terminal()
+        await self.db.upgrade()
         try:
             if not platforms:
                 await self.console()
@@ -110,6 +112,14 @@ class App:
     def scheduler(self, senders: dict[str, Sender]) -> Scheduler:
         """Reminders, sweeps and digests, delivered through these platforms' senders."""
         return Scheduler(self.db, self.services, senders, poll_seconds=self.settings.reminder_poll_seconds)
+
+
+def quiet_logs_for_the_terminal() -> None:
+    """In the terminal chat, routine logs (migrations, scheduler polls) would interleave with the
+    replies: show warnings and errors only, unless LOG_LEVEL=DEBUG asks for everything."""
+    root = logging.getLogger()
+    if root.level > logging.DEBUG:
+        root.setLevel(max(root.level, logging.WARNING))
 
 
 async def _until_stopped() -> None:

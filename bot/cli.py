@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.app import App
+from bot.app import App, quiet_logs_for_the_terminal
 from bot.config import Settings
 from handlers.errors import UserError
 from handlers.i18n import t
@@ -57,6 +57,7 @@ async def _db_upgrade(app: App) -> None:
 
 
 async def _console(app: App) -> None:
+    quiet_logs_for_the_terminal()
     await app.db.upgrade()
     try:
         await app.console()
