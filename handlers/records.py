@@ -158,7 +158,13 @@ async def _delete_confirmed(ctx: Context, stored: dict[str, Any]) -> Reply:
 
 @command("restore", role="manager", aliases=("undelete", "恢复"))
 async def restore(ctx: Context, args: str) -> Result:
-    customer = await _only_customer(ctx, args, "restore", deleted=True)
+    try:
+        customer = await _only_customer(ctx, args, "restore", deleted=True)
+    except UserError as problem:
+        if problem.key != "error.no_customer":
+            raise
+        live = await _only_customer(ctx, args, "restore")  # a live one: say so; neither: the first error
+        raise UserError("restore.not_deleted", customer=customer_label(live)) from None
     records.restore(ctx.session, customer, member_id=ctx.me.id, now=ctx.now)
     await saved(ctx, customer)
     return await customer_card(ctx, customer, note=ctx.t("restore.done", customer=customer_label(customer)))

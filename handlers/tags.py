@@ -89,7 +89,7 @@ async def all_tags(ctx: Context, args: str) -> Result:
     manual = [ctx.t("tags.row", tag=f"#{name}", count=n) for name, auto, n in counts if not auto]
     auto = [ctx.t("tags.row", tag=ctx.t(f"autotag.{name}"), count=n) for name, is_auto, n in counts
             if is_auto and name in AUTO_TAGS]
-    lines = [ctx.t("tags.manual")] + (manual[:MAX_LISTED] or ["—"])
+    lines = [ctx.t("tags.manual")] + (manual[:MAX_LISTED] or [ctx.t("tags.no_manual")])
     if len(manual) > MAX_LISTED:
         lines.append(ctx.t("tags.more", count=len(manual) - MAX_LISTED))
     lines += ["", ctx.t("tags.auto")] + (auto or ["—"])

@@ -366,6 +366,8 @@ async def test_delete_hides_everywhere_and_restore_brings_back(alice: Chat, bob:
     assert "1 found" in alice.text
     assert await count(alice, Reminder, Reminder.status == "cancelled") == 1  # stays cancelled
     await alice.say("/restore #1")
+    assert "#1 李伟 · Acme isn't deleted, so there is nothing to restore." in alice.text
+    await alice.say("/restore #7")
     assert "couldn't find a customer" in alice.text
     assert [a for a in await audit_actions(alice) if a in ("delete", "restore")] == ["delete", "restore"]
 
@@ -387,7 +389,9 @@ async def test_delete_and_restore_in_chinese(alice: Chat, bob: Chat) -> None:
     await bob.say("/恢复 李伟")
     assert "已恢复 #1 李伟" in bob.text
     await bob.say("/恢复 #1 再来")
-    assert "没有找到" in bob.text
+    assert "看不懂“再来”" in bob.text
+    await bob.say("/恢复 李伟")
+    assert "#1 李伟 没有被删除，无需恢复。" in bob.text
 
 
 async def audit_actions(chat: Chat) -> list[str]:
