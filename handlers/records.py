@@ -244,7 +244,7 @@ def _history_line(ctx: Context, entry: AuditEntry, names: dict[int, str]) -> str
         if key in IMPLIED_KEYS or isinstance(old, dict) or isinstance(new, dict) or (_blank(old) and _blank(new)):
             continue
         change = _shown(ctx, key, new, names, currency)
-        if entry.before is not None:
+        if entry.before is not None and old != new:  # an unchanged key only says what it was about
             change = f"{_shown(ctx, key, old, names, currency)} → {change}"
         changes.append(ctx.t("history.change", field=_field_label(ctx, key), change=change))
     line = f"{ctx.fmt_time(entry.at)} · {who} · {what}"

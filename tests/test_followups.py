@@ -237,8 +237,8 @@ async def test_done_and_snooze_by_number(alice: Chat, clock: Clock) -> None:
     assert (await reminder(alice, 2)).due_at == clock.now + timedelta(days=7)
     assert (await audit_actions(alice)).count("snooze") == 2 and "done" in await audit_actions(alice)
     await alice.say("/history #1")
-    assert "moved a reminder — Reminder: 2 → 2; Due: 2026-11-19 Thu 15:00 → 2026-11-25 Wed 15:00" in alice.text
-    assert "closed a reminder — Reminder: 1 → 1; Status: pending → done" in alice.text
+    assert "moved a reminder — Reminder: 2; Due: 2026-11-19 Thu 15:00 → 2026-11-25 Wed 15:00" in alice.text
+    assert "closed a reminder — Reminder: 1; Status: pending → done" in alice.text
 
 
 async def test_reminder_buttons_as_delivered(alice: Chat, clock: Clock) -> None:
