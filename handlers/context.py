@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from handlers.errors import UserError
 from handlers.i18n import t
 from handlers.messages import Request
+from handlers.parsing import as_typed
 from storage.access import Scope
 from storage.models import Member, PendingChoice, Workspace
 from storage.search import CustomerSearch
@@ -78,6 +79,10 @@ class Context:
     # --- texts ----------------------------------------------------------------
     def t(self, key: str, **params: object) -> str:
         return t(self.locale, key, **params)
+
+    def as_typed(self, folded_part: str) -> str:
+        """A piece of the (folded) command text as the member typed it: for free text."""
+        return as_typed(self.request.text, folded_part)
 
     def local(self, moment: datetime) -> datetime:
         return moment.astimezone(self.tz)

@@ -135,7 +135,7 @@ async def _ask_which(ctx: Context, choice: NeedChoice) -> Reply:
     """Store the half-run command and ask which customer was meant."""
     start, end = choice.offset + choice.start, choice.offset + choice.end
     token = await ctx.remember("pick", {"text": choice.text, "start": start, "end": end,
-                                        "ids": [c.id for c in choice.candidates]})
+                                        "typed": ctx.request.text, "ids": [c.id for c in choice.candidates]})
     rows = [[Button(customer_label(c), payload("pick", token, i))] for i, c in enumerate(choice.candidates)]
     rows.append([Button(ctx.t("common.cancel"), payload("pick", token, "x"))])
     return Reply(text=ctx.t("lookup.which", ref=choice.text[start:end]), buttons=rows, private=True)
@@ -155,7 +155,7 @@ async def pick(ctx: Context, args: list[str]) -> Result:
     if customer is None:
         raise UserError("error.choice_expired")
     text = f"{stored['text'][:stored['start']]}#{customer.number}{stored['text'][stored['end']:]}"
-    ctx.request = replace(ctx.request, action=None, text=text)
+    ctx.request = replace(ctx.request, action=None, text=stored.get("typed", text))  # free text as typed
     result = await run_text(ctx, text)
     replies = result if isinstance(result, list) else [result]
     return [Reply(text=ctx.t("lookup.picked", customer=customer_label(customer)), edit=True), *replies]

@@ -382,8 +382,17 @@ def _shift_now(now: datetime, tz: ZoneInfo, duration: _Duration, past: bool) -> 
     return _utc(day, (local.hour, local.minute), tz)
 
 
+_NUMBERS_ONLY = re.compile(r"[0-9]+(?:\s*[/.\-]\s*[0-9]+)*")
+
+
 def _dateparser(text: str, local_now: datetime, past: bool) -> tuple[date, tuple[int, int] | None] | None:
-    """The English long tail ('dec 1st', 'a week from now'); None when it cannot tell."""
+    """The English long tail ('dec 1st', 'a week from now'); None when it cannot tell.
+
+    Numbers alone (`32/13`, `2026/13/01`) are left to our own rules: dateparser
+    would take an impossible day or month for a year and still give a date.
+    """
+    if _NUMBERS_ONLY.fullmatch(text):
+        return None
     from dateparser.date import DateDataParser  # slow import, needed only here
 
     settings = {

@@ -48,7 +48,7 @@ async def deal(ctx: Context, args: str) -> Result:
     if not rest:
         raise UserError("error.deal_usage")
     money, used = read_amount(rest, ctx.ws.currency)
-    note = free_text(body, rest[used:])
+    note = ctx.as_typed(free_text(body, rest[used:]))
     before = await derived(ctx, customer)
     await deals.add_purchase(ctx.session, customer, member_id=ctx.me.id, amount_minor=money.minor,
                              currency=money.currency, note=note, occurred_at=occurred_at, now=ctx.now)
@@ -92,7 +92,7 @@ async def feedback(ctx: Context, args: str) -> Result:
     score = read_score(rest[0].text) if rest and not rest[0].quoted else None
     if score is None:
         raise UserError("error.feedback_usage")
-    comment = free_text(args, rest[1:])
+    comment = ctx.as_typed(free_text(args, rest[1:]))
     before = await derived(ctx, customer)
     await deals.add_feedback(ctx.session, customer, member_id=ctx.me.id, score=score, comment=comment, now=ctx.now)
     await saved(ctx, customer)

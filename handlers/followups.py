@@ -120,7 +120,7 @@ async def remind(ctx: Context, args: str) -> Result:
     if not rest:
         return await guided.start(ctx, remind_form(ctx, customer))
     when, note = split_when_note(ctx, args, rest)
-    return await save_reminder(ctx, customer, when, note)
+    return await save_reminder(ctx, customer, when, ctx.as_typed(note))
 
 
 async def save_reminder(ctx: Context, customer: Customer, when: When, note: str) -> Reply:

@@ -73,7 +73,7 @@ async def answer(ctx: Context, conversation: Conversation, text: str) -> Result:
     """Take a typed answer to the current question."""
     form = _load(conversation.form)
     field = form.fields[conversation.step]
-    value = text.strip()
+    value = ctx.as_typed(text.strip())  # answers are free text: keep the member's punctuation
     if field.options:
         value = _option(field, value)
         if value is None:

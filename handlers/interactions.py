@@ -136,6 +136,7 @@ async def log(ctx: Context, args: str) -> Result:
     occurred_at, follow_up = back_dated(ctx, clauses), next_followup(ctx, clauses)
     customer, rest = await take_customer(ctx, tokenize(body), "log")
     channel, summary = read_channel(body, rest)
+    summary = ctx.as_typed(summary)
     if channel is None and not summary:
         raise UserError("error.log_usage")
     return await save_log(ctx, customer, channel=channel or "note", summary=summary,

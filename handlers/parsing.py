@@ -19,7 +19,7 @@ from handlers.errors import UserError
 
 __all__ = [
     "CHANNELS", "FIELD_ALIASES", "FIELD_NAMES", "Money", "Ref", "Token", "When",
-    "classify_ref", "fold", "parse_amount", "parse_channel", "parse_duration_days",
+    "as_typed", "classify_ref", "fold", "parse_amount", "parse_channel", "parse_duration_days",
     "parse_hhmm", "parse_when", "split_clauses", "split_fields", "tokenize",
 ]
 
@@ -39,6 +39,22 @@ def fold(text: str) -> str:
     and `ｖｉｐ` read like `:`, `#12` and `vip`. CJK text and curly or corner
     quotes (which `tokenize` understands) are left alone."""
     return text.translate(_FOLD)
+
+
+_ZERO_WIDTH_OUT = {ord(ch): None for ch in _ZERO_WIDTH}
+
+
+def as_typed(original: str, folded_part: str) -> str:
+    """`folded_part` (a piece of `fold(original)`) with the characters the member typed.
+
+    Commands are read folded, but free text (a summary, a note, a comment)
+    should keep its `，` and `：`. Folding maps one character to one once the
+    invisible ones are out, so the piece sits at the same place in both; when
+    it occurs more than once the last one is taken, as free text ends a command.
+    """
+    visible = original.translate(_ZERO_WIDTH_OUT)
+    at = visible.translate(_FOLD).rfind(folded_part) if folded_part else -1
+    return visible[at:at + len(folded_part)] if at >= 0 else folded_part
 
 
 @dataclass(frozen=True)

@@ -405,3 +405,21 @@ async def test_rep_can_log_a_colleagues_customer_but_not_deal(alice: Chat, bob: 
         await session.execute(update(Member).where(Member.name == "Bob").values(role="rep"))
     await bob.say("/log 李伟 电话 又聊了")
     assert "没有找到" in bob.text
+
+
+async def test_free_text_keeps_the_full_width_punctuation_it_was_typed_with(alice: Chat) -> None:
+    await alice.say("/add 李伟 company=华东")
+    await alice.say("/add 李薇 company=华南")
+    await alice.say("/log 李伟 拜访：带了样品，反馈不错（下周再谈） 下次：明天")
+    assert "“带了样品，反馈不错（下周再谈）”" in alice.text
+    await alice.say("/deal 李伟 1.2万 首单，含运费")
+    assert "“首单，含运费”" in alice.text
+    await alice.say("/feedback 李伟 4 很好，就是慢")
+    assert "“很好，就是慢”" in alice.text
+    await alice.say("/remind 李伟 明天 带合同：两份")
+    assert "带合同：两份" in alice.text
+    await alice.say("/log 李 电话：问价格，要样品")  # asks which one; the choice replays the text
+    await alice.press("李薇")
+    assert "“问价格，要样品”" in alice.text
+    await alice.say("/show 李薇")
+    assert "问价格，要样品" in alice.text

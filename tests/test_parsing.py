@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from handlers.errors import UserError
 from handlers.i18n import catalogue, placeholders, t
 from handlers.parsing import (
-    CHANNELS, FIELD_NAMES, Money, Ref, Token, classify_ref, fold, parse_amount,
+    CHANNELS, FIELD_NAMES, Money, Ref, Token, as_typed, classify_ref, fold, parse_amount,
     parse_channel, parse_duration_days, parse_hhmm, parse_when, split_clauses,
     split_fields, tokenize,
 )
@@ -191,6 +191,9 @@ def test_parse_when_accepts_any_aware_now():
     ("25:00", "25:00"),
     ("13pm", "13pm"),
     ("2026-02-30", "2026-02-30"),
+    ("32/13", "32/13"),  # dateparser would read a year into it
+    ("2026/13/01", "2026/13/01"),
+    ("13/2026", "13/2026"),
     ("blah 3pm", "blah"),
     ("凌晨", "凌晨"),
     ("'; DROP TABLE customers; --", "'; DROP TABLE customers; --"),
@@ -507,6 +510,22 @@ def test_tokenize_offsets_point_into_the_text(text):
     for token in tokenize(text):
         assert 0 <= token.start < token.end <= len(text)
         assert not text[token.start].isspace()
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text(alphabet=st.sampled_from("ab ，：（）\u3000\u200b李伟!:,ｖ"), max_size=40), data=st.data())
+def test_as_typed_gives_back_what_was_typed_for_any_piece_of_the_folded_text(text, data):
+    folded = fold(text)
+    start = data.draw(st.integers(0, len(folded)))
+    piece = folded[start:data.draw(st.integers(start, len(folded)))]
+    typed = as_typed(text, piece)
+    assert fold(typed) == piece and typed in text.replace("\u200b", "")
+
+
+def test_as_typed_keeps_full_width_punctuation():
+    assert as_typed("/log 李伟 拜访：带了样品，反馈不错", "带了样品,反馈不错") == "带了样品，反馈不错"
+    assert as_typed("\u200b/log x: a，b", "a,b") == "a，b"
+    assert as_typed("", "") == "" and as_typed("abc", "zzz") == "zzz"
 
 
 def test_huge_and_hostile_inputs():
