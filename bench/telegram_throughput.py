@@ -23,11 +23,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 from types import SimpleNamespace
@@ -37,7 +34,6 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import aiohttp  # noqa: E402
 from telegram import Update  # noqa: E402
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, MessageHandler, filters  # noqa: E402
 
@@ -48,75 +44,12 @@ from handlers.messages import Reply, Request  # noqa: E402
 from tests.e2e.telegram_api import Person, TelegramStandIn  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
-from fixtures import customers as fake_customers  # noqa: E402
+from standin import StandInProcess, people, set_up_team  # noqa: E402
 
 TARGET = 0.70
 ECHO_TOKEN = "7100001:AAH-echo-bench-token_0123456789abcdef"
 CRM_TOKEN = "7200002:AAH-crm-bench-token_0123456789abcdefg"
 WARMUP = 20
-
-
-class StandInProcess:
-    """The stand-in in its own process, driven through its `/_control` API."""
-
-    def __init__(self) -> None:
-        self.process: subprocess.Popen[str] | None = None
-        self.base_url = ""
-        self.http: aiohttp.ClientSession | None = None
-
-    async def __aenter__(self) -> "StandInProcess":
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.e2e.telegram_api", "--port", "0"], cwd=ROOT, text=True,
-            stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )
-        assert self.process.stdout is not None
-        line = await asyncio.to_thread(self.process.stdout.readline)
-        if not line.startswith("ready "):
-            raise RuntimeError(f"stand-in did not start: {line!r}")
-        self.base_url = f"http://127.0.0.1:{line.split()[1]}"
-        self.http = aiohttp.ClientSession()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self.http is not None:
-            await self.http.close()
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-
-    async def reset(self, token: str) -> None:
-        await self._post("reset", {"token": token})
-
-    async def push(self, updates: list[dict[str, Any]]) -> None:
-        await self._post("push", updates)
-
-    async def stats(self) -> dict[str, Any]:
-        assert self.http is not None
-        async with self.http.get(f"{self.base_url}/_control/stats") as response:
-            return await response.json()
-
-    async def _post(self, what: str, body: Any) -> None:
-        assert self.http is not None
-        async with self.http.post(f"{self.base_url}/_control/{what}", json=body) as response:
-            response.raise_for_status()
-
-    async def run(self, updates: list[dict[str, Any]], timeout: float = 300) -> float:
-        """Offer the updates; seconds from the first one handed out to the last reply."""
-        await self.push(updates)
-        deadline = time.monotonic() + timeout
-        while True:
-            stats = await self.stats()
-            if stats["replies"] >= len(updates):
-                if stats["error_count"]:
-                    print(f"  ({stats['error_count']} API errors, e.g. {stats['errors'][:2]})")
-                return stats["last_reply"] - stats["first_offered"]
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"only {stats['replies']} of {len(updates)} replies; errors: {stats['errors']}")
-            await asyncio.sleep(0.02)
-
-
-def people(count: int) -> list[Person]:
-    return [Person(6_100_000_000 + n, f"Rep{n:02d}", "en", f"bench_rep_{n:02d}") for n in range(count)]
 
 
 def messages(builder: TelegramStandIn, senders: list[Person], total: int, text: Callable[[int], str]) -> list[dict]:
@@ -170,30 +103,6 @@ def echo_bot(base_url: str) -> Callable[[], Awaitable[Callable[[], Awaitable[Non
 
 
 # --- 2. crm-bot ------------------------------------------------------------------------------------------
-
-async def set_up_team(app: App, reps: list[Person], customers: int) -> list[str]:
-    """A workspace as a team would have it after a while: members and a customer book (names returned)."""
-    async def say(person: Person, text: str) -> str:
-        replies = await app.core.handle(Request(
-            platform="telegram", user_id=str(person.id), chat_id=str(person.id), user_name=person.first_name,
-            is_private=True, space_autocreate=False, language="en", dm_chat_id=str(person.id), text=text))
-        return "\n".join(reply.plain_text() for reply in replies)
-
-    await say(reps[0], "/start")
-    code = (await say(reps[0], "/invite")).split("/join ")[1].split()[0]
-    for rep in reps[1:]:
-        await say(rep, f"/join {code}")
-    book = list({c.name: c for c in fake_customers(customers)}.values())
-    for n, customer in enumerate(book):
-        company = f" company={quoted(customer.company)}" if customer.company else ""
-        await say(reps[n % len(reps)], f"/add {quoted(customer.name)} 1380013{n:04d}{company}")
-    # reps write names as they are; keep the ones a name finds at once (no "which one?")
-    return [quoted(c.name) for c in book if (await say(reps[0], f"/show {quoted(c.name)}")).startswith("#")]
-
-
-def quoted(text: str) -> str:
-    return f'"{text}"' if " " in text else text
-
 
 def crm_bot(app: App, options: dict[str, Any], *, core_stubbed: bool = False,
             ) -> Callable[[], Awaitable[Callable[[], Awaitable[None]]]]:

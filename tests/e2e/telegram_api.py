@@ -711,10 +711,10 @@ def _messages_in(update: dict[str, Any]) -> list[dict[str, Any]]:
     return [m for m in found if "chat" in m]
 
 
-# --- as its own process (the throughput bench) ------------------------------------------------------
+# --- as its own process (the Telegram benches) ------------------------------------------------------
 
 def control_routes(api: TelegramStandIn, app: web.Application) -> None:
-    """`/_control`: queue updates, read progress, reset between runs."""
+    """`/_control`: queue updates, read progress and what was sent, reset between runs."""
 
     async def push(request: web.Request) -> web.Response:
         for update in await request.json():
@@ -729,6 +729,13 @@ def control_routes(api: TelegramStandIn, app: web.Application) -> None:
             "last_reply": sends[-1].at if sends else None, "errors": errors[:5], "error_count": len(errors),
             "now": time.monotonic(),
         })
+
+    async def sent(request: web.Request) -> web.Response:
+        """Every message accepted, in order, as its chat shows it; `at` in Unix time."""
+        offset = time.time() - time.monotonic()
+        return web.json_response([
+            {"chat_id": c.chat_id, "text": c.result.get("text") or c.result.get("caption") or "", "at": c.at + offset}
+            for c in api.calls if c.method in SEND_METHODS and c.error is None and c.result is not None])
 
     async def reset(request: web.Request) -> web.Response:
         body = await request.json()
@@ -745,6 +752,7 @@ def control_routes(api: TelegramStandIn, app: web.Application) -> None:
 
     app.router.add_post("/_control/push", push)
     app.router.add_get("/_control/stats", stats)
+    app.router.add_get("/_control/sent", sent)
     app.router.add_post("/_control/reset", reset)
 
 
