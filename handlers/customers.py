@@ -67,13 +67,15 @@ async def add_customer(ctx: Context, raw: dict[str, str], *, force: bool) -> Rep
         if dupes:
             return await _ask_same_person(ctx, raw, *dupes[0])
     customer = await customers.create(ctx.session, ctx.ws, values, owner_id=ctx.me.id, created_by=ctx.me.id, now=ctx.now)
-    await saved(ctx, customer)
+    await saved(ctx, customer, purchases_changed=False)
     return await customer_card(ctx, customer, note=ctx.t("customer.added", customer=customer_label(customer)))
 
 
-async def saved(ctx: Context, customer: Customer) -> None:
-    """After any change to a customer: derived data now, search index once committed."""
-    await scoring.refresh(ctx.session, ctx.ws, [customer.id], ctx.now)
+async def saved(ctx: Context, customer: Customer, *, purchases_changed: bool = True) -> None:
+    """After any change to a customer: derived data now, search index once committed.
+
+    `purchases_changed=False` for events that touch no purchase: the tier is kept (scoring.refresh)."""
+    await scoring.refresh(ctx.session, ctx.ws, [customer.id], ctx.now, purchases_changed=purchases_changed)
     workspace_id, customer_id, name, company = ctx.ws.id, customer.id, customer.name, customer.company
     ctx.after_commit(lambda: ctx.services.search.note_saved(workspace_id, customer_id, name, company))
 
@@ -167,7 +169,7 @@ async def edit(ctx: Context, args: str) -> Result:
         raise UserError("error.edit_owner")
     values = customers.clean_fields(raw, ctx.ws, ctx.now)
     changed = customers.apply(ctx.session, customer, values, member_id=ctx.me.id, now=ctx.now)
-    await saved(ctx, customer)
+    await saved(ctx, customer, purchases_changed=False)
     names = [ctx.t(f"field.{k}") for k in raw]
     key = "customer.edited" if changed else "customer.unchanged"
     return await customer_card(ctx, customer, note=ctx.t(key, fields=", ".join(names)))

@@ -95,7 +95,7 @@ async def feedback(ctx: Context, args: str) -> Result:
     comment = ctx.as_typed(free_text(args, rest[1:]))
     before = await derived(ctx, customer)
     await deals.add_feedback(ctx.session, customer, member_id=ctx.me.id, score=score, comment=comment, now=ctx.now)
-    await saved(ctx, customer)
+    await saved(ctx, customer, purchases_changed=False)
     lines = [ctx.t("feedback.saved", customer=customer_label(customer), stars=stars(score), score=score)]
     if comment:
         lines.append(echo(comment))

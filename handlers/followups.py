@@ -131,7 +131,7 @@ async def save_reminder(ctx: Context, customer: Customer, when: When, note: str)
         ctx.session, ctx.ws, member_id=ctx.me.id, created_by=ctx.me.id, customer_id=customer.id,
         due_at=when.at, explicit_time=when.explicit_time, note=note, now=ctx.now,
     )
-    await saved(ctx, customer)
+    await saved(ctx, customer, purchases_changed=False)
     return Reply(text=reminder_line(ctx, reminder, customer))
 
 
@@ -338,7 +338,7 @@ async def _refreshed(ctx: Context, reminder: Reminder) -> Customer | None:
     """The reminder's customer with its next follow-up recomputed."""
     customer = await _customer_of(ctx, reminder)
     if customer is not None:
-        await saved(ctx, customer)
+        await saved(ctx, customer, purchases_changed=False)
     return customer
 
 

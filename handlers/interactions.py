@@ -156,7 +156,7 @@ async def save_log(
         lines.append(echo(summary))
     if follow_up is not None:
         lines.append(await plan_followup(ctx, customer, follow_up, summary))
-    await saved(ctx, customer)
+    await saved(ctx, customer, purchases_changed=False)
     return Reply(text="\n".join(lines), fields=derived_fields(ctx, before, await derived(ctx, customer)),
                  buttons=[card_buttons(ctx, customer)])
 

@@ -57,7 +57,7 @@ def read_tag_changes(tokens: list[Token]) -> tuple[list[str], list[str]]:
 async def apply_tag_changes(ctx: Context, customer: Customer, changes: tuple[list[str], list[str]]) -> Reply:
     added, removed = await tags.change_tags(ctx.session, customer, add=changes[0], remove=changes[1],
                                             member_id=ctx.me.id, now=ctx.now)
-    await saved(ctx, customer)
+    await saved(ctx, customer, purchases_changed=False)
     lines = []
     if added:
         lines.append(ctx.t("tag.added", tags=" ".join(f"#{n}" for n in added)))

@@ -69,17 +69,20 @@ def cadence_days(customer: Customer, workspace: Workspace) -> int:
     )
 
 
-async def refresh(session: AsyncSession, workspace: Workspace, customer_ids: Iterable[int], now: datetime) -> None:
+async def refresh(session: AsyncSession, workspace: Workspace, customer_ids: Iterable[int], now: datetime, *,
+                  purchases_changed: bool = True) -> None:
     """Recompute every derived field and the auto tags of these customers, now.
 
     Called after each event that changes them. Their tier is scored against
     the whole workspace's distribution as it is now; other customers' tiers
-    are left for the nightly recompute. Deleted customers and ids of another
-    workspace are ignored.
+    are left for the nightly recompute. An event that touched no purchase
+    (`purchases_changed=False`: a log, a tag, feedback …) leaves the tier as it
+    is, saving the workspace-wide RFM ranking. Deleted customers and ids of
+    another workspace are ignored.
     """
     ids = tuple(sorted(set(customer_ids)))
     if ids:
-        await _recompute(session, _Batch.of(session, workspace, now, ids))
+        await _recompute(session, _Batch.of(session, workspace, now, ids), tiers=purchases_changed)
 
 
 async def recompute_workspace(session: AsyncSession, workspace: Workspace, now: datetime) -> int:
@@ -90,7 +93,7 @@ async def recompute_workspace(session: AsyncSession, workspace: Workspace, now: 
     return len(await _recompute(session, _Batch.of(session, workspace, now, None)))
 
 
-async def _recompute(session: AsyncSession, batch: _Batch) -> set[int]:
+async def _recompute(session: AsyncSession, batch: _Batch, *, tiers: bool = True) -> set[int]:
     """Apply the rules in dependency order; the ids whose stage, tier or auto tags changed.
 
     Stage needs the new last contact and tier (the cadence depends on the
@@ -98,7 +101,7 @@ async def _recompute(session: AsyncSession, batch: _Batch) -> set[int]:
     """
     await session.flush()
     await _update_contacts_and_ltv(session, batch)
-    changed = await _update_tiers(session, batch)
+    changed = await _update_tiers(session, batch) if tiers else set()
     changed |= await _update_stages(session, batch)
     changed |= await _sync_auto_tags(session, batch)
     await _reload_held_customers(session, batch)
