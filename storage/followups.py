@@ -14,17 +14,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Interval, Select, and_, func, literal_column, or_, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from storage import audit, customers, scoring, workspaces
 from storage.access import Scope
-from storage.models import Customer, Member, Reminder, Workspace
+from storage.models import Customer, Member, Reminder, UTCDateTime, Workspace
 
 PENDING, DONE = "pending", "done"
-#: The shortest cadence a customer can have (storage.customers validates 1–3650 days).
-MIN_CADENCE = 1
 
 
 async def create_reminder(
@@ -146,45 +144,46 @@ class SilentCustomer:
 
 
 def silent_since() -> ColumnElement[datetime]:
-    """When a customer's silence began: the last contact, or when it was added if never contacted."""
+    """When a customer's silence began: the last contact, or when it was added if never contacted.
+
+    The expression `ix_customers_sweep_tier` indexes, so ranges on it are index ranges.
+    """
     return func.coalesce(Customer.last_contact_at, Customer.created_at)
-
-
-def _silent_before(cutoff: datetime) -> list[ColumnElement[bool]]:
-    """Silence began at or before `cutoff`, as two range conditions an index can serve."""
-    return [Customer.last_contact_at <= cutoff,
-            and_(Customer.last_contact_at.is_(None), Customer.created_at <= cutoff)]
 
 
 def _due(workspace: Workspace, batch: scoring._Batch) -> ColumnElement[bool]:
     """Past the cadence and not snoozed or nudged within the last cadence.
 
-    One branch per distinct tier default (each a constant cutoff on
-    last_contact_at or created_at, so a range an index serves) plus one for
-    customers with their own cadence: computed per row, bounded by the
-    loosest cutoff.
+    One branch per tier for the customers on its default cadence (silence began
+    by a constant cutoff: a range of `ix_customers_sweep_tier`), and one for the
+    customers with a cadence of their own. Each branch reads the customers it
+    finds (and the snoozed or nudged among them), not the whole workspace.
     """
     now = batch.now
-    branches = []
-    for days, tiers in _tiers_by_default(workspace).items():
-        of_tier = or_(*(Customer.tier.is_(None) if tier is None else Customer.tier == tier for tier in tiers))
-        not_nudged = or_(Customer.silent_nudged_at.is_(None), Customer.silent_nudged_at <= now - timedelta(days=days))
-        branches += [and_(Customer.cadence_days.is_(None), of_tier, silent, not_nudged)
-                     for silent in _silent_before(now - timedelta(days=days + 1))]
+    branches = [
+        and_(Customer.cadence_days.is_(None), Customer.tier.is_(None) if tier is None else Customer.tier == tier,
+             silent_since() <= now - timedelta(days=days + 1),
+             or_(Customer.silent_nudged_at.is_(None), Customer.silent_nudged_at <= now - timedelta(days=days)))
+        for tier, days in (("A", workspace.cadence_a), ("B", workspace.cadence_b), ("C", workspace.cadence_c),
+                           (None, workspace.cadence_none))
+    ]
     own = Customer.cadence_days
     own_not_nudged = or_(Customer.silent_nudged_at.is_(None), batch.days_since(Customer.silent_nudged_at) >= own)
-    branches += [and_(own.is_not(None), silent, batch.days_since(silent_since()) > own, own_not_nudged)
-                 for silent in _silent_before(now - timedelta(days=MIN_CADENCE + 1))]
+    branches.append(and_(own.is_not(None), _past_own_cadence(batch), own_not_nudged))
     return and_(Customer.lost_at.is_(None), or_(*branches))
 
 
-def _tiers_by_default(workspace: Workspace) -> dict[int, list[str | None]]:
-    """Tiers grouped by their default cadence (None: no tier), so equal defaults share a branch."""
-    grouped: dict[int, list[str | None]] = {}
-    for tier, days in (("A", workspace.cadence_a), ("B", workspace.cadence_b), ("C", workspace.cadence_c),
-                       (None, workspace.cadence_none)):
-        grouped.setdefault(days, []).append(tier)
-    return grouped
+def _past_own_cadence(batch: scoring._Batch) -> ColumnElement[bool]:
+    """Whole days of silence over the customer's own cadence.
+
+    On PostgreSQL written as "silence began + cadence days ≤ now − 1 day" (more
+    than `cadence` whole days ⟺ at least `cadence` + 1 full days), the
+    expression `ix_customers_sweep_own_cadence` indexes, so it is a range.
+    """
+    if batch.dialect != "postgresql":
+        return batch.days_since(silent_since()) > Customer.cadence_days
+    passed_at = silent_since() + Customer.cadence_days * literal_column("interval '1 day'", Interval())
+    return type_coerce(passed_at, UTCDateTime()) <= batch.now - timedelta(days=1)
 
 
 async def _silent_query(
@@ -215,7 +214,7 @@ async def silent_customers(
 ) -> list[SilentCustomer]:
     """Silent customers (of `member_id`, or everyone's), longest silent first.
 
-    The filter is plain SQL over ranges of last_contact_at/created_at, so the
+    The filter is index ranges on when silence began (see `_due`), so the
     daily sweep can run it on a big table; only the returned page is loaded.
     """
     query, batch = await _silent_query(session, scope_or_workspace, member_id, now)

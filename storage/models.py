@@ -141,6 +141,14 @@ class Identity(Base):
     blocked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+#: The silent sweep's index expressions and predicates (migration 0003): written as
+#: storage.followups writes its conditions, so the planner matches them.
+SILENT_SINCE = text("coalesce(last_contact_at, created_at)")
+OWN_CADENCE_PASSED = text("(coalesce(last_contact_at, created_at) + cadence_days * interval '1 day')")
+SWEPT_ON_DEFAULT = text("cadence_days IS NULL AND lost_at IS NULL AND deleted_at IS NULL")
+SWEPT_ON_OWN = text("cadence_days IS NOT NULL AND lost_at IS NULL AND deleted_at IS NULL")
+
+
 class Customer(Base):
     __tablename__ = "customers"
     __table_args__ = (
@@ -149,12 +157,19 @@ class Customer(Base):
         Index("ix_customers_ws_email", "workspace_id", "email"),
         Index("ix_customers_ws_updated", "workspace_id", "updated_at"),
         Index("ix_customers_ws_owner_contact", "workspace_id", "owner_id", "last_contact_at"),
-        # the silent sweep's range conditions (storage.followups, storage.sweep)
+        # silence ranges on the stored columns (`/find silent:30d`, handlers.customers)
         Index("ix_customers_ws_contact", "workspace_id", "last_contact_at"),
         Index("ix_customers_ws_created_uncontacted", "workspace_id", "created_at",
               postgresql_where=text("last_contact_at IS NULL"), sqlite_where=text("last_contact_at IS NULL")),
+        # the sweep's branches (storage.followups._due), over live customers not marked lost: when
+        # silence began, per tier, for those on their tier's default cadence; for the others, when
+        # silence passes their own cadence (an expression PostgreSQL can index; SQLite scans them)
+        Index("ix_customers_sweep_tier", "workspace_id", "tier", SILENT_SINCE,
+              postgresql_where=SWEPT_ON_DEFAULT, sqlite_where=SWEPT_ON_DEFAULT),
+        Index("ix_customers_sweep_own_cadence", "workspace_id", OWN_CADENCE_PASSED,
+              postgresql_where=SWEPT_ON_OWN).ddl_if(dialect="postgresql"),
         Index("ix_customers_ws_own_cadence", "workspace_id",
-              postgresql_where=text("cadence_days IS NOT NULL"), sqlite_where=text("cadence_days IS NOT NULL")),
+              sqlite_where=text("cadence_days IS NOT NULL")).ddl_if(dialect="sqlite"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -4,15 +4,16 @@ One query per workspace over the rule of `storage.followups.silent_customers`
 (past the cadence, not lost, not snoozed or nudged within the last cadence): a
 window function ranks each owner's silent customers (tier A first, then longest
 silent) and counts them, and only the first few per owner come back. The filter
-is ranges on `(workspace_id, last_contact_at)` and friends (see the indexes on
-`Customer`), so the cost follows the customers found, not the table.
+is index ranges on when silence began or passes the cadence (`ix_customers_sweep_*`
+on `Customer`), so the cost follows the customers found, not the table
+(bench/silent_sweep.py measures it).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import Select, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import followups
@@ -29,10 +30,13 @@ class RepSweep:
     total: int  # all of this owner's silent customers
 
 
-async def sweep_lists(
+async def sweep_query(
     session: AsyncSession, workspace: Workspace, now: datetime, *, shown: int = SHOWN, member_id: int | None = None
-) -> list[RepSweep]:
-    """Per owner (or for one), the silent customers to name and how many there are, by member id."""
+) -> Select:
+    """The one statement of a sweep: (owner id, customer id, owner's total) of the named customers, in order.
+
+    Apart from `sweep_lists` so that bench/silent_sweep.py can show its plan.
+    """
     query, _ = await followups._silent_query(session, workspace, member_id, now)
     tier_a_first = case((Customer.tier == "A", 0), else_=1)
     ranked = query.with_only_columns(
@@ -41,10 +45,15 @@ async def sweep_lists(
                                order_by=(tier_a_first, followups.silent_since(), Customer.number)).label("rank"),
         func.count().over(partition_by=Customer.owner_id).label("total"),
     ).subquery()
-    rows = await session.execute(
-        select(ranked.c.owner_id, ranked.c.id, ranked.c.total).where(ranked.c.rank <= shown)
-        .order_by(ranked.c.owner_id, ranked.c.rank)
-    )
+    return (select(ranked.c.owner_id, ranked.c.id, ranked.c.total).where(ranked.c.rank <= shown)
+            .order_by(ranked.c.owner_id, ranked.c.rank))
+
+
+async def sweep_lists(
+    session: AsyncSession, workspace: Workspace, now: datetime, *, shown: int = SHOWN, member_id: int | None = None
+) -> list[RepSweep]:
+    """Per owner (or for one), the silent customers to name and how many there are, by member id."""
+    rows = await session.execute(await sweep_query(session, workspace, now, shown=shown, member_id=member_id))
     lists: dict[int, RepSweep] = {}
     for owner_id, customer_id, total in rows:
         lists.setdefault(owner_id, RepSweep(owner_id, [], total)).customer_ids.append(customer_id)
