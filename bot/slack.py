@@ -23,7 +23,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable
 
 import aiohttp
 from aiohttp import web
@@ -73,7 +73,7 @@ PERSON_TTL = 3600.0
 SHORTCUTS = {"crm_add": "/add", "crm_log": "/log"}
 #: The bot can't post into that conversation (not a member, a DM between people …): answer elsewhere.
 CANNOT_POST = frozenset({"channel_not_found", "not_in_channel", "is_archived", "restricted_action",
-                         "cant_update_message", "message_not_found", "edit_window_closed"})
+                         "cant_update_message", "message_not_found", "edit_window_closed", "user_not_in_channel"})
 #: This person can't be sent a direct message at all: retrying won't help.
 UNREACHABLE = frozenset({"account_inactive", "user_not_found", "users_not_found", "cannot_dm_bot",
                          "not_allowed_token_type", "user_disabled", "channel_not_found", "is_archived",
@@ -206,6 +206,13 @@ class Origin:
         """What a modal carries in private_metadata to answer in the same place once submitted."""
         where = {"channel": self.channel, "dm": self.dm, "thread": self.thread_ts, "home": self.home}
         return {key: value for key, value in where.items() if value}
+
+
+def app_users(context: AsyncBoltContext, body: dict[str, Any]) -> set[str]:
+    """The app's own user ids for this request: auth.test's, and the installation's in `authorizations`
+    (another workspace of an org-wide install has another bot user)."""
+    found = {a.get("user_id") for a in body.get("authorizations") or [] if a.get("is_bot")}
+    return {user for user in found | {context.bot_user_id} if user}
 
 
 def team_of(context: AsyncBoltContext, body: dict[str, Any]) -> str:
@@ -422,7 +429,7 @@ class SlackPlatform:
         origin = Origin(team=team_of(context, body), user=event["user"], channel=channel,
                         thread_ts=event.get("thread_ts"))
         self._spawn(self._text(origin, event.get("text") or "", command=True, files=event.get("files"),
-                               bot_user=context.bot_user_id, key=_key(body.get("event_id"))), "mention", origin)
+                               bot_users=app_users(context, body), key=_key(body.get("event_id"))), "mention", origin)
 
     async def _on_message(self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext) -> None:
         """Direct messages only; not bots, not edits or deletions (file shares, yes: that's /import)."""
@@ -433,7 +440,7 @@ class SlackPlatform:
         origin = Origin(team=team_of(context, body), user=event["user"], channel=event.get("channel"), dm=True,
                         thread_ts=event.get("thread_ts"))
         self._spawn(self._text(origin, event.get("text") or "", command=False, files=event.get("files"),
-                               bot_user=context.bot_user_id, key=_key(body.get("event_id"))), "message", origin)
+                               bot_users=app_users(context, body), key=_key(body.get("event_id"))), "message", origin)
 
     async def _on_home_opened(self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext) -> None:
         if event.get("tab") != "home" or not event.get("user"):
@@ -525,9 +532,9 @@ class SlackPlatform:
         return outbox, await self.core.handle(request)
 
     async def _text(self, origin: Origin, raw: str, *, command: bool, key: str | None,
-                    files: list[dict[str, Any]] | None = None, bot_user: str | None = None) -> None:
+                    files: list[dict[str, Any]] | None = None, bot_users: Iterable[str] = ()) -> None:
         """A command from /crm, a mention or a DM; a shared CSV file comes along when the command is import."""
-        text = await self._readable(raw, bot_user)
+        text = await self._readable(raw, bot_users)
         if files and not text:
             text = "import"
         words = text.split()
@@ -590,8 +597,8 @@ class SlackPlatform:
                     await outbox.upload(attachment, private=reply.private)
         return status
 
-    async def _readable(self, text: str, bot_user: str | None) -> str:
-        if bot_user:
+    async def _readable(self, text: str, bot_users: Iterable[str]) -> str:
+        for bot_user in bot_users:
             text = re.sub(rf"<@{re.escape(bot_user)}(?:\|[^<>]*)?>", " ", text)
         names = {user: (await self.people.get(user)).name for user in set(_USER.findall(text))}
         return readable(text, names).strip()

@@ -265,6 +265,30 @@ async def test_mentions_and_direct_messages(slack, slack_rig, slack_api, db) -> 
 
 
 @sqlite_only
+async def test_a_mention_of_the_app_under_another_bot_user_id_is_read_as_the_command(slack, slack_rig, slack_api,
+                                                                                    db) -> None:
+    """An org-wide install has a bot user per workspace: the event's `authorizations` name this one's."""
+    carol = slack_rig.person("U0CAROL01", "Carol", team="T2", channel="C0OTHER01")
+    body = carol.event("app_mention", text="<@UCRMBOT02> add Zhao Lei 13700137000", channel="C0OTHER01")
+    body["authorizations"][0]["user_id"] = "UCRMBOT02"
+    assert (await slack_rig.wire.event(body)).status == 200
+    await slack_rig.settle()
+    assert carol.last("C0OTHER01")["blocks"][0]["text"]["text"] == "#1 Zhao Lei"
+    assert "UCRMBOT02" not in [c.params.get("user") for c in slack_api.calls_to("users.info")]
+
+
+@sqlite_only
+async def test_an_ephemeral_reply_to_someone_not_in_the_channel_goes_through_the_response_url(slack, slack_rig,
+                                                                                              slack_api, db) -> None:
+    """A shared channel, or one the person just left: chat.postEphemeral says user_not_in_channel."""
+    alice = slack_rig.person("U0ALICE01", "Alice")
+    slack_api.fail_next("chat.postEphemeral", "user_not_in_channel")
+    await alice.command("show #9")
+    answered = slack_api.ok_calls("response_url")[-1].params
+    assert answered["response_type"] == "ephemeral" and "couldn't find" in visible_text(answered["blocks"])
+
+
+@sqlite_only
 async def test_which_one_is_asked_privately_and_the_choice_updates_the_question(slack, slack_rig, slack_api,
                                                                                db) -> None:
     alice = slack_rig.person("U0ALICE01", "Alice")
@@ -312,7 +336,7 @@ EVERY_COMMAND: list[tuple[str, str]] = [
     ("dupes", "No likely duplicates"),
     ("merge #2 #3", "Merge #3 Zhao Lei into #2 Wang Fang?"),
     ("delete #3", "Delete #3 Zhao Lei?"),
-    ("restore #3", "couldn't find a customer"),
+    ("restore #3", "isn't deleted, so there is nothing to restore"),
     ("forget #3", "Erase #3 Zhao Lei for good?"),
     ("history #1", "History of #1 Li Wei"),
     ("start", "Your role: admin"),
