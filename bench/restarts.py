@@ -330,10 +330,10 @@ def report(args: argparse.Namespace, planned: list[Planned], result: dict[str, A
     print(f"lost        {result['lost']}" + (f"  {' '.join(result['missing'][:10])}" if result["missing"] else ""))
     print(f"duplicated  {result['duplicated']} ({result['extra']} extra copies)"
           + (f"  {' '.join(result['repeated'][:10])}" if result["repeated"] else ""))
-    for token, first in result["first_of_repeated"].items():
-        kill = min((k for k in bot.killed_at if k >= first), default=None)
-        gap = f"{(kill - first) * 1000:.1f} ms before kill -9 no. {bot.killed_at.index(kill) + 1}" if kill else "no kill after"
-        print(f"            {token}: first copy accepted {gap}")
+    for token, first in result["first_of_repeated"].items():  # a request out before the kill may land after it
+        kill = min(bot.killed_at, key=lambda k: abs(k - first))
+        when = f"{abs(kill - first) * 1000:.1f} ms {'before' if first <= kill else 'after'}"
+        print(f"            {token}: first copy accepted {when} kill -9 no. {bot.killed_at.index(kill) + 1}")
     print(f"late        {result['late']} marked late (due more than {2 * POLL_SECONDS + 60:.0f} s before they went out)")
     print(f"delay       due → arrived p50 {percentile(delays, 50):.2f} s, p95 {percentile(delays, 95):.2f} s, "
           f"max {max(delays, default=float('nan')):.2f} s")

@@ -70,7 +70,7 @@ class Scheduler:
     async def recover(self) -> None:
         """On SQLite one process owns the database, so claims left by a previous run (killed
         mid-send) are released at once; on PostgreSQL another process may hold them, so they
-        are retried when their lease runs out."""
+        are retried when they run out (30 seconds; a send under way, 5 minutes)."""
         if self.db.is_sqlite:
             async with self.db.transaction() as session:
                 released = await schedule.release_claims(session)

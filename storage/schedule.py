@@ -2,11 +2,18 @@
 
 Everything due lives in the database: pending reminders, `outbox` rows (digests,
 silent-customer lists) and the next-run columns of workspaces and members. A
-scheduler process *claims* a row by writing `claimed_until = now + lease` in a
-short transaction, sends outside any transaction, and records the outcome at once
-in another, fenced by the claim it holds. On PostgreSQL the claim reads with
-`FOR UPDATE SKIP LOCKED`, so several processes never claim the same row; on SQLite
-one process owns the file and claims under `BEGIN IMMEDIATE` (storage.db).
+scheduler process *claims* a batch of rows by writing `claimed_until = now +
+CLAIM_LEASE` in a short transaction; just before sending one it *starts* the send
+(`start_send`: one more attempt, the claim turned into the longer send `LEASE`),
+sends outside any transaction, and records the outcome at once in another, fenced
+by the lease it holds. On PostgreSQL the claim reads with `FOR UPDATE SKIP
+LOCKED`, so several processes never claim the same row; on SQLite one process
+owns the file and claims under `BEGIN IMMEDIATE` (storage.db).
+
+`attempts` counts the sends started and `last_error` holds the last one's error
+(cleared when a send starts), so a row still to send with attempts but no error
+was cut off mid-send by a crash (`interrupted`), and one with an error is held
+back by platform errors (`held_back`).
 
 `claimed_until` also serves as a hold: a row held for quiet hours or a retry
 back-off carries the moment it may be claimed again.
@@ -32,8 +39,11 @@ from sqlalchemy.sql.elements import ColumnElement
 from storage.models import Identity, Member, OutboxMessage, Reminder, Workspace
 
 UTC = timezone.utc
-#: How long a claim lasts; a claim never completed (the process died) is retried after it.
+#: How long a started send holds its row: more than the longest send (inline retries ≤ 1 minute,
+#: plus timeouts); a send whose process died is tried again after it (SQLite: at restart).
 LEASE = timedelta(minutes=5)
+#: How long a batch claim holds the rows not started yet, which a killed process leaves behind.
+CLAIM_LEASE = timedelta(seconds=30)
 QUIET_START, QUIET_END = time(21, 0), time(8, 0)
 NIGHTLY = time(3, 0)
 #: How long a nightly recompute may take before another process (or a restart) takes it over.
@@ -309,8 +319,9 @@ class Claim:
 
 
 async def claim(session: AsyncSession, model: Deliverable, now: datetime, *, limit: int,
-                lease: timedelta = LEASE) -> Claim:
-    """Lease up to `limit` due rows, oldest first, that no other process holds."""
+                lease: timedelta = CLAIM_LEASE) -> Claim:
+    """Lease up to `limit` due rows, oldest first, that no other process holds; each send is
+    started with `start_send` before the claim runs out."""
     ids = list(await session.scalars(_skip_locked(
         select(model.id).where(_due(model, now), _free(model, now)).order_by(model.due_at, model.id).limit(limit))))
     until = now + lease
@@ -336,10 +347,34 @@ def _fenced(model: Deliverable, row_id: int, claim_until: datetime) -> ColumnEle
     return and_(model.id == row_id, model.claimed_until == claim_until)
 
 
+def _to_send(row: Reminder | OutboxMessage) -> bool:
+    return row.sent_at is None if isinstance(row, Reminder) else row.status == PENDING
+
+
+def interrupted(row: Reminder | OutboxMessage) -> bool:
+    """A row still to send whose last send started and recorded nothing: its process died
+    mid-send, so the platform may or may not have the message."""
+    return _to_send(row) and row.attempts > 0 and row.last_error is None
+
+
+def held_back(row: Reminder | OutboxMessage) -> bool:
+    """A row still to send, waiting for another try after a platform error."""
+    return _to_send(row) and row.attempts > 0 and row.last_error is not None
+
+
+async def start_send(session: AsyncSession, model: Deliverable, row_id: int, claim_until: datetime,
+                     now: datetime) -> datetime | None:
+    """Count one more attempt and hold the row for the send (`LEASE`); the new lease, which fences
+    the outcome, or None if the claim was lost meanwhile."""
+    lease = now + LEASE
+    result = await session.execute(update(model).where(_fenced(model, row_id, claim_until)).values(
+        claimed_until=lease, attempts=model.attempts + 1, last_error=None))
+    return lease if result.rowcount else None
+
+
 async def record_sent(session: AsyncSession, model: Deliverable, row_id: int, claim_until: datetime,
                       now: datetime) -> bool:
-    values: dict[str, Any] = {"sent_at": now, "claimed_until": None, "attempts": model.attempts + 1,
-                              "last_error": None}
+    values: dict[str, Any] = {"sent_at": now, "claimed_until": None, "last_error": None}
     if model is OutboxMessage:
         values["status"] = "sent"
     result = await session.execute(update(model).where(_fenced(model, row_id, claim_until)).values(values))
@@ -354,17 +389,17 @@ async def record_part(session: AsyncSession, row_id: int, claim_until: datetime,
 
 async def record_hold(session: AsyncSession, model: Deliverable, row_id: int, claim_until: datetime,
                       until: datetime, *, error: str | None = None) -> None:
-    """Not now: claimable again at `until` (quiet hours; a retry after an error counts an attempt)."""
+    """Not now: claimable again at `until` (quiet hours; a retry after `error`)."""
     values: dict[str, Any] = {"claimed_until": until}
     if error is not None:
-        values.update(attempts=model.attempts + 1, last_error=error[:500])
+        values["last_error"] = error[:500]
     await session.execute(update(model).where(_fenced(model, row_id, claim_until)).values(values))
 
 
 async def record_given_up(session: AsyncSession, model: Deliverable, row_id: int, claim_until: datetime,
                           now: datetime, *, status: str, error: str) -> None:
     """Never to be sent: blocked, failed for good, or nothing left to say (`status`, for the outbox)."""
-    values: dict[str, Any] = {"claimed_until": None, "last_error": error[:500], "attempts": model.attempts + 1}
+    values: dict[str, Any] = {"claimed_until": None, "last_error": error[:500]}
     if model is OutboxMessage:
         values["status"] = status
     else:

@@ -16,6 +16,7 @@ from sqlalchemy import func, select, update
 from handlers.context import Services
 from handlers.core import Core
 from handlers.messages import Reply
+from reminders.claims import MAX_ATTEMPTS
 from reminders.delivery import DeliveryError, RecipientBlocked
 from reminders.scheduler import Scheduler
 from storage import followups, schedule, workspaces
@@ -281,6 +282,78 @@ async def test_a_claim_left_by_a_crash_is_sent_once_after_restart_or_lease(
     assert len(restarted.sender.to("dm-alice")) == 1
     await restarted.at(clock.now + timedelta(hours=1))
     assert len(restarted.sender.sent) == 1
+
+
+class ProcessKilled(BaseException):
+    """kill -9 in the middle of a poll: nothing after it runs (not an error any handler catches)."""
+
+
+class KilledAfterSending(RecordingSender):
+    """The platform takes the message, then the process dies before the scheduler records it."""
+
+    async def send(self, chat_id: str, reply: Reply) -> None:
+        await super().send(chat_id, reply)
+        raise ProcessKilled
+
+
+async def crash_mid_send(db: Database, services: Services) -> None:
+    with pytest.raises(ProcessKilled):
+        await Bot(db, services, KilledAfterSending()).poll()
+
+
+async def test_a_send_cut_off_by_a_crash_is_sent_again_and_the_rest_of_its_batch_soon(
+    db: Database, services: Services, clock: Clock, alice: Chat, caplog: pytest.LogCaptureFixture
+) -> None:
+    """At least once, by decision (reminders.claims): the platform may have the message, but nobody can
+    tell, so it goes again — once — and the log says it may be twice. What the dead process had only
+    claimed is not held for the send lease."""
+    await alice.say("/add Kim")
+    await alice.say("/remind #1 tomorrow 10am call")
+    await alice.say("/remind #1 tomorrow 10am visit")
+    clock.now = shanghai(11, 19, 10)
+    await crash_mid_send(db, services)
+    cut_off = await reminder_row(db, 1)
+    assert (cut_off.attempts, cut_off.last_error, cut_off.sent_at) == (1, None, None)
+    assert schedule.interrupted(cut_off) and (await reminder_row(db, 2)).attempts == 0
+
+    restarted = Bot(db, services)
+    if db.is_sqlite:  # one process owns the file: everything goes at restart
+        await restarted.scheduler.recover()
+        await restarted.poll()
+        assert [r.text for r in restarted.sender.to("dm-alice")] == ["⏰ Revisit #1 Kim — call",
+                                                                     "⏰ Revisit #1 Kim — visit"]
+    else:  # the dead process may be alive elsewhere: its claim runs out in 30 s, its send in 5 minutes
+        await restarted.at(clock.now + schedule.CLAIM_LEASE + timedelta(seconds=1))
+        assert [r.text for r in restarted.sender.to("dm-alice")] == ["⏰ Revisit #1 Kim — visit"]
+        await restarted.at(cut_off.claimed_until + timedelta(seconds=1))
+        [_, again] = restarted.sender.to("dm-alice")
+        assert again.text.splitlines() == ["⚠ Late: this was due 2026-11-19 Thu 10:00, while the bot was offline.",
+                                           "⏰ Revisit #1 Kim — call"]
+    assert "reminders 1 was being sent when its process stopped" in caplog.text
+    row = await reminder_row(db, 1)
+    assert row.sent_at is not None and row.attempts == 2 and not schedule.interrupted(row)
+    await restarted.at(clock.now + timedelta(hours=1))
+    assert len(restarted.sender.sent) == 2
+
+
+async def test_a_message_that_keeps_killing_the_process_is_given_up(
+    db: Database, services: Services, clock: Clock, alice: Chat
+) -> None:
+    await alice.say("/add Kim")
+    await alice.say("/remind #1 tomorrow 10am poison")
+    clock.now = shanghai(11, 19, 10)
+    for _ in range(MAX_ATTEMPTS):
+        if db.is_sqlite:
+            await Bot(db, services).scheduler.recover()
+        await crash_mid_send(db, services)
+        clock.advance(minutes=6)  # past the send lease (PostgreSQL)
+    survivor = Bot(db, services)
+    await survivor.scheduler.recover()
+    await survivor.poll()
+    assert survivor.sender.sent == []
+    row = await reminder_row(db, 1)
+    assert row.sent_at is not None and row.last_error == f"cut off mid-send {MAX_ATTEMPTS} times"
+    assert row.status == "pending", "still in /reminders"
 
 
 # --- platform errors ---------------------------------------------------------------------------------
