@@ -220,6 +220,14 @@ def team_of(context: AsyncBoltContext, body: dict[str, Any]) -> str:
             or (body.get("team") or {}).get("id") or "")
 
 
+def acting_team(context: AsyncBoltContext, body: dict[str, Any]) -> str | None:
+    """The workspace of whoever wrote an event. In a channel shared with another organisation, events carry
+    the installing workspace; a guest from the other side acts in their own (None: Slack doesn't say which)."""
+    if body.get("is_ext_shared_channel"):
+        return context.actor_team_id
+    return team_of(context, body)
+
+
 # --- replies out -------------------------------------------------------------------------------------
 
 class Outbox:
@@ -426,8 +434,11 @@ class SlackPlatform:
         channel = event.get("channel") or ""
         if channel.startswith("D") or not event.get("user"):
             return  # a mention in a direct message arrives as message.im too
-        origin = Origin(team=team_of(context, body), user=event["user"], channel=channel,
-                        thread_ts=event.get("thread_ts"))
+        team = acting_team(context, body)
+        if not team:
+            log.info("mention by %s in shared channel %s from an unknown workspace: ignored", event["user"], channel)
+            return
+        origin = Origin(team=team, user=event["user"], channel=channel, thread_ts=event.get("thread_ts"))
         self._spawn(self._text(origin, event.get("text") or "", command=True, files=event.get("files"),
                                bot_users=app_users(context, body), key=_key(body.get("event_id"))), "mention", origin)
 

@@ -561,6 +561,24 @@ async def test_two_slack_workspaces_never_see_each_others_customers(slack, slack
 
 
 @sqlite_only
+async def test_a_guest_from_another_organisation_in_a_shared_channel_never_enters_this_book(slack, slack_rig,
+                                                                                            slack_api, db) -> None:
+    """Slack Connect: the event names the installing workspace; the guest's own is event.user_team."""
+    alice = slack_rig.person("U0ALICE01", "Alice", team="T1")
+    carol = slack_rig.person("U0CAROL01", "Carol", team="T2")
+    await alice.command('add "Li Wei" 13800138000 company=Acme')
+    body = carol.event("app_mention", text=f"<@{BOT_USER}> find li", channel="C0SALES01", user_team="T2")
+    body["team_id"] = body["context_team_id"] = body["authorizations"][0]["team_id"] = "T1"
+    body["is_ext_shared_channel"] = True
+    await slack_rig.wire.event(body)
+    await slack_rig.settle()
+    assert "No customers match “li”" in text_of(alice.last())
+    async with db.transaction() as session:
+        books = dict((await session.execute(select(Member.name, Member.workspace_id))).all())
+    assert set(books) == {"Alice", "Carol"} and books["Alice"] != books["Carol"]
+
+
+@sqlite_only
 async def test_a_chinese_slack_user_gets_chinese(slack, slack_rig, slack_api, db) -> None:
     bob = slack_rig.person("U0BOB0001", "Bob", locale="zh-CN", tz="Asia/Shanghai")
     await bob.command("help")
