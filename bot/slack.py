@@ -178,6 +178,25 @@ class People:
         return person
 
 
+class Teams:
+    """team.info names per workspace, for naming a new customer book when the request carries none
+    (events and the Home tab do; slash commands and interactions carry the team's domain)."""
+
+    def __init__(self, client: AsyncWebClient) -> None:
+        self.client = client
+        self._names: dict[str, str] = {}
+
+    async def name(self, team_id: str) -> str:
+        if team_id not in self._names:
+            try:
+                answer = await self.client.team_info(team=team_id)
+                self._names[team_id] = str((answer.get("team") or {}).get("name") or "")
+            except (SlackClientError, aiohttp.ClientError, asyncio.TimeoutError) as problem:
+                log.warning("team.info for %s failed: %s", team_id, problem)
+                self._names[team_id] = ""
+        return self._names[team_id]
+
+
 @dataclass(frozen=True)
 class Origin:
     """Where a request came from, so its replies go back there."""
@@ -346,6 +365,7 @@ class SlackPlatform:
         self.client = web_client(settings.slack_bot_token, settings.slack_api_url,
                                  rate_limit_retries=rate_limit_retries)
         self.people = People(self.client)
+        self.teams = Teams(self.client)
         self.sender = SlackSender(self.client, self.note_blocked, self.default_locale)
         self.bolt = AsyncApp(
             client=self.client,
@@ -536,7 +556,8 @@ class SlackPlatform:
         request = Request(
             platform=PLATFORM, user_id=origin.user, chat_id=origin.chat_id,
             user_name=person.name or origin.user_name or origin.user, space=origin.team,
-            space_name=origin.team_name or origin.team, space_autocreate=True, is_private=origin.dm,
+            space_name=origin.team_name or await self.teams.name(origin.team) or origin.team,
+            space_autocreate=True, is_private=origin.dm,
             language=person.locale, timezone=person.timezone, supports_forms=origin.trigger_id is not None,
             progress=outbox.progress, dm_chat_id=origin.user, **fields,
         )

@@ -157,6 +157,7 @@ class SlackApiStandIn:
         self.responses: dict[str, dict[str, Any]] = {}  # response URL token → what it answers
         self.triggers: dict[str, float] = {}
         self.unreachable: dict[str, str] = {}  # channel or user → the error posting there gives
+        self.teams: dict[str, str] = {}  # team id → its name, for team.info
         self.socket_url = ""
         self._failures: dict[str, list[ApiError]] = {}
         self._numbers = itertools.count(1)
@@ -421,6 +422,12 @@ class SlackApiStandIn:
         if not _truthy(params.get("include_locale")):
             shown.pop("locale")
         return {"user": shown}
+
+    def _team_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        team = params.get("team", "")
+        if team not in self.teams:
+            raise ApiError("team_not_found")
+        return {"team": {"id": team, "name": self.teams[team], "domain": self.teams[team].lower().replace(" ", "-")}}
 
     def _conversations_open(self, params: dict[str, Any]) -> dict[str, Any]:
         user = params.get("users", "")

@@ -82,7 +82,7 @@ def test_the_manifest_asks_for_exactly_what_the_adapter_serves() -> None:
     assert sorted(settings["event_subscriptions"]["bot_events"]) == ["app_home_opened", "app_mention", "message.im"]
     assert sorted(manifest["oauth_config"]["scopes"]["bot"]) == [
         "app_mentions:read", "chat:write", "commands", "files:read", "files:write", "im:history", "im:write",
-        "users:read"]
+        "team:read", "users:read"]
     assert settings["socket_mode_enabled"] is False
 
 
@@ -262,6 +262,21 @@ async def test_mentions_and_direct_messages(slack, slack_rig, slack_api, db) -> 
     await bob.say("Qian Wei")
     await bob.press("Cancel", bob.last(bob.dm))
     assert "Cancelled" in text_of(bob.last(bob.dm)) and await count(db, Customer) == 2
+
+
+@sqlite_only
+async def test_a_book_first_used_from_the_dm_or_home_tab_is_named_after_the_workspace(slack, slack_rig, slack_api,
+                                                                                      db) -> None:
+    """Events carry no team name: team.info gives it (and a team.info that fails leaves the team id)."""
+    slack_api.teams["T2"] = "Huadong Trade"
+    carol = slack_rig.person("U0CAROL01", "Carol", team="T2")
+    dave = slack_rig.person("U0DAVE001", "Dave", team="T3")
+    await carol.open_home()
+    await carol.say("team")
+    await dave.say("team")
+    assert "Members of “Huadong Trade”: 1" in text_of(carol.last(carol.dm))
+    assert "Members of “T3”: 1" in text_of(dave.last(dave.dm))
+    assert len(slack_api.calls_to("team.info")) == 2  # once per workspace
 
 
 @sqlite_only
