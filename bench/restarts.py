@@ -131,8 +131,8 @@ class Ledger:
     """What the database says about the reminders."""
 
     undelivered: int  # not sent yet, or a send under way
+    cut_off: list[str]  # notes of the sends cut off by a kill, counted as delivered (reminders.claims)
     given_up: int
-    retried: int  # took more than one attempt (here, with no platform errors: a send cut off by a kill)
 
 
 async def ledger(url: str) -> Ledger:
@@ -145,8 +145,8 @@ async def ledger(url: str) -> Ledger:
             return Ledger(
                 undelivered=await counted(Reminder.status == "pending",
                                           Reminder.sent_at.is_(None) | Reminder.claimed_until.is_not(None)),
-                given_up=await counted(Reminder.sent_at.is_not(None), Reminder.last_error.is_not(None)),
-                retried=await counted(Reminder.attempts > 1),
+                cut_off=list(await session.scalars(select(Reminder.note).where(Reminder.last_error == schedule.CUT_OFF))),
+                given_up=await counted(Reminder.sent_at.is_not(None), Reminder.last_error != schedule.CUT_OFF),
             )
     finally:
         await database.dispose()
@@ -337,8 +337,9 @@ def report(args: argparse.Namespace, planned: list[Planned], result: dict[str, A
     print(f"late        {result['late']} marked late (due more than {2 * POLL_SECONDS + 60:.0f} s before they went out)")
     print(f"delay       due → arrived p50 {percentile(delays, 50):.2f} s, p95 {percentile(delays, 95):.2f} s, "
           f"max {max(delays, default=float('nan')):.2f} s")
-    print(f"database    {state.undelivered} undelivered, {state.given_up} given up, {state.retried} took more than "
-          "one attempt (a send cut off by a kill)")
+    arrived = sum(1 for note in state.cut_off if not any(token in note for token in result["missing"]))
+    print(f"database    {state.undelivered} undelivered, {state.given_up} given up, {len(state.cut_off)} sends cut "
+          f"off by a kill and counted as delivered: {arrived} of them had arrived")
     print(f"other       {result['misrouted']} in a wrong chat, {result['others']} other messages")
     print(f"{'PASS' if result['ok'] else 'FAIL'}: {result['delivered']} of {len(planned)} delivered, "
           f"{result['lost']} lost, {result['duplicated']} duplicated "

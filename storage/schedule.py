@@ -12,8 +12,8 @@ owns the file and claims under `BEGIN IMMEDIATE` (storage.db).
 
 `attempts` counts the sends started and `last_error` holds the last one's error
 (cleared when a send starts), so a row still to send with attempts but no error
-was cut off mid-send by a crash (`interrupted`), and one with an error is held
-back by platform errors (`held_back`).
+was cut off mid-send by a crash (`interrupted`); reminders.claims counts it as
+delivered, noting `CUT_OFF`.
 
 `claimed_until` also serves as a hold: a row held for quiet hours or a retry
 back-off carries the moment it may be claimed again.
@@ -44,6 +44,8 @@ UTC = timezone.utc
 LEASE = timedelta(minutes=5)
 #: How long a batch claim holds the rows not started yet, which a killed process leaves behind.
 CLAIM_LEASE = timedelta(seconds=30)
+#: `last_error` of a delivery whose send was cut off by a crash and counted as delivered.
+CUT_OFF = "cut off mid-send by a crash; counted as delivered"
 QUIET_START, QUIET_END = time(21, 0), time(8, 0)
 NIGHTLY = time(3, 0)
 #: How long a nightly recompute may take before another process (or a restart) takes it over.
@@ -357,11 +359,6 @@ def interrupted(row: Reminder | OutboxMessage) -> bool:
     return _to_send(row) and row.attempts > 0 and row.last_error is None
 
 
-def held_back(row: Reminder | OutboxMessage) -> bool:
-    """A row still to send, waiting for another try after a platform error."""
-    return _to_send(row) and row.attempts > 0 and row.last_error is not None
-
-
 async def start_send(session: AsyncSession, model: Deliverable, row_id: int, claim_until: datetime,
                      now: datetime) -> datetime | None:
     """Count one more attempt and hold the row for the send (`LEASE`); the new lease, which fences
@@ -373,8 +370,9 @@ async def start_send(session: AsyncSession, model: Deliverable, row_id: int, cla
 
 
 async def record_sent(session: AsyncSession, model: Deliverable, row_id: int, claim_until: datetime,
-                      now: datetime) -> bool:
-    values: dict[str, Any] = {"sent_at": now, "claimed_until": None, "last_error": None}
+                      now: datetime, *, caveat: str | None = None) -> bool:
+    """Delivered (`caveat`, e.g. `CUT_OFF`, kept in `last_error`); False if the claim was lost."""
+    values: dict[str, Any] = {"sent_at": now, "claimed_until": None, "last_error": caveat}
     if model is OutboxMessage:
         values["status"] = "sent"
     result = await session.execute(update(model).where(_fenced(model, row_id, claim_until)).values(values))
