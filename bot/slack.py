@@ -597,9 +597,9 @@ class SlackPlatform:
         await self._after_form(outbox, shown)
 
     async def _after_form(self, outbox: Outbox, replies: list[Reply]) -> None:
-        await self._deliver(outbox, replies)
+        status = await self._deliver(outbox, replies)
         if outbox.origin.home:
-            await self.publish_home(outbox.origin)
+            await self.publish_home(outbox.origin, status)
 
     async def publish_home(self, origin: Origin, status: list[str] | None = None) -> None:
         """The Home tab: "my day" (handlers/home.py), with what the last button did on top."""
@@ -608,7 +608,9 @@ class SlackPlatform:
         await self.client.views_publish(user_id=origin.user, view=view)
 
     async def _deliver(self, outbox: Outbox, replies: list[Reply]) -> list[str]:
-        """Send each reply; on the Home tab what would edit the pressed message becomes a status line."""
+        """Send each reply. On the Home tab what would edit the pressed message, and a bare sentence (an
+        error), become a status line on top; what goes to the DM instead is named there, so a press is
+        never answered out of sight."""
         status: list[str] = []
         edited = False
         for reply in replies:
@@ -617,11 +619,15 @@ class SlackPlatform:
                 continue
             if outbox.origin.home and (reply.edit or reply.notice):
                 status.append(reply.notice or reply.plain_text().partition("\n")[0])
+            elif outbox.origin.home and _sentence(reply):
+                status.append(reply.text.replace("\n", " "))
             elif reply.edit and outbox.origin.message_ts and not edited:
                 await outbox.edit(reply)
                 edited = True
             elif has_content(reply):
                 await outbox.post(reply)
+                if outbox.origin.home:
+                    status.append(t(outbox.locale, "slack.home_posted", what=reply.plain_text().partition("\n")[0]))
             elif reply.notice:
                 await outbox.post(Reply(text=reply.notice, private=True))
             for attachment in (reply.file, reply.image):
@@ -659,6 +665,12 @@ class SlackPlatform:
         async with self.app.db.transaction() as session:
             await blocking.record_blocked(session, PLATFORM, now=self.app.services.clock(),
                                           external_id=user, dm_chat_id=user)
+
+
+def _sentence(reply: Reply) -> bool:
+    """Text alone: no title, fields, list, buttons or file (how errors and confirmations answer)."""
+    return bool(reply.text) and not (reply.title or reply.fields or reply.items or reply.buttons
+                                     or reply.file or reply.image)
 
 
 def _key(unique: str | None) -> str | None:

@@ -480,6 +480,30 @@ async def test_app_home_shows_my_day_and_its_buttons_work(slack, slack_rig, slac
     assert opened(slack_api)["title"]["text"] == "New customer"
 
 
+@sqlite_only
+async def test_a_press_on_the_home_tab_is_answered_on_the_home_tab(slack, slack_rig, slack_api, db) -> None:
+    """What a press sends to the DM is named on top of the tab; an error is shown there, not in the DM."""
+    alice = slack_rig.person("U0ALICE01", "Alice")
+    await alice.command('add "Li Wei" company=Acme')
+    for minutes in (20, 30, 40, 50, 60, 70):
+        await alice.command(f"remind #1 in {minutes} minutes call back")
+    await alice.open_home()
+    stale = alice.home()
+    await alice.press("All my reminders", stale)
+    assert "Your pending reminders: 6" in text_of(alice.last(alice.dm))
+    assert "Sent to the Messages tab: Your pending reminders: 6" in visible_text(alice.home()["blocks"][:1])
+
+    await alice.command("done 1")
+    in_dm = len(alice.messages(alice.dm))
+    await alice.press("Done", stale)  # reminder #1, already done from the channel
+    assert len(alice.messages(alice.dm)) == in_dm
+    assert "already" in visible_text(alice.home()["blocks"][:1])
+
+    await alice.press("➕ Add customer", alice.home())
+    await alice.submit(opened(slack_api), {"name": "Zhao Min"})
+    assert "Sent to the Messages tab: #2 Zhao Min" in visible_text(alice.home()["blocks"][:1])
+
+
 # --- redelivery, rate limits, deliveries ---------------------------------------------------------------------
 
 async def test_an_event_slack_retries_is_applied_once(slack, slack_rig, slack_api, db) -> None:
