@@ -4,16 +4,24 @@ Reply text is plain. It goes out as mrkdwn with `&`, `<` and `>` escaped and
 `verbatim` set, so nothing a user typed can become a mention (`<!channel>`,
 `<@U1>`), a channel link or a URL; only titles (header blocks) and field labels
 are bold. The plain `text` fallback (notifications) is escaped the same way.
+
+Replies name commands as `/remind …`; in Slack that is Slack's own /remind (so are
+/invite, /join, /me and /feedback), and the other names don't exist there. Every
+text shown names them as a Slack user types ours: `/crm remind …`.
 """
 from __future__ import annotations
 
+import importlib
 import itertools
 import json
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Any, Iterable, Iterator
 
 from handlers.i18n import t
-from handlers.messages import Button, Form, FormField, Reply
+from handlers.messages import Button, Field, Form, FormField, Reply
+from handlers.registry import COMMANDS
 
 Block = dict[str, Any]
 
@@ -81,8 +89,28 @@ def context(text: str) -> Block:
     return {"type": "context", "elements": [mrkdwn(escaped_clip(text, SECTION_CHARS))]}
 
 
+@lru_cache(maxsize=1)
+def _command_names() -> re.Pattern[str]:
+    importlib.import_module("handlers.commands")  # the command families register on import
+    words = sorted({w for entry in COMMANDS.values() for w in (entry.name, *entry.aliases)}, key=len, reverse=True)
+    return re.compile(rf"(?<![\w/.:@-])/({'|'.join(map(re.escape, words))})(?![\w@-])")
+
+
+def as_typed(text: str) -> str:
+    """`/remind #12 friday` as a Slack user types it: `/crm remind #12 friday`."""
+    return _command_names().sub(r"/crm \1", text)
+
+
+def for_slack(reply: Reply) -> Reply:
+    """The reply with every command named as typed in Slack."""
+    return replace(reply, title=as_typed(reply.title), text=as_typed(reply.text), notice=as_typed(reply.notice),
+                   items=[as_typed(item) for item in reply.items],
+                   fields=[Field(f.label, as_typed(f.value)) for f in reply.fields])
+
+
 def fallback(reply: Reply) -> str:
     """The plain `text` of a message with blocks: what notifications and old clients show."""
+    reply = for_slack(reply)
     return escaped_clip(reply.plain_text() or reply.notice or "·", FALLBACK_CHARS)
 
 
@@ -171,6 +199,7 @@ def message_blocks(reply: Reply, locale: str, ids: ActionIds | None = None, *,
                    limit: int = MESSAGE_BLOCKS) -> list[Block]:
     """Header, text, fields, list, buttons; over `limit`, buttons are packed, then the end is cut with "…and N more"."""
     ids = ids or ActionIds()
+    reply = for_slack(reply)
     head: list[_Piece] = []
     if reply.title:
         head.append(_Piece({"type": "header", "text": plain(reply.title, HEADER_CHARS)}, 0))
@@ -196,7 +225,7 @@ def message_blocks(reply: Reply, locale: str, ids: ActionIds | None = None, *,
 def home_view(replies: list[Reply], locale: str, status: str = "") -> dict[str, Any]:
     """The Home tab: each reply in turn, a divider before each titled one, within 100 blocks."""
     ids = ActionIds()
-    blocks: list[Block] = [context(status)] if status else []
+    blocks: list[Block] = [context(as_typed(status))] if status else []
     for reply in replies:
         if not has_content(reply):
             continue
@@ -269,5 +298,6 @@ def field_errors(errors: dict[str, str], view: dict[str, Any]) -> dict[str, str]
     for key, message in errors.items():
         block_id = f"{FIELD_BLOCK}{key}"
         target = block_id if block_id in blocks else (blocks[0] if blocks else block_id)
+        message = as_typed(message)
         shown[target] = clip(f"{shown[target]} {message}" if target in shown else message, LABEL_CHARS)
     return shown

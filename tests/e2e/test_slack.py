@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -633,6 +634,24 @@ async def test_a_chinese_slack_user_gets_chinese(slack, slack_rig, slack_api, db
     assert "12" in refused.json()["errors"]["field.phone"] and "电话" in refused.json()["errors"]["field.phone"]
     await bob.command("import")
     assert "私信" in text_of(bob.ephemerals()[-1])
+
+
+@sqlite_only
+async def test_replies_name_commands_as_a_slack_user_types_them(slack, slack_rig, slack_api, db) -> None:
+    """`/remind`, `/invite`, `/join`, `/me`, `/feedback` are Slack's own commands: ours are `/crm remind` …"""
+    alice = slack_rig.person("U0ALICE01", "Alice")
+    await alice.command("help")
+    shown = text_of(alice.last())
+    assert "/crm remind — " in shown and "/crm invite — " in shown and "/crm help <command> for details" in shown
+    assert set(re.findall(r"(?<![\w/])/(\w+)", shown)) == {"crm"}
+    await alice.command("show #9")
+    assert "Try /crm find #9 to search." in text_of(alice.ephemerals()[-1])
+    await alice.command("log")
+    refused = await alice.submit(opened(slack_api), {"customer": "nobody", "summary": "met"})
+    assert "Try /crm find nobody to search." in refused.json()["errors"]["field.customer"]
+    await alice.command("add Zhao 13700137000")
+    await alice.command("log #1 note: see https://acme.example/log and /tmp/export")  # user text, no command
+    assert "“see https://acme.example/log and /tmp/export”" in text_of(alice.last())
 
 
 @sqlite_only
