@@ -48,7 +48,9 @@ from bot.slack_blocks import (
     has_content,
     home_view,
     message_blocks,
+    message_of_parts,
     modal,
+    spliced,
     submitted_values,
 )
 from bot.web import WebServer
@@ -214,6 +216,9 @@ class Origin:
     #: The message whose button was pressed, and whether only the presser sees it.
     message_ts: str | None = None
     ephemeral: bool = False
+    #: That message's blocks as Slack sent them back, and the block of the button pressed.
+    message_blocks: list[dict[str, Any]] | None = None
+    pressed_block: str | None = None
     home: bool = False
 
     @property
@@ -265,9 +270,19 @@ class Outbox:
 
     async def post(self, reply: Reply) -> None:
         blocks, text = self._render(reply)
-        private = reply.private and not self.origin.dm
+        await self._post(blocks, text, private=reply.private)
+
+    async def post_parts(self, replies: list[Reply]) -> None:
+        """Replies that answer one request together, as one message."""
+        if len(replies) == 1:
+            await self.post(replies[0])
+            return
+        text = fallback(Reply(text="\n".join(reply.plain_text() for reply in replies)))
+        await self._post(message_of_parts(replies, self.locale), text, private=replies[0].private)
+
+    async def _post(self, blocks: list[dict[str, Any]], text: str, *, private: bool) -> None:
         try:
-            if private:
+            if private and not self.origin.dm:
                 await self.client.chat_postEphemeral(channel=self.channel, user=self.origin.user, blocks=blocks,
                                                      text=text, thread_ts=self.origin.thread_ts)
             else:
@@ -276,12 +291,14 @@ class Outbox:
         except SlackApiError as problem:
             if error_code(problem) not in CANNOT_POST:
                 raise
-            await self._elsewhere(blocks, text, private=reply.private)
+            await self._elsewhere(blocks, text, private=private)
 
     async def edit(self, reply: Reply) -> None:
-        """Replace the message whose button was pressed (an ephemeral one through its response URL)."""
+        """Replace the message whose button was pressed (an ephemeral one through its response URL); in a
+        message of several parts, only the part whose button it was."""
         blocks, text = self._render(reply)
         if not self.origin.ephemeral and self.origin.channel and self.origin.message_ts:
+            blocks = spliced(self.origin.message_blocks or [], self.origin.pressed_block, reply, self.locale) or blocks
             try:
                 await self.client.chat_update(channel=self.origin.channel, ts=self.origin.message_ts,
                                               blocks=blocks, text=text)
@@ -487,6 +504,7 @@ class SlackPlatform:
             return  # our modals have no buttons
         channel = container.get("channel_id") or (body.get("channel") or {}).get("id")
         user = body.get("user") or {}
+        pressed = (body.get("actions") or [{}])[0]
         origin = Origin(
             team=team_of(context, body), user=user["id"], channel=None if home else channel,
             dm=home or (channel or "").startswith("D"), team_name=(body.get("team") or {}).get("domain", ""),
@@ -494,8 +512,9 @@ class SlackPlatform:
             thread_ts=(body.get("message") or {}).get("thread_ts"), response_url=body.get("response_url"),
             trigger_id=body.get("trigger_id"), message_ts=container.get("message_ts"),
             ephemeral=bool(container.get("is_ephemeral")), home=home,
+            message_blocks=(body.get("message") or {}).get("blocks"), pressed_block=pressed.get("block_id"),
         )
-        value = ((body.get("actions") or [{}])[0]).get("value") or ""
+        value = pressed.get("value") or ""
         self._spawn(self._press(origin, value, _key(body.get("trigger_id"))), "button", origin)
 
     async def _on_submission(self, ack: AsyncAck, body: dict[str, Any], view: dict[str, Any],
@@ -608,13 +627,24 @@ class SlackPlatform:
         await self.client.views_publish(user_id=origin.user, view=view)
 
     async def _deliver(self, outbox: Outbox, replies: list[Reply]) -> list[str]:
-        """Send each reply. On the Home tab what would edit the pressed message, and a bare sentence (an
-        error), become a status line on top; what goes to the DM instead is named there, so a press is
-        never answered out of sight."""
+        """Send each reply; consecutive ones that are only posted go out as one message. On the Home tab
+        what would edit the pressed message, and a bare sentence (an error), become a status line on top;
+        what goes to the DM instead is named there, so a press is never answered out of sight."""
         status: list[str] = []
         edited = False
+        together: list[Reply] = []
+
+        async def post_together() -> None:
+            if together:
+                await outbox.post_parts(together)
+                if outbox.origin.home:
+                    status.append(t(outbox.locale, "slack.home_posted",
+                                    what=together[0].plain_text().partition("\n")[0]))
+                together.clear()
+
         for reply in replies:
             if reply.form is not None:
+                await post_together()
                 await outbox.open_form(reply.form)
                 continue
             if outbox.origin.home and (reply.edit or reply.notice):
@@ -625,14 +655,18 @@ class SlackPlatform:
                 await outbox.edit(reply)
                 edited = True
             elif has_content(reply):
-                await outbox.post(reply)
-                if outbox.origin.home:
-                    status.append(t(outbox.locale, "slack.home_posted", what=reply.plain_text().partition("\n")[0]))
+                if together and together[0].private != reply.private:
+                    await post_together()
+                together.append(reply)
             elif reply.notice:
+                await post_together()
                 await outbox.post(Reply(text=reply.notice, private=True))
-            for attachment in (reply.file, reply.image):
-                if attachment is not None:
-                    await outbox.upload(attachment, private=reply.private)
+            attachments = [a for a in (reply.file, reply.image) if a is not None]
+            if attachments:
+                await post_together()
+            for attachment in attachments:
+                await outbox.upload(attachment, private=reply.private)
+        await post_together()
         return status
 
     async def _readable(self, text: str, bot_users: Iterable[str]) -> str:

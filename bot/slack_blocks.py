@@ -123,8 +123,8 @@ def has_content(reply: Reply) -> bool:
 class ActionIds:
     """Unique action_ids within one message or view (Slack refuses duplicates)."""
 
-    def __init__(self) -> None:
-        self._numbers = itertools.count()
+    def __init__(self, start: int = 0) -> None:
+        self._numbers = itertools.count(start)
 
     def next(self) -> str:
         return f"{ACTION_PREFIX}{next(self._numbers)}"
@@ -220,22 +220,66 @@ def message_blocks(reply: Reply, locale: str, ids: ActionIds | None = None, *,
     return [p.block for p in kept_head + kept_items] + [more] + [p.block for p in kept_actions]
 
 
-# --- the App Home ----------------------------------------------------------------------------------
+# --- several replies in one message, and the App Home -------------------------------------------------
 
-def home_view(replies: list[Reply], locale: str, status: str = "") -> dict[str, Any]:
-    """The Home tab: each reply in turn, a divider before each titled one, within 100 blocks."""
+#: The blocks of reply <n> of a message that shows several are named `r<n>.<i>`, so a button press can
+#: redraw that part alone.
+PART = "r"
+
+
+def _part_of(block_id: object) -> str | None:
+    head, dot, _ = str(block_id or "").partition(".")
+    return head if dot and head[:1] == PART and head[1:].isdigit() else None
+
+
+def _named(blocks: list[Block], part: str) -> list[Block]:
+    return [{**block, "block_id": f"{part}.{i}"} for i, block in enumerate(blocks)]
+
+
+def combined_blocks(replies: list[Reply], locale: str, *, limit: int, more: str) -> list[Block]:
+    """Each reply in turn, a divider before each titled one, each part named; `more` ends what doesn't fit."""
     ids = ActionIds()
-    blocks: list[Block] = [context(as_typed(status))] if status else []
-    for reply in replies:
+    blocks: list[Block] = []
+    for number, reply in enumerate(replies):
         if not has_content(reply):
             continue
         rendered = ([{"type": "divider"}] if reply.title and blocks else []) + message_blocks(
-            reply, locale, ids, limit=SURFACE_BLOCKS - 1)
-        if len(blocks) + len(rendered) > SURFACE_BLOCKS - 1:
-            blocks.append(context(t(locale, "slack.home_more")))
+            reply, locale, ids, limit=limit - 1)
+        if len(blocks) + len(rendered) > limit - 1:
+            blocks.append(context(more))
             break
-        blocks += rendered
-    return {"type": "home", "blocks": blocks}
+        blocks += _named(rendered, f"{PART}{number}")
+    return blocks
+
+
+def message_of_parts(replies: list[Reply], locale: str) -> list[Block]:
+    """Several replies as one message (a command that answers in parts posts once, not once per part)."""
+    return combined_blocks(replies, locale, limit=MESSAGE_BLOCKS, more=t(locale, "slack.parts_more"))
+
+
+def spliced(message: list[Block], pressed_block: str | None, reply: Reply, locale: str) -> list[Block] | None:
+    """The message with only the part whose button was pressed redrawn as `reply`; None when the message
+    isn't one of parts (or the result wouldn't fit), and the whole message is to be replaced."""
+    part = _part_of(pressed_block)
+    where = [i for i, block in enumerate(message) if _part_of(block.get("block_id")) == part]
+    if part is None or not where:
+        return None
+    taken = [int(e["action_id"].removeprefix(ACTION_PREFIX)) for block in message for e in block.get("elements", [])
+             if str(e.get("action_id", "")).removeprefix(ACTION_PREFIX).isdigit()]
+    ids = ActionIds(start=max(taken, default=-1) + 1)
+    divider = [{"type": "divider"}] if message[where[0]].get("type") == "divider" else []
+    fresh = _named(divider + message_blocks(reply, locale, ids), part)
+    blocks = message[:where[0]] + fresh + message[where[-1] + 1:]
+    return blocks if len(blocks) <= MESSAGE_BLOCKS else None
+
+
+def home_view(replies: list[Reply], locale: str, status: str = "") -> dict[str, Any]:
+    """The Home tab: what happened on top, then each reply in turn, within 100 blocks."""
+    head: list[Block] = [context(as_typed(status))] if status else []
+    blocks = combined_blocks(replies, locale, limit=SURFACE_BLOCKS - len(head), more=t(locale, "slack.home_more"))
+    if head and blocks and blocks[0].get("type") == "header":
+        head.append({"type": "divider"})
+    return {"type": "home", "blocks": head + blocks}
 
 
 # --- forms as modals ----------------------------------------------------------------------------------

@@ -659,11 +659,11 @@ class SlackPerson:
         return self.api.home_of(self.user)
 
     # --- clicking -----------------------------------------------------------------------------------------
-    async def press(self, label: str, where: dict[str, Any]) -> Answer:
-        """Press the first button whose text contains `label` in a message, an ephemeral message or the Home tab."""
+    async def press(self, label: str, where: dict[str, Any], *, nth: int = 0) -> Answer:
+        """Press the `nth` button whose text contains `label` in a message, an ephemeral message or the Home tab."""
         found = [(b, e) for b, e in buttons(where["blocks"]) if label in e["text"]["text"]]
-        assert found, f"no button {label!r} among {[e['text']['text'] for _, e in buttons(where['blocks'])]}"
-        block, element = found[0]
+        assert len(found) > nth, f"no button {label!r} among {[e['text']['text'] for _, e in buttons(where['blocks'])]}"
+        block, element = found[nth]
         pressed = {"action_id": element["action_id"], "block_id": block.get("block_id", "b"), "text": element["text"],
                    "value": element["value"], "type": "button", "action_ts": f"{time.time():.6f}"}
         if "style" in element:

@@ -482,6 +482,28 @@ async def test_app_home_shows_my_day_and_its_buttons_work(slack, slack_rig, slac
 
 
 @sqlite_only
+async def test_my_day_is_one_message_and_a_press_redraws_only_its_part(slack, slack_rig, slack_api, db) -> None:
+    alice = slack_rig.person("U0ALICE01", "Alice")
+    await alice.command('add "Li Wei" company=Acme')
+    for minutes in (20, 30, 40):
+        await alice.command(f"remind #1 in {minutes} minutes call back {minutes}")
+    posted = len(slack_api.ok_calls("chat.postMessage"))
+    await alice.command("today")
+    assert len(slack_api.ok_calls("chat.postMessage")) == posted + 1
+    day = alice.last()
+    assert "My day · Alice" in text_of(day) and "Gone silent: 0" in text_of(day) and "My latest activity" in text_of(day)
+
+    await alice.press("Done", day, nth=1)  # the second reminder's
+    redrawn = alice.last()
+    assert redrawn["ts"] == day["ts"] and "✓ Reminder #2 done." in text_of(redrawn)
+    assert text_of(redrawn).count("Reminder #1:") == 1 and text_of(redrawn).count("Reminder #3:") == 1
+    assert [e["text"]["text"] for _, e in buttons(redrawn["blocks"])].count("Done") == 2
+    async with db.transaction() as session:
+        status = dict((await session.execute(select(Reminder.number, Reminder.status))).all())
+    assert status == {1: "pending", 2: "done", 3: "pending"}
+
+
+@sqlite_only
 async def test_a_press_on_the_home_tab_is_answered_on_the_home_tab(slack, slack_rig, slack_api, db) -> None:
     """What a press sends to the DM is named on top of the tab; an error is shown there, not in the DM."""
     alice = slack_rig.person("U0ALICE01", "Alice")
