@@ -19,7 +19,8 @@ lost: never; duplicated: more than once.
 
 SQLite goes to a temporary file; `--pg` creates (and afterwards drops) its own
 database on postgresql://postgres@127.0.0.1:5432 (override with --pg-dsn).
-On PostgreSQL a killed process's claims run out after their lease
+On PostgreSQL what a killed process had claimed is free again after 30 seconds,
+but a send it had under way only after the 5-minute send lease
 (storage.schedule), so the last phase may wait that long.
 """
 from __future__ import annotations
@@ -58,12 +59,13 @@ from storage.models import Customer, Identity, Member, Reminder, Workspace  # no
 TOKEN = "7300003:AAH-restart-bench-token_0123456789abc"
 POLL_SECONDS = 0.5
 UTC = timezone.utc
-#: Zones with a fixed offset all year, one per hour from UTC-10 to UTC+12: one of them has daytime now.
+#: Zones without daylight saving time, one per hour from UTC-10 to UTC+12: some have daytime now.
 DAYTIME_CANDIDATES = (
-    "Pacific/Honolulu", "America/Anchorage", "America/Phoenix", "America/Regina", "America/Bogota",
-    "America/Caracas", "America/Sao_Paulo", "Atlantic/South_Georgia", "Atlantic/Cape_Verde", "Africa/Abidjan",
-    "Africa/Lagos", "Africa/Johannesburg", "Europe/Moscow", "Asia/Dubai", "Asia/Karachi", "Asia/Dhaka",
-    "Asia/Bangkok", "Asia/Shanghai", "Asia/Tokyo", "Australia/Brisbane", "Pacific/Guadalcanal", "Pacific/Fiji",
+    "Pacific/Honolulu", "Pacific/Gambier", "Pacific/Pitcairn", "America/Phoenix", "America/Regina",
+    "America/Bogota", "America/Caracas", "America/Sao_Paulo", "Atlantic/South_Georgia", "Atlantic/Cape_Verde",
+    "Africa/Abidjan", "Africa/Lagos", "Africa/Johannesburg", "Europe/Moscow", "Asia/Dubai", "Asia/Karachi",
+    "Asia/Dhaka", "Asia/Bangkok", "Asia/Shanghai", "Asia/Tokyo", "Australia/Brisbane", "Pacific/Guadalcanal",
+    "Pacific/Fiji",
 )
 #: How long the last run may take to deliver what is left, beyond the last due time and any lease.
 DRAIN_GRACE = timedelta(seconds=60)

@@ -13,17 +13,17 @@ Crashes. Telegram and Slack take no idempotency key, so after a crash nothing
 can tell whether the request in flight reached the platform: a send started
 and never recorded (storage.schedule.interrupted) either arrived or not. We
 count it as delivered, noted in `last_error` (storage.schedule.CUT_OFF), and do
-not send it again: at most once for that one message. The request reaches the
-platform about a millisecond after the commit that starts it, while the answer
-and the commit of `sent_at` take twice that against the local stand-in, and a
-network round trip more against Telegram, so a send cut off by a crash has
-almost always arrived (in bench/restarts.py every one had, where sending them
-again made each a duplicate). What remains is one lost push for a crash in that
-first millisecond, or while the message waits in the platform's flood limiter
-during a large backlog; the reminder itself stays pending in /reminders and in
-the managers' overdue list. A crash touches at most one message, as sends go
-one at a time. Rows claimed but not started are free again at restart (SQLite)
-or after 30 seconds (PostgreSQL), not after the send lease.
+not send it again: at most once for that one message, because it has most
+likely arrived. The request reaches the platform about a millisecond after the
+commit that starts it; the answer and the commit of `sent_at` take two or
+three against the local stand-in (in bench/restarts.py 9 of 11 sends cut off
+by kill -9 had arrived) and a network round trip against Telegram. So a crash
+mid-send loses, rarely, that one push, and never repeats a message; the
+reminder itself stays pending in /reminders and in the managers' overdue list.
+The weak spot is a long backlog, where each message waits its turn in the
+platform's flood limiter after its send has started: a crash then more likely
+loses the message waiting. Rows claimed but not started are free again at
+restart (SQLite) or after 30 seconds (PostgreSQL), not after the send lease.
 
 Quiet hours: nothing goes out between 21:00 and 08:00 in the recipient's time
 zone; it is held (not dropped) until 08:00. A reminder whose time of day the
