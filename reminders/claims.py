@@ -13,16 +13,16 @@ Crashes. Telegram and Slack take no idempotency key, so after a crash nothing
 can tell whether the request in flight reached the platform: a send started
 and never recorded (storage.schedule.interrupted) either arrived or not. We
 count it as delivered, noted in `last_error` (storage.schedule.CUT_OFF), and do
-not send it again: at most once for that one message, because it has most
-likely arrived. The request reaches the platform about a millisecond after the
-commit that starts it; the answer and the commit of `sent_at` take two or
-three against the local stand-in (in bench/restarts.py 9 of 11 sends cut off
-by kill -9 had arrived) and a network round trip against Telegram. So a crash
-mid-send loses, rarely, that one push, and never repeats a message; the
-reminder itself stays pending in /reminders and in the managers' overdue list.
-The weak spot is a long backlog, where each message waits its turn in the
-platform's flood limiter after its send has started: a crash then more likely
-loses the message waiting. Rows claimed but not started are free again at
+not send it again: at most once for that one message, because it has usually
+arrived. On an open connection the request is out about a millisecond after
+the commit that starts it, while the answer and the commit of `sent_at` take
+the way back (in bench/restarts.py 9 of 11 sends cut off by kill -9 had
+arrived; sent again, each would have been a duplicate). The odds are worse for
+a lone message that must first open a connection to Telegram (a handshake
+before the request), and worst in a long backlog, where a started message waits
+its turn in the platform's flood limiter. When it does go wrong, one push is
+lost, never repeated, and the reminder itself stays pending in /reminders and
+in the managers' overdue list. Rows claimed but not started are free again at
 restart (SQLite) or after 30 seconds (PostgreSQL), not after the send lease.
 
 Quiet hours: nothing goes out between 21:00 and 08:00 in the recipient's time
