@@ -16,7 +16,7 @@ count it as delivered, noted in `last_error` (storage.schedule.CUT_OFF), and do
 not send it again: at most once for that one message, because it has usually
 arrived. On an open connection the request is out about a millisecond after
 the commit that starts it, while the answer and the commit of `sent_at` take
-the way back (in bench/restarts.py 9 of 11 sends cut off by kill -9 had
+the way back (in bench/restarts.py 9 of 12 sends cut off by kill -9 had
 arrived; sent again, each would have been a duplicate). The odds are worse for
 a lone message that must first open a connection to Telegram (a handshake
 before the request), and worst in a long backlog, where a started message waits
