@@ -99,7 +99,9 @@ def web_client(token: str, base_url: str | None, *, rate_limit_retries: int = 2)
 
 
 def error_code(error: SlackApiError) -> str:
-    return str(error.response.get("error", "")) if error.response is not None else ""
+    """Slack's error code; "" when something in between answered with a page of its own instead of JSON."""
+    data = error.response.data if error.response is not None else None
+    return str(data.get("error", "")) if isinstance(data, dict) else ""
 
 
 def retry_after(error: SlackApiError) -> float | None:
@@ -733,11 +735,9 @@ class SlackSender:
                                                       filename=attachment.name, title=attachment.name)
         except SlackApiError as problem:
             code = error_code(problem)
-            if code == "ratelimited":
-                raise DeliveryError(code, retry_after=retry_after(problem)) from problem
             if code in UNREACHABLE:
                 await self._note_blocked(chat_id)
                 raise RecipientBlocked(code) from problem
-            raise DeliveryError(code or str(problem)) from problem
+            raise DeliveryError(code or str(problem), retry_after=retry_after(problem)) from problem
         except (SlackClientError, aiohttp.ClientError, asyncio.TimeoutError) as problem:
             raise DeliveryError(str(problem) or type(problem).__name__) from problem

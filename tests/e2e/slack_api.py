@@ -75,10 +75,11 @@ class StoredFile:
 
 class ApiError(Exception):
     def __init__(self, error: str, *, status: int = 200, retry_after: int | None = None,
-                 problems: list[str] | None = None) -> None:
+                 problems: list[str] | None = None, page: str | None = None) -> None:
         super().__init__(error)
         self.error, self.status, self.retry_after = error, status, retry_after
         self.problems = problems or []
+        self.page = page  # a plain error page instead of Slack's JSON (a proxy or load balancer answering)
 
 
 def _truthy(value: Any) -> bool:
@@ -222,11 +223,14 @@ class SlackApiStandIn:
             "is_public": False, "mode": "hosted",
         }
 
-    def fail_next(self, method: str, error: str, *, times: int = 1, retry_after: int | None = None) -> None:
-        """The next `times` calls of `method` fail (`ratelimited`: HTTP 429 with Retry-After)."""
-        status = 429 if error == "ratelimited" else 200
+    def fail_next(self, method: str, error: str, *, times: int = 1, retry_after: int | None = None,
+                  status: int | None = None) -> None:
+        """The next `times` calls of `method` fail (`ratelimited`: HTTP 429 with Retry-After). With a
+        `status` of 500 or more, the answer is a plain text page, as a proxy in front of Slack gives."""
+        status = status or (429 if error == "ratelimited" else 200)
+        page = f"upstream connect error: {status} {error}" if status >= 500 else None
         self._failures.setdefault(method, []).extend(
-            ApiError(error, status=status, retry_after=retry_after if status == 429 else None) for _ in range(times))
+            ApiError(error, status=status, retry_after=retry_after, page=page) for _ in range(times))
 
     def calls_to(self, *methods: str) -> list[Call]:
         return [c for c in self.calls if c.method in methods]
@@ -278,6 +282,9 @@ class SlackApiStandIn:
             if problem.problems:
                 body["errors"] = problem.problems
             headers = {"Retry-After": str(problem.retry_after)} if problem.retry_after is not None else {}
+            if problem.page is not None:
+                return web.Response(text=problem.page, content_type="text/plain", status=problem.status,
+                                    headers=headers)
             return web.json_response(body, status=problem.status, headers=headers)
         return web.json_response(body)
 

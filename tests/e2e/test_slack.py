@@ -584,6 +584,11 @@ async def test_sender_delivers_to_the_dm_and_maps_failures(slack_rig, slack_api,
         await sender.send("U0ALICE01", reminder)
     assert not isinstance(failed.value, RecipientBlocked)
 
+    slack_api.fail_next("chat.postMessage", "Service Unavailable", status=503, retry_after=30)
+    with pytest.raises(DeliveryError) as unavailable:  # a proxy's text page, not Slack's JSON
+        await sender.send("U0ALICE01", reminder)
+    assert not isinstance(unavailable.value, RecipientBlocked) and unavailable.value.retry_after == 30.0
+
     slack_api.fail_next("chat.postMessage", "account_inactive")
     with pytest.raises(RecipientBlocked):
         await sender.send("U0GONE001", reminder)
