@@ -9,21 +9,25 @@ the outcome right after it, fenced by the lease (a snooze in between clears the
 lease, so the snoozed reminder is sent again at its new time). A batch stops
 when its claim runs out; the rest go back, or to whichever process claimed them.
 
-Crashes. Telegram and Slack take no idempotency key, so after a crash nothing
-can tell whether the request in flight reached the platform: a send started
-and never recorded (storage.schedule.interrupted) either arrived or not. We
-count it as delivered, noted in `last_error` (storage.schedule.CUT_OFF), and do
-not send it again: at most once for that one message, because it has usually
-arrived. On an open connection the request is out about a millisecond after
-the commit that starts it, while the answer and the commit of `sent_at` take
-the way back (in bench/restarts.py 9 of 12 sends cut off by kill -9 had
-arrived; sent again, each would have been a duplicate). The odds are worse for
-a lone message that must first open a connection to Telegram (a handshake
-before the request), and worst in a long backlog, where a started message waits
-its turn in the platform's flood limiter. When it does go wrong, one push is
-lost, never repeated, and the reminder itself stays pending in /reminders and
-in the managers' overdue list. Rows claimed but not started are free again at
-restart (SQLite) or after 30 seconds (PostgreSQL), not after the send lease.
+Crashes. Telegram and Slack take no idempotency key, so a crash mid-send must
+be read from the row. The send starts (`STARTED`); the sender's HTTP client
+calls reminders.delivery.leaving right before the request that posts the
+message goes out, after any rate limiter, and that marks it on the wire
+(storage.schedule.record_on_wire) before a byte is written. After a crash:
+- a send still `STARTED` never left the process (killed while building,
+  waiting in the flood limiter, or opening a connection): it is sent again;
+- a send on the wire with no outcome recorded (storage.schedule.interrupted)
+  left for the platform: it counts as delivered, noted in `last_error`
+  (storage.schedule.CUT_OFF), and is not sent again. Only a network failure in
+  the few milliseconds of that request's round trip, with the process killed
+  during them, loses it; the reminder then still waits in /reminders and the
+  managers' overdue list.
+An outbox message of several parts (a digest and its chart) records each part
+that is out, so a crash repeats or drops nothing of the others. A message that
+keeps stopping the process before it leaves is given up after `MAX_ATTEMPTS`.
+A sender that never calls `leaving()` (the console) is sent again after a crash.
+Rows claimed but not started are free again at restart (SQLite) or after 30
+seconds (PostgreSQL), not after the send lease.
 
 Quiet hours: nothing goes out between 21:00 and 08:00 in the recipient's time
 zone; it is held (not dropped) until 08:00. A reminder whose time of day the
@@ -67,6 +71,24 @@ class _Ready:
     attempts: int  # with this one
     parts_sent: int
     lease: datetime  # the send's, which fences its outcome
+
+
+@dataclass
+class _RowOnWire:
+    """reminders.delivery.WireMarks for one row's send, fenced by its lease."""
+
+    db: Database
+    model: schedule.Deliverable
+    row_id: int
+    lease: datetime
+
+    async def on_wire(self) -> None:
+        async with self.db.transaction() as session:
+            await schedule.record_on_wire(session, self.model, self.row_id, self.lease)
+
+    async def not_on_wire(self) -> None:
+        async with self.db.transaction() as session:
+            await schedule.record_on_wire(session, self.model, self.row_id, self.lease, on_wire=False)
 
 
 class DueDeliveries:
@@ -115,7 +137,8 @@ class DueDeliveries:
             async with self.db.transaction() as session:
                 await schedule.record_part(session, row_id, ready.lease, ready.parts_sent + count)
 
-        result = await self.delivery.deliver(ready.routes, ready.replies[ready.parts_sent:], on_part=part_sent)
+        result = await self.delivery.deliver(ready.routes, ready.replies[ready.parts_sent:], on_part=part_sent,
+                                             marks=_RowOnWire(self.db, model, row_id, ready.lease))
         await self._record(model, row_id, ready.lease, ready.attempts, result)
         return int(result.outcome is Outcome.SENT)
 
@@ -127,10 +150,21 @@ class DueDeliveries:
             row = await session.get(model, row_id)
             if row is None or row.claimed_until != claim_until:
                 return None  # snoozed, done or re-claimed since
-            if schedule.interrupted(row):
-                log.warning("%s %s was being sent when its process stopped; counted as delivered, not sent again",
-                            model.__tablename__, row_id)
-                await schedule.record_sent(session, model, row_id, claim_until, now, caveat=schedule.CUT_OFF)
+            parts_sent = row.parts_sent if isinstance(row, OutboxMessage) else 0
+            cut_off = schedule.interrupted(row)
+            if cut_off:
+                log.warning("%s %s had left for the platform when its process stopped; counted as delivered, "
+                            "not sent again", model.__tablename__, row_id)
+                if isinstance(row, Reminder):
+                    await schedule.record_sent(session, model, row_id, claim_until, now, caveat=schedule.CUT_OFF)
+                    return None
+                parts_sent += 1  # that part is out; the rest still go (none left: recorded below)
+                await schedule.record_part(session, row_id, claim_until, parts_sent)
+            elif schedule.stopped_before_the_wire(row) and row.attempts >= MAX_ATTEMPTS:
+                log.warning("%s %s stopped its process %s times before it was sent; given up",
+                            model.__tablename__, row_id, row.attempts)
+                await schedule.record_given_up(session, model, row_id, claim_until, now, status="failed",
+                                               error="kept stopping the process before it was sent")
                 return None
             recipient = await schedule.recipient(session, row.member_id)
             if recipient is None:
@@ -140,7 +174,7 @@ class DueDeliveries:
             ctx = context_for(self.services, session, recipient, now)
             explicit = isinstance(row, Reminder) and row.explicit_time
             # late: overdue because the bot was down (a row held back by errors is not "late")
-            late = row.attempts == 0 and (
+            late = (row.attempts == 0 or schedule.stopped_before_the_wire(row)) and (
                 now - schedule.release_time(row.due_at, ctx.tz, explicit=explicit) > self.late_after)
             hold = None if explicit and not late else schedule.quiet_until(now, ctx.tz)
             if hold is not None:
@@ -166,8 +200,11 @@ class DueDeliveries:
                 await schedule.record_given_up(session, model, row_id, lease, now, status="failed",
                                                error="no account to reach on a running platform")
                 return None
-            parts_sent = row.parts_sent if isinstance(row, OutboxMessage) else 0
-            return _Ready(replies, routes, attempts, min(parts_sent, len(replies) - 1), lease)
+            if parts_sent >= len(replies):  # every part is out (the last one cut off), or it has shrunk since
+                await schedule.record_sent(session, model, row_id, lease, now,
+                                           caveat=schedule.CUT_OFF if cut_off else None)
+                return None
+            return _Ready(replies, routes, attempts, parts_sent, lease)
 
     @staticmethod
     async def _build(ctx: Context, row: Reminder | OutboxMessage, *, late: bool) -> list[Reply] | None:

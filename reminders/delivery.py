@@ -5,11 +5,19 @@ for replies); reminders/ never imports a platform library. `Delivery` picks the
 member's account (the platform they used last; another if that one blocked the
 bot), retries short failures inline with exponential back-off, honouring the
 platform's `retry_after`, and says when to try again otherwise.
+
+A crash mid-send must neither repeat a message nor drop it, and the platforms
+take no idempotency key. So a sender's HTTP client calls `leaving()` at the last
+moment before a request that posts the message goes out (after any rate
+limiter): the delivery under way records that its message is on the wire
+(`WireMarks`), and a crash after that counts it as sent, a crash before it
+sends it again (reminders.claims).
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Awaitable, Callable, Mapping, Protocol
@@ -39,7 +47,44 @@ class Sender(Protocol):
     platform: str
 
     async def send(self, chat_id: str, reply: Reply) -> None:
-        """Post `reply` to a direct chat; raise DeliveryError / RecipientBlocked on failure."""
+        """Post `reply` to a direct chat; raise DeliveryError / RecipientBlocked on failure.
+        Just before the request that posts it leaves the process: `await leaving()`."""
+
+
+class WireMarks(Protocol):
+    """What the delivery under way records when its message leaves, or when that attempt failed."""
+
+    async def on_wire(self) -> None: ...
+
+    async def not_on_wire(self) -> None: ...
+
+
+class _Attempt:
+    """One try at sending one reply: marks it on the wire once, however many requests it takes."""
+
+    def __init__(self, marks: WireMarks) -> None:
+        self.marks, self.marked = marks, False
+
+    async def leaving(self) -> None:
+        if not self.marked:
+            await self.marks.on_wire()
+            self.marked = True
+
+    async def failed(self) -> None:
+        if self.marked:
+            await self.marks.not_on_wire()
+            self.marked = False
+
+
+_attempt: ContextVar[_Attempt | None] = ContextVar("crm_delivery_attempt", default=None)
+
+
+async def leaving() -> None:
+    """Called by a sender's HTTP client right before a request that posts a message goes out;
+    outside a delivery (replies to commands) it does nothing."""
+    attempt = _attempt.get()
+    if attempt is not None:
+        await attempt.leaving()
 
 
 class Outcome(Enum):
@@ -95,15 +140,17 @@ class Delivery:
         return [Route(i.platform, i.dm_chat_id) for i in recipient.identities
                 if i.platform in self.senders and i.dm_chat_id]
 
-    async def deliver(self, routes: list[Route], replies: list[Reply], *, on_part: PartSent | None = None) -> Result:
+    async def deliver(self, routes: list[Route], replies: list[Reply], *, on_part: PartSent | None = None,
+                      marks: WireMarks | None = None) -> Result:
         """Send `replies` in order over the first route that does not refuse; `on_part(n)` after
-        each reply but the last, so a retry can resume after the `n` already out."""
+        each reply but the last, so a retry can resume after the `n` already out; `marks` hears
+        when each reply leaves (see `leaving`)."""
         sent, blocked = 0, []
         for route in routes:
             sender = self.senders[route.platform]
             try:
                 while sent < len(replies):
-                    await self._send_retrying(sender, route.chat_id, replies[sent])
+                    await self._send_retrying(sender, route.chat_id, replies[sent], marks)
                     sent += 1
                     if on_part is not None and sent < len(replies):
                         await on_part(sent)
@@ -118,12 +165,12 @@ class Delivery:
             return Result(Outcome.BLOCKED, sent, error="blocked the bot", blocked=blocked)
         return Result(Outcome.UNREACHABLE, sent, error="no account to reach")
 
-    async def _send_retrying(self, sender: Sender, chat_id: str, reply: Reply) -> None:
+    async def _send_retrying(self, sender: Sender, chat_id: str, reply: Reply, marks: WireMarks | None) -> None:
         """Up to `inline_attempts` tries within `inline_budget` seconds, else `_Later`."""
         waited = 0.0
         for attempt in range(1, self.inline_attempts + 1):
             try:
-                await sender.send(chat_id, reply)
+                await self._send_marked(sender, chat_id, reply, marks)
                 return
             except RecipientBlocked:
                 raise
@@ -138,6 +185,20 @@ class Delivery:
             log.info("%s chat %s: %s; retrying in %.1f s", sender.platform, chat_id, error, pause)
             await self.sleep(pause)
             waited += pause
+
+    @staticmethod
+    async def _send_marked(sender: Sender, chat_id: str, reply: Reply, marks: WireMarks | None) -> None:
+        """One try, with `leaving()` reaching `marks`; a failed try takes its mark back."""
+        attempt = _Attempt(marks) if marks is not None else None
+        token = _attempt.set(attempt)
+        try:
+            await sender.send(chat_id, reply)
+        except Exception:
+            if attempt is not None:
+                await attempt.failed()
+            raise
+        finally:
+            _attempt.reset(token)
 
     def _backoff(self, attempt: int) -> float:
         return self.first_backoff * 2 ** (attempt - 1)

@@ -10,10 +10,13 @@ by the lease it holds. On PostgreSQL the claim reads with `FOR UPDATE SKIP
 LOCKED`, so several processes never claim the same row; on SQLite one process
 owns the file and claims under `BEGIN IMMEDIATE` (storage.db).
 
-`attempts` counts the sends started and `last_error` holds the last one's error
-(cleared when a send starts), so a row still to send with attempts but no error
-was cut off mid-send by a crash (`interrupted`); reminders.claims counts it as
-delivered, noting `CUT_OFF`.
+`attempts` counts the sends started and `last_error` holds the last one's
+error. A started send reads `STARTED` there until its message leaves the
+process for the platform (`record_on_wire`, which clears it; adapters signal
+that moment through reminders.delivery.leaving). So after a crash a row still
+to send with attempts and no error went out and recorded nothing
+(`interrupted`: reminders.claims counts it as delivered, noting `CUT_OFF`), while
+one still `STARTED` never left and is simply sent again.
 
 `claimed_until` also serves as a hold: a row held for quiet hours or a retry
 back-off carries the moment it may be claimed again.
@@ -46,6 +49,8 @@ LEASE = timedelta(minutes=5)
 CLAIM_LEASE = timedelta(seconds=30)
 #: `last_error` of a delivery whose send was cut off by a crash and counted as delivered.
 CUT_OFF = "cut off mid-send by a crash; counted as delivered"
+#: `last_error` of a send started whose message has not left the process yet.
+STARTED = "send started, not on the wire yet"
 QUIET_START, QUIET_END = time(21, 0), time(8, 0)
 NIGHTLY = time(3, 0)
 #: How long a nightly recompute may take before another process (or a restart) takes it over.
@@ -354,9 +359,14 @@ def _to_send(row: Reminder | OutboxMessage) -> bool:
 
 
 def interrupted(row: Reminder | OutboxMessage) -> bool:
-    """A row still to send whose last send started and recorded nothing: its process died
-    mid-send, so the platform may or may not have the message."""
+    """A row still to send whose message left for the platform and recorded nothing after: its
+    process died mid-send, and the platform has the message unless the network lost it."""
     return _to_send(row) and row.attempts > 0 and row.last_error is None
+
+
+def stopped_before_the_wire(row: Reminder | OutboxMessage) -> bool:
+    """A row whose last send started but whose process died before the message left it."""
+    return _to_send(row) and row.attempts > 0 and row.last_error == STARTED
 
 
 async def start_send(session: AsyncSession, model: Deliverable, row_id: int, claim_until: datetime,
@@ -365,8 +375,16 @@ async def start_send(session: AsyncSession, model: Deliverable, row_id: int, cla
     the outcome, or None if the claim was lost meanwhile."""
     lease = now + LEASE
     result = await session.execute(update(model).where(_fenced(model, row_id, claim_until)).values(
-        claimed_until=lease, attempts=model.attempts + 1, last_error=None))
+        claimed_until=lease, attempts=model.attempts + 1, last_error=STARTED))
     return lease if result.rowcount else None
+
+
+async def record_on_wire(session: AsyncSession, model: Deliverable, row_id: int, lease: datetime, *,
+                         on_wire: bool = True) -> None:
+    """The message is leaving for the platform (or, `on_wire=False`, that attempt failed and the
+    next one has not left yet): what a crash from now on should make of the send."""
+    await session.execute(update(model).where(_fenced(model, row_id, lease))
+                          .values(last_error=None if on_wire else STARTED))
 
 
 async def record_sent(session: AsyncSession, model: Deliverable, row_id: int, claim_until: datetime,
@@ -380,9 +398,10 @@ async def record_sent(session: AsyncSession, model: Deliverable, row_id: int, cl
 
 
 async def record_part(session: AsyncSession, row_id: int, claim_until: datetime, parts_sent: int) -> None:
-    """An outbox message of several replies: how many are out, so a retry sends only the rest."""
+    """An outbox message of several replies: how many are out, so a retry sends only the rest;
+    the next part has not left yet."""
     await session.execute(update(OutboxMessage).where(_fenced(OutboxMessage, row_id, claim_until))
-                          .values(parts_sent=parts_sent))
+                          .values(parts_sent=parts_sent, last_error=STARTED))
 
 
 async def record_hold(session: AsyncSession, model: Deliverable, row_id: int, claim_until: datetime,

@@ -16,7 +16,8 @@ from sqlalchemy import func, select, update
 from handlers.context import Services
 from handlers.core import Core
 from handlers.messages import Reply
-from reminders.delivery import DeliveryError, RecipientBlocked
+from reminders import claims
+from reminders.delivery import DeliveryError, RecipientBlocked, leaving
 from reminders.scheduler import Scheduler
 from storage import followups, schedule, workspaces
 from storage.db import Database
@@ -59,6 +60,7 @@ class RecordingSender:
         self.failures.setdefault(chat_id, []).extend(errors)
 
     async def send(self, chat_id: str, reply: Reply) -> None:
+        await leaving()  # as a platform's HTTP client does before the request goes out
         waiting = self.failures.get(chat_id)
         if waiting:
             raise waiting.pop(0)
@@ -128,6 +130,11 @@ async def set_customer(db: Database, number: int, workspace: str = "console", **
 async def reminder_row(db: Database, number: int) -> Reminder:
     async with db.transaction() as session:
         return await session.scalar(select(Reminder).where(Reminder.number == number))
+
+
+async def outbox_rows(db: Database) -> list[OutboxMessage]:
+    async with db.transaction() as session:
+        return list(await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
 
 
 async def add_reminder(db: Database, who: str, due: datetime, *, explicit: bool, note: str = "",
@@ -288,31 +295,47 @@ class ProcessKilled(BaseException):
 
 
 class KilledMidSend(RecordingSender):
-    """The process dies while sending: after the platform took the message, or before it did."""
+    """The process dies while sending: before the message left it, after it left but before it
+    arrived (the network lost it), or after the platform took it."""
 
-    def __init__(self, *, arrived: bool) -> None:
+    def __init__(self, *, left: bool, arrived: bool) -> None:
         super().__init__()
-        self.arrived_first = arrived
+        self.left, self.arrived_first = left, arrived
 
     async def send(self, chat_id: str, reply: Reply) -> None:
+        if self.left:
+            await leaving()
         if self.arrived_first:
             await super().send(chat_id, reply)
         raise ProcessKilled
 
 
-async def crash_mid_send(db: Database, services: Services, *, arrived: bool = True) -> KilledMidSend:
-    sender = KilledMidSend(arrived=arrived)
+async def crash_mid_send(db: Database, services: Services, *, left: bool = True,
+                         arrived: bool = True) -> KilledMidSend:
+    sender = KilledMidSend(left=left, arrived=arrived)
     with pytest.raises(ProcessKilled):
         await Bot(db, services, sender).poll()
     return sender
 
 
-async def test_a_send_cut_off_by_a_crash_counts_as_delivered_and_the_rest_of_its_batch_goes_soon(
+async def restart(db: Database, services: Services, clock: Clock, lease: datetime) -> Bot:
+    """A new process, once what the dead one held is free: at once on SQLite (one process owns
+    the file), after the dead one's claim (30 s) and send lease (5 minutes) on PostgreSQL."""
+    restarted = Bot(db, services)
+    if db.is_sqlite:
+        await restarted.scheduler.recover()
+        await restarted.poll()
+    else:
+        await restarted.at(clock.now + schedule.CLAIM_LEASE + timedelta(seconds=1))
+        await restarted.at(lease + timedelta(seconds=1))
+    return restarted
+
+
+async def test_a_send_cut_off_after_it_left_counts_as_delivered_and_the_rest_of_its_batch_goes_soon(
     db: Database, services: Services, clock: Clock, alice: Chat, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Nobody can tell whether a send cut off by a crash reached the platform; it almost always has,
-    so it is not sent again (reminders.claims). What the dead process had only claimed is not held
-    for the send lease."""
+    """A message on the wire when the process died is not sent again (reminders.claims). What the
+    dead process had only claimed is not held for the send lease."""
     await alice.say("/add Kim")
     await alice.say("/remind #1 tomorrow 10am call")
     await alice.say("/remind #1 tomorrow 10am visit")
@@ -323,36 +346,90 @@ async def test_a_send_cut_off_by_a_crash_counts_as_delivered_and_the_rest_of_its
     assert (cut_off.attempts, cut_off.last_error, cut_off.sent_at) == (1, None, None)
     assert schedule.interrupted(cut_off) and (await reminder_row(db, 2)).attempts == 0
 
-    restarted = Bot(db, services)
-    if db.is_sqlite:  # one process owns the file: everything is free at restart
-        await restarted.scheduler.recover()
-        await restarted.poll()
-    else:  # the dead process may be alive elsewhere: its claim runs out in 30 s, its send in 5 minutes
-        await restarted.at(clock.now + schedule.CLAIM_LEASE + timedelta(seconds=1))
-        assert not schedule.interrupted(await reminder_row(db, 2))
-        await restarted.at(cut_off.claimed_until + timedelta(seconds=1))
+    restarted = await restart(db, services, clock, cut_off.claimed_until)
     assert [r.text for r in restarted.sender.to("dm-alice")] == ["⏰ Revisit #1 Kim — visit"]
-    assert "reminders 1 was being sent when its process stopped; counted as delivered" in caplog.text
+    assert "reminders 1 had left for the platform when its process stopped; counted as delivered" in caplog.text
     row = await reminder_row(db, 1)
     assert row.sent_at is not None and row.last_error == schedule.CUT_OFF and not schedule.interrupted(row)
     await restarted.at(clock.now + timedelta(hours=1))
     assert len(restarted.sender.sent) == 1
 
 
-async def test_a_send_cut_off_before_it_reached_the_platform_is_still_in_reminders(
+async def test_a_send_cut_off_before_it_left_is_sent_again_once(
     db: Database, services: Services, clock: Clock, alice: Chat
 ) -> None:
-    """The price of not sending twice: that push is lost, the reminder is not."""
+    """Killed while building the message or waiting in a flood limiter: nothing left, so it goes again."""
     await alice.say("/add Kim")
     await alice.say("/remind #1 tomorrow 10am call")
     clock.now = shanghai(11, 19, 10)
-    assert (await crash_mid_send(db, services, arrived=False)).sent == []
-    restarted = Bot(db, services)
-    await restarted.scheduler.recover()
-    await restarted.at(clock.now + schedule.LEASE + timedelta(seconds=1))
+    assert (await crash_mid_send(db, services, left=False, arrived=False)).sent == []
+    row = await reminder_row(db, 1)
+    assert schedule.stopped_before_the_wire(row) and not schedule.interrupted(row)
+    restarted = await restart(db, services, clock, row.claimed_until)
+    [text] = [r.text for r in restarted.sender.to("dm-alice")]
+    assert text.endswith("⏰ Revisit #1 Kim — call")
+    assert text.startswith("⚠ Late") == (not db.is_sqlite)  # PostgreSQL waited out the dead one's lease
+    await restarted.at(clock.now + timedelta(hours=1))
+    assert len(restarted.sender.sent) == 1 and (await reminder_row(db, 1)).last_error is None
+
+
+async def test_a_message_that_keeps_stopping_the_process_before_it_leaves_is_given_up(
+    db: Database, services: Services, clock: Clock, alice: Chat
+) -> None:
+    await alice.say("/add Kim")
+    await alice.say("/remind #1 tomorrow 10am call")
+    clock.now = shanghai(11, 19, 10)
+    for _ in range(claims.MAX_ATTEMPTS):
+        await crash_mid_send(db, services, left=False, arrived=False)
+        clock.advance(minutes=6)  # past the send lease (PostgreSQL); SQLite releases at restart
+        if db.is_sqlite:
+            await Bot(db, services).scheduler.recover()
+    survivor = Bot(db, services)
+    await survivor.poll()
+    row = await reminder_row(db, 1)
+    assert survivor.sender.sent == [] and row.last_error == "kept stopping the process before it was sent"
+    await alice.say("/reminders")
+    assert "Kim — call" in alice.text  # still pending for the rep to see
+
+
+async def test_a_send_lost_on_the_wire_is_not_repeated_and_the_reminder_still_waits(
+    db: Database, services: Services, clock: Clock, alice: Chat
+) -> None:
+    """The price of never sending twice: a push the network lost as the process died stays lost."""
+    await alice.say("/add Kim")
+    await alice.say("/remind #1 tomorrow 10am call")
+    clock.now = shanghai(11, 19, 10)
+    assert (await crash_mid_send(db, services, left=True, arrived=False)).sent == []
+    restarted = await restart(db, services, clock, (await reminder_row(db, 1)).claimed_until)
     assert restarted.sender.sent == []
     await alice.say("/reminders")
     assert "Kim — call" in alice.text
+
+
+async def test_a_failed_try_takes_its_mark_back_so_a_crash_in_the_back_off_sends_again(
+    db: Database, services: Services, clock: Clock, alice: Chat
+) -> None:
+    await alice.say("/add Kim")
+    await alice.say("/remind #1 tomorrow 10am call")
+
+    class FailsThenDies(RecordingSender):
+        async def send(self, chat_id: str, reply: Reply) -> None:
+            await leaving()
+            raise DeliveryError("Too Many Requests", retry_after=5)
+
+    async def killed_in_back_off(seconds: float) -> None:
+        raise ProcessKilled
+
+    dying = Bot(db, services, FailsThenDies())
+    dying.scheduler.delivery.sleep = killed_in_back_off
+    clock.now = shanghai(11, 19, 10)
+    with pytest.raises(ProcessKilled):
+        await dying.poll()
+    row = await reminder_row(db, 1)
+    assert schedule.stopped_before_the_wire(row)
+    restarted = await restart(db, services, clock, row.claimed_until)
+    [text] = [r.text for r in restarted.sender.to("dm-alice")]
+    assert text.endswith("⏰ Revisit #1 Kim — call")
 
 
 # --- platform errors ---------------------------------------------------------------------------------
@@ -587,6 +664,40 @@ async def test_subscribed_managers_get_the_digest_at_their_time_and_mondays_carr
     assert monday[0].title == "Weekly digest — 11-16 … 11-22"
     assert monday[1].image is not None and monday[1].image.content.startswith(PNG)
     assert len(bot.sender.to("dm-alice")) == 1 + 3 + 2  # Thursday; Friday to Sunday; Monday and its chart
+
+
+class DiesAtPart(RecordingSender):
+    """Sends the parts before `part`, then dies on it: after it left (`left`) or before."""
+
+    def __init__(self, part: int, *, left: bool) -> None:
+        super().__init__()
+        self.part, self.left = part, left
+
+    async def send(self, chat_id: str, reply: Reply) -> None:
+        if len(self.sent) == self.part:
+            if self.left:
+                await leaving()
+            raise ProcessKilled
+        await super().send(chat_id, reply)
+
+
+@pytest.mark.parametrize("left", [True, False], ids=["chart left", "chart not left"])
+async def test_a_crash_between_the_parts_of_a_digest_repeats_and_drops_nothing(
+    db: Database, services: Services, clock: Clock, alice: Chat, left: bool
+) -> None:
+    await alice.say("/digest on 08:30")
+    await alice.say("/add Kim")
+    clock.now = shanghai(11, 23, 8, 30)  # a Monday: the digest and its chart
+    dying = Bot(db, services, DiesAtPart(1, left=left))
+    with pytest.raises(ProcessKilled):
+        await dying.poll()
+    assert [reply.title for _, reply in dying.sender.sent] == ["Weekly digest — 11-16 … 11-22"]
+    [row] = await outbox_rows(db)
+    restarted = await restart(db, services, clock, row.claimed_until)
+    again = [(reply.title, reply.image is not None) for _, reply in restarted.sender.sent]
+    assert again == ([] if left else [("", True)])  # the digest itself never twice; the chart once
+    [row] = await outbox_rows(db)
+    assert row.status == "sent" and (row.last_error == schedule.CUT_OFF) == left
 
 
 async def test_changing_the_digest_time_moves_the_next_digest_without_a_second_one_that_day(
