@@ -678,11 +678,13 @@ class SlackPlatform:
         return readable(text, names).strip()
 
     async def _download(self, file: dict[str, Any]) -> Attachment | None:
-        """A shared file's content, read with the bot token (up to just over the import limit)."""
+        """A shared file's content, read with the bot token (up to just over the import limit). The event's
+        file carries its links, unless Slack says to ask files.info (`file_access: check_file_info`)."""
         try:
-            if not file.get("url_private_download"):
-                file = (await self.client.files_info(file=file["id"]))["file"]
             url = file.get("url_private_download") or file.get("url_private")
+            if not url:
+                file = (await self.client.files_info(file=file["id"]))["file"]
+                url = file.get("url_private_download") or file.get("url_private")
             content = bytearray()
             async with aiohttp.ClientSession() as session, session.get(
                     url, headers={"Authorization": f"Bearer {self.client.token}"}) as answer:

@@ -171,6 +171,7 @@ class SlackApiStandIn:
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_post("/upload/{file_id}", self._upload)
         app.router.add_get("/files-pri/{team_file}/download/{name}", self._download)
+        app.router.add_get("/files-pri/{team_file}/{name}", self._download)
         app.router.add_post("/response/{token}", self._response)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()

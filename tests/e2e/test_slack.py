@@ -426,6 +426,24 @@ async def test_import_a_gbk_csv_shared_in_the_dm_and_export_with_a_bom(slack, sl
 
 
 @sqlite_only
+async def test_a_shared_file_is_read_from_the_link_the_event_gives(slack, slack_rig, slack_api, db) -> None:
+    """Only url_private in the event: read it, no files.info needed; only the id: ask files.info."""
+    alice = slack_rig.person("U0ALICE01", "Alice")
+    linked = slack_api.host_file("leads.csv", b"name,phone\nSun Li,13600136000\n")
+    del linked["url_private_download"]
+    await slack_rig.wire.event(alice.event("message_file_share", text="import", channel=alice.dm, files=[linked]))
+    await slack_rig.settle()
+    assert await count(db, Customer, Customer.name == "Sun Li") == 1 and not slack_api.calls_to("files.info")
+
+    hidden = slack_api.host_file("more.csv", b"name,phone\nQian Bo,13700137000\n")
+    await slack_rig.wire.event(alice.event("message_file_share", text="import", channel=alice.dm,
+                                           files=[{"id": hidden["id"], "file_access": "check_file_info"}]))
+    await slack_rig.settle()
+    assert await count(db, Customer, Customer.name == "Qian Bo") == 1
+    assert [c.params["file"] for c in slack_api.ok_calls("files.info")] == [hidden["id"]]
+
+
+@sqlite_only
 async def test_a_long_import_shows_progress_in_one_edited_message(slack, slack_rig, slack_api, db) -> None:
     alice = slack_rig.person("U0ALICE01", "Alice")
     rows = "\n".join(f"Customer {i},139{i:08d}" for i in range(1200))
