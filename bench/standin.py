@@ -54,9 +54,10 @@ class StandInProcess:
             self.process.terminate()
             self.process.wait(timeout=10)
 
-    async def reset(self, token: str, chats: list[dict[str, Any]] | None = None) -> None:
-        """A fresh record for the bot with `token`; `chats` are known to it (sending there works)."""
-        await self._post("reset", {"token": token, "chats": chats or []})
+    async def reset(self, token: str, chats: list[dict[str, Any]] | None = None, *, latency: float = 0) -> None:
+        """A fresh record for the bot with `token`; `chats` are known to it (sending there works);
+        every Bot API call answers `latency` seconds late, like a round trip to Telegram."""
+        await self._post("reset", {"token": token, "chats": chats or [], "latency": latency})
 
     async def push(self, updates: list[dict[str, Any]]) -> None:
         await self._post("push", updates)

@@ -14,7 +14,7 @@ The test side: updates are built from the recorded payloads in
 `push`; every call is recorded (`calls`), and what the bot sent is read chat by
 chat with `take`, which waits for it. `fail_next` and `delay` inject 429s, 403s
 and slow answers. `python -m tests.e2e.telegram_api` serves it as its own process
-for the throughput bench, with a small `/_control` API.
+for the benches, with a small `/_control` API.
 """
 from __future__ import annotations
 
@@ -714,7 +714,8 @@ def _messages_in(update: dict[str, Any]) -> list[dict[str, Any]]:
 # --- as its own process (the Telegram benches) ------------------------------------------------------
 
 def control_routes(api: TelegramStandIn, app: web.Application) -> None:
-    """`/_control`: queue updates, read progress and what was sent, reset between runs."""
+    """`/_control`: queue updates, read progress and what was sent, reset between runs (optionally
+    with a `latency` in seconds added to every Bot API call)."""
 
     async def push(request: web.Request) -> web.Response:
         for update in await request.json():
@@ -748,6 +749,11 @@ def control_routes(api: TelegramStandIn, app: web.Application) -> None:
         api.first_offered = None
         for chat in body.get("chats", []):
             api.remember_chat(chat)
+        api.clear_rules()
+        latency = float(body.get("latency", 0))
+        if latency:  # every Bot API call answers that much later, as over the network to Telegram
+            for method in (name.removeprefix("_m_") for name in dir(api) if name.startswith("_m_")):
+                api.delay(method, latency)
         return web.json_response({"ok": True})
 
     app.router.add_post("/_control/push", push)
