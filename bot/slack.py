@@ -22,7 +22,7 @@ import json
 import logging
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable
 
 import aiohttp
@@ -321,9 +321,13 @@ class Outbox:
             log.warning("response_url refused the reply: %s %s", answer.status_code, answer.body)
         await self.client.chat_postMessage(channel=self.origin.user, blocks=blocks, text=text)
 
+    def file_conversation(self, *, private: bool) -> str | None:
+        """Where a file goes: this conversation, or None for the DM (Slack has no files only one person sees)."""
+        return self.origin.channel if self.origin.channel and (self.origin.dm or not private) else None
+
     async def upload(self, attachment: Attachment, *, private: bool) -> None:
         """files.upload v2 into the conversation; a private file, or one the bot can't post there, into the DM."""
-        here = self.origin.channel if self.origin.channel and (self.origin.dm or not private) else None
+        here = self.file_conversation(private=private)
         channel = here or await dm_channel(self.client, self.origin.user)
         try:
             await self._upload(channel, attachment, self.origin.thread_ts if here else None)
@@ -659,6 +663,9 @@ class SlackPlatform:
             elif has_content(reply):
                 if together and together[0].private != reply.private:
                     await post_together()
+                if (reply.file or reply.image) and outbox.file_conversation(private=reply.private) != outbox.origin.channel:
+                    reply = replace(reply, text="\n".join(filter(None, [reply.text, t(outbox.locale,
+                                                                                         "slack.file_in_dm")])))
                 together.append(reply)
             elif reply.notice:
                 await post_together()

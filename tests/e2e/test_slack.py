@@ -444,6 +444,23 @@ async def test_a_shared_file_is_read_from_the_link_the_event_gives(slack, slack_
 
 
 @sqlite_only
+async def test_a_private_answer_in_a_channel_says_its_file_went_to_the_dm(slack, slack_rig, slack_api, db,
+                                                                          clock) -> None:
+    """Slack has no files only one person sees: the Monday chart of /crm digest goes to the DM, and the
+    answer in the channel says so."""
+    alice = slack_rig.person("U0ALICE01", "Alice")
+    await alice.command('add "Li Wei" company=Acme')
+    clock.advance(days=5)  # Monday 23 November: the weekly digest, with its chart
+    await alice.command("digest")
+    answer = alice.ephemerals()[-1]
+    assert "Weekly digest" in text_of(answer) and "The file is in your direct messages with me" in text_of(answer)
+    assert slack_api.ok_calls("files.completeUploadExternal")[-1].params["channel_id"] == alice.dm
+
+    await alice.command("digest", channel=alice.dm)  # in the DM, the chart comes along: nothing to point at
+    assert "The file is in your direct messages" not in text_of(alice.last(alice.dm))
+
+
+@sqlite_only
 async def test_a_long_import_shows_progress_in_one_edited_message(slack, slack_rig, slack_api, db) -> None:
     alice = slack_rig.person("U0ALICE01", "Alice")
     rows = "\n".join(f"Customer {i},139{i:08d}" for i in range(1200))
