@@ -5,6 +5,10 @@
 - Updates of different chats are handled concurrently, each chat's in order
   (`ChatOrderedProcessor`); every send goes through `AIORateLimiter`, which
   waits out Telegram's 429 `retry_after`.
+- Telegram hears that an update arrived only once it has been handled
+  (`ConfirmingPoller`; a webhook request is answered after the update), so a
+  process killed in the middle of a burst loses none: Telegram hands the rest
+  out again.
 - An update Telegram delivers twice carries the same `update_key`, and the core
   applies it once. A user who blocked the bot is recorded on their identity and
   the bot serves everyone else; any other failure answers with a short apology
@@ -14,6 +18,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -21,7 +26,7 @@ import secrets
 import warnings
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Any, Awaitable
+from typing import Any, Awaitable, Callable, Sequence
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -34,7 +39,7 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatAction, ChatMemberStatus, ChatType, ParseMode
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.error import BadRequest, Conflict, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, BaseUpdateProcessor, ContextTypes, TypeHandler
 
 from bot import telegram_render as render
@@ -54,6 +59,8 @@ ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
 MENU_LOCALES = ("en", "zh")  # English is also the default menu
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 NOT_MODIFIED = "message is not modified"
+#: How long a webhook request waits for its update to be handled before answering anyway.
+WEBHOOK_WAIT = 50.0
 
 
 def api_urls(base: str | None) -> tuple[str, str] | None:
@@ -83,9 +90,10 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
 
     ADMITTED = 4096
 
-    def __init__(self, workers: int = 16) -> None:
+    def __init__(self, workers: int = 16, on_handled: Callable[[int], None] | None = None) -> None:
         super().__init__(max_concurrent_updates=self.ADMITTED)
         self.workers = workers
+        self.on_handled = on_handled
         self._running = asyncio.Semaphore(workers)
         self._chats: dict[int, _ChatTurn] = {}
 
@@ -93,16 +101,18 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
         key = chat_of(update)
         if key is None:
             await self._run(coroutine)
-            return
-        turn = self._chats.setdefault(key, _ChatTurn())
-        turn.waiting += 1
-        try:
-            async with turn.lock:
-                await self._run(coroutine)
-        finally:
-            turn.waiting -= 1
-            if not turn.waiting:
-                del self._chats[key]
+        else:
+            turn = self._chats.setdefault(key, _ChatTurn())
+            turn.waiting += 1
+            try:
+                async with turn.lock:
+                    await self._run(coroutine)
+            finally:
+                turn.waiting -= 1
+                if not turn.waiting:
+                    del self._chats[key]
+        if self.on_handled is not None and isinstance(update, Update):
+            self.on_handled(update.update_id)  # not reached when cancelled: Telegram sends it again
 
     async def _run(self, coroutine: Awaitable[Any]) -> None:
         started = False
@@ -130,6 +140,103 @@ class _ChatTurn:
 
     def __init__(self) -> None:
         self.lock, self.waiting = asyncio.Lock(), 0
+
+
+class ConfirmingPoller:
+    """Long polling that confirms an update to Telegram only once it has been handled.
+
+    PTB's Updater confirms a batch as soon as it is queued, so a process killed
+    mid-burst loses every queued update. Here the offset never passes the oldest
+    update still being handled: after a crash Telegram hands those out again, and
+    the core's redelivery key applies each of them once.
+    """
+
+    #: Seconds between polls while only updates still being handled come back.
+    RECHECK = 0.3
+    MAX_BACKOFF = 30.0
+    #: How long stop() waits for the request in flight (httpx over anyio may sit out a cancel).
+    STOP_WAIT = 1.0
+
+    def __init__(self, bot: Any, queue: asyncio.Queue, *, timeout: int, allowed_updates: Sequence[str],
+                 limit: int = 100) -> None:
+        self.bot, self.queue = bot, queue
+        self.timeout, self.allowed_updates, self.limit = timeout, list(allowed_updates), limit
+        self._known: set[int] = set()  # received and not yet confirmed to Telegram
+        self._unhandled: set[int] = set()
+        self._progress = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._stopping = False
+
+    @property
+    def offset(self) -> int | None:
+        """What getUpdates confirms: everything below the oldest update not handled yet."""
+        if self._unhandled:
+            return min(self._unhandled)
+        return max(self._known) + 1 if self._known else None
+
+    def handled(self, update_id: int) -> None:
+        self._unhandled.discard(update_id)
+        self._progress.set()
+
+    def start(self) -> None:
+        self._stopping = False
+        self._task = asyncio.create_task(self._poll(), name="telegram polling")
+
+    async def stop(self) -> None:
+        """Stop fetching; what was fetched is still handled (Application.stop drains the queue)."""
+        self._stopping = True
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.wait({self._task}, timeout=self.STOP_WAIT)
+
+    async def finished(self) -> None:
+        """Wait for the polling task to end (after the HTTP clients closed, a stuck request fails)."""
+        if self._task is not None:
+            await asyncio.wait({self._task}, timeout=self.STOP_WAIT)
+            self._task = None
+
+    async def confirm(self) -> None:
+        """Tell Telegram what has been handled, so a restart does not fetch it again."""
+        if self._known and self.offset is not None:
+            with contextlib.suppress(TelegramError):
+                await self.bot.get_updates(offset=self.offset, timeout=0, limit=1,
+                                           allowed_updates=self.allowed_updates)
+
+    async def _poll(self) -> None:
+        failures = 0
+        while not self._stopping:
+            offset = self.offset
+            try:
+                updates = await self.bot.get_updates(offset=offset, timeout=self.timeout, limit=self.limit,
+                                                     allowed_updates=self.allowed_updates)
+                if self._stopping:
+                    return  # not queued, not confirmed: the next start fetches them
+            except RetryAfter as flood:
+                await asyncio.sleep(_seconds(flood))
+                continue
+            except Exception as problem:  # noqa: BLE001 - polling goes on whatever one request did
+                if self._stopping:
+                    return
+                failures += 1
+                pause = min(self.MAX_BACKOFF, 2.0 ** (failures - 1))
+                if isinstance(problem, (Conflict, NetworkError)):
+                    log.warning("getUpdates failed (%s); again in %.0f s", problem, pause)
+                else:
+                    log.exception("getUpdates failed; again in %.0f s", pause)
+                await asyncio.sleep(pause)
+                continue
+            failures = 0
+            if offset is not None:
+                self._known = {update_id for update_id in self._known if update_id >= offset}
+            fresh = [update for update in updates if update.update_id not in self._known]
+            for update in fresh:
+                self._known.add(update.update_id)
+                self._unhandled.add(update.update_id)
+                await self.queue.put(update)
+            if updates and not fresh:  # only updates still being handled: wait for one to finish
+                self._progress.clear()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._progress.wait(), self.RECHECK)
 
 
 @dataclass(frozen=True)
@@ -167,7 +274,6 @@ class TelegramPlatform:
         self.default_locale = settings.default_locale
         self.webhook_url: str | None = settings.telegram_webhook_url or None
         self.webhook_secret = settings.telegram_webhook_secret or secrets.token_urlsafe(32)
-        self.poll_timeout = poll_timeout
         self.sender = TelegramSender(self)
         #: SQLite has one writer: queue transactions here rather than in SQLite's busy-wait.
         self._one_writer = asyncio.Lock() if app.db.is_sqlite else None
@@ -176,15 +282,18 @@ class TelegramPlatform:
             .token(settings.telegram_bot_token)
             .rate_limiter(AIORateLimiter(overall_max_rate=overall_max_rate, group_max_rate=group_max_rate,
                                          max_retries=max_retries))
-            .concurrent_updates(ChatOrderedProcessor(workers))
+            .concurrent_updates(ChatOrderedProcessor(workers, on_handled=self._handled))
             .media_write_timeout(60)
+            .updater(None)  # ConfirmingPoller or the webhook instead
         )
         urls = api_urls(settings.telegram_api_base_url)
         if urls:
             builder = builder.base_url(urls[0]).base_file_url(urls[1])
-        if self.webhook_url:
-            builder = builder.updater(None)
         self.application: Application = builder.build()
+        self.poller = None if self.webhook_url else ConfirmingPoller(
+            self.bot, self.application.update_queue, timeout=poll_timeout, allowed_updates=ALLOWED_UPDATES)
+        #: Webhook requests waiting for their update to be handled, by update_id.
+        self._webhook_waiting: dict[int, asyncio.Future[None]] = {}
         self.application.add_handler(TypeHandler(Update, self._on_update))
         self.application.add_error_handler(self._on_error)
 
@@ -203,19 +312,29 @@ class TelegramPlatform:
         if self.webhook_url:
             await self.bot.set_webhook(self.webhook_url, secret_token=self.webhook_secret,
                                        allowed_updates=ALLOWED_UPDATES)
-        else:  # deletes any webhook first
-            assert self.application.updater is not None
-            await self.application.updater.start_polling(timeout=self.poll_timeout, allowed_updates=ALLOWED_UPDATES)
         await self.application.start()
+        if self.poller is not None:
+            await self.bot.delete_webhook()  # Telegram refuses getUpdates while a webhook is set
+            self.poller.start()
         log.info("Telegram bot @%s serving (%s)", self.bot.username, "webhook" if self.webhook_url else "polling")
 
     async def stop(self) -> None:
-        updater = self.application.updater
-        if updater is not None and updater.running:
-            await updater.stop()
+        if self.poller is not None:
+            await self.poller.stop()
         if self.application.running:
-            await self.application.stop()
+            await self.application.stop()  # handles what was already fetched
+        if self.poller is not None:
+            await self.poller.confirm()
         await self.application.shutdown()
+        if self.poller is not None:
+            await self.poller.finished()
+
+    def _handled(self, update_id: int) -> None:
+        if self.poller is not None:
+            self.poller.handled(update_id)
+        waiting = self._webhook_waiting.pop(update_id, None)
+        if waiting is not None and not waiting.done():
+            waiting.set_result(None)
 
     async def _register_menu(self) -> None:
         for locale in MENU_LOCALES:
@@ -234,7 +353,11 @@ class TelegramPlatform:
             update = Update.de_json(await request.json(), self.bot)
         except (ValueError, TypeError, KeyError, json.JSONDecodeError):
             return web.Response(status=400, text="not an update")
+        # answered once handled: a process that dies first leaves the update for Telegram to send again
+        handled = self._webhook_waiting.setdefault(update.update_id, asyncio.get_running_loop().create_future())
         await self.application.update_queue.put(update)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(handled), WEBHOOK_WAIT)
         return web.Response(text="ok")
 
     # --- updates in ---------------------------------------------------------------------------------

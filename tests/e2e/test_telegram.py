@@ -9,7 +9,10 @@ from __future__ import annotations
 import asyncio
 import codecs
 import dataclasses
+import os
+import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
@@ -25,7 +28,7 @@ from reminders.delivery import DeliveryError, RecipientBlocked
 from storage.db import Database
 from storage.models import Customer, Identity, Interaction, Member, ProcessedUpdate, Space, Workspace
 from tests.chat import Chat
-from tests.e2e.conftest import TelegramRig
+from tests.e2e.conftest import TelegramRig, free_port
 from tests.e2e.telegram_api import BOT_USERNAME, NOT_MODIFIED, Outgoing, Person, TelegramStandIn, group_chat, payload
 
 ALICE = Person(5123456789, "Alice", "en", "alice_w")
@@ -469,6 +472,69 @@ async def test_an_update_delivered_twice_is_applied_once(telegram_rig: TelegramR
     assert await interactions(db) == ["first call"]
     key = f"telegram:{telegram_api.bot_id}:{update['update_id']}"
     assert await scalar(db, select(func.count()).select_from(ProcessedUpdate).where(ProcessedUpdate.key == key)) == 1
+
+
+class BotProcess:
+    """The real `crm-bot run` in its own process, against the stand-in, as a team runs it."""
+
+    def __init__(self, api: TelegramStandIn, db: Database, workdir: Path) -> None:
+        self.api, self.workdir = api, workdir
+        self.env = {**os.environ, "TELEGRAM_BOT_TOKEN": api.token, "TELEGRAM_API_BASE_URL": api.base_url,
+                    "DATABASE_URL": db.url.render_as_string(hide_password=False), "HTTP_HOST": "127.0.0.1",
+                    "HTTP_PORT": str(free_port()), "DEFAULT_LOCALE": "en", "LOG_LEVEL": "WARNING"}
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        starts = len(self.api.calls_of("deleteWebhook"))  # polling begins right after it
+        with (self.workdir / "bot.log").open("a") as log:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bot", "run", cwd=self.workdir, env=self.env, stdin=asyncio.subprocess.DEVNULL,
+                stdout=log, stderr=asyncio.subprocess.STDOUT)
+        await self.api.wait_until(lambda: len(self.api.calls_of("deleteWebhook")) > starts, timeout=60,
+                                  what="the bot starting to poll")
+
+    async def kill(self) -> None:
+        """SIGKILL: no cleanup, no last getUpdates."""
+        assert self.process is not None
+        self.process.kill()
+        await self.process.wait()
+
+    async def stop(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.terminate()
+            await self.process.wait()
+
+
+@BOTH_DATABASES
+async def test_a_bot_killed_mid_burst_loses_no_update_and_applies_none_twice(
+    telegram_api: TelegramStandIn, db: Database, tmp_path: Path
+) -> None:
+    bot = BotProcess(telegram_api, db, tmp_path)
+    try:
+        await bot.start()
+        await one(telegram_api, ALICE, "/start")
+        await one(telegram_api, ALICE, "/add Tom")
+        burst = [f"burst {n}" for n in range(40)]
+        for summary in burst:
+            telegram_api.says(ALICE, f"/log Tom call: {summary}")
+        await telegram_api.take_one(ALICE.id, timeout=30)  # the first is handled, most are still waiting
+        await bot.kill()
+        handled_before = len(await interactions(db))
+        assert handled_before < len(burst)
+        # what was fetched but not handled was not confirmed: Telegram still holds it for the next process
+        assert len(telegram_api.queue) >= len(burst) - handled_before
+        await bot.start()
+
+        async def all_handled() -> bool:
+            return len(await interactions(db)) >= len(burst)
+
+        await eventually(all_handled, timeout=60)
+        await one(telegram_api, ALICE, "/tags")  # the chat is handled in order: the burst is done
+        assert await interactions(db) == burst
+        replies = Counter(m.text.split("“")[1].split("”")[0] for m in telegram_api.sent(ALICE.id) if "burst" in m.text)
+        assert max(replies.values()) == 1 and len(replies) >= len(burst) - 1
+    finally:
+        await bot.stop()
 
 
 @SQLITE_ONLY
