@@ -151,7 +151,7 @@ class ConfirmingPoller:
     the core's redelivery key applies each of them once.
     """
 
-    #: Seconds between polls while only updates still being handled come back.
+    #: While updates are being handled, poll again this often at most (each poll hands them all out again).
     RECHECK = 0.3
     MAX_BACKOFF = 30.0
     #: How long stop() waits for the request in flight (httpx over anyio may sit out a cancel).
@@ -163,7 +163,7 @@ class ConfirmingPoller:
         self.timeout, self.allowed_updates, self.limit = timeout, list(allowed_updates), limit
         self._known: set[int] = set()  # received and not yet confirmed to Telegram
         self._unhandled: set[int] = set()
-        self._progress = asyncio.Event()
+        self._idle = asyncio.Event()  # set when every update received has been handled
         self._task: asyncio.Task | None = None
         self._stopping = False
 
@@ -176,7 +176,8 @@ class ConfirmingPoller:
 
     def handled(self, update_id: int) -> None:
         self._unhandled.discard(update_id)
-        self._progress.set()
+        if not self._unhandled:
+            self._idle.set()
 
     def start(self) -> None:
         self._stopping = False
@@ -233,10 +234,10 @@ class ConfirmingPoller:
                 self._known.add(update.update_id)
                 self._unhandled.add(update.update_id)
                 await self.queue.put(update)
-            if updates and not fresh:  # only updates still being handled: wait for one to finish
-                self._progress.clear()
+            if self._unhandled and not fresh:  # nothing new: let the work go on before asking again
+                self._idle.clear()
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._progress.wait(), self.RECHECK)
+                    await asyncio.wait_for(self._idle.wait(), self.RECHECK)
 
 
 @dataclass(frozen=True)
