@@ -381,7 +381,12 @@ class TelegramPlatform:
         text, is_addressed = addressed
         where = self._where(message)
         file: Attachment | None = None
-        if self._is_import(text):
+        command = self._command(text)
+        if command == "start" and message.chat.type == ChatType.PRIVATE:
+            # pressing START opens the private chat; Telegram sends no my_chat_member for a first start,
+            # so a block recorded while the bot "can't initiate conversation" is lifted here
+            await self.note_reachable(str(user.id))
+        if command == "import":
             replied = message.reply_to_message
             document = message.document or (replied.document if replied is not None else None)
             if document is not None:
@@ -427,10 +432,11 @@ class TelegramPlatform:
         return text, to_me
 
     @staticmethod
-    def _is_import(text: str) -> bool:
+    def _command(text: str) -> str | None:
+        """The registered name of the /command the text starts with, if any."""
         word = text.split(maxsplit=1)[0] if text else ""
         entry = find_command(word.lstrip("/")) if word.startswith("/") else None
-        return entry is not None and entry.name == "import"
+        return entry.name if entry is not None else None
 
     async def _on_button(self, update: Update) -> None:
         query = update.callback_query
@@ -460,8 +466,7 @@ class TelegramPlatform:
         if status in (ChatMemberStatus.BANNED, ChatMemberStatus.LEFT):
             await self.note_blocked(external_id=str(change.from_user.id))
         elif status == ChatMemberStatus.MEMBER:
-            async with self.app.db.transaction() as session:
-                await blocking.clear_blocked(session, PLATFORM, external_id=str(change.from_user.id))
+            await self.note_reachable(str(change.from_user.id))
 
     def _request(self, update: Update, *, chat: Any = None, **fields: Any) -> Request:
         user = update.effective_user
@@ -572,6 +577,10 @@ class TelegramPlatform:
         return edited if isinstance(edited, Message) else None
 
     # --- failures ---------------------------------------------------------------------------------------
+    async def note_reachable(self, external_id: str) -> None:
+        async with self.app.db.transaction() as session:
+            await blocking.clear_blocked(session, PLATFORM, external_id=external_id)
+
     async def note_blocked(self, *, external_id: str | None = None, dm_chat_id: str | None = None) -> None:
         async with self.app.db.transaction() as session:
             await blocking.record_blocked(session, PLATFORM, now=self.app.services.clock(),

@@ -613,6 +613,24 @@ async def test_the_sender_renders_deliveries_and_maps_failures(
         await bot.sender.send("5999999999", Reply(text="never started the bot"))
 
 
+@SQLITE_ONLY
+async def test_a_rep_who_only_used_the_group_is_reachable_once_they_press_start(
+    telegram: TelegramPlatform, telegram_api: TelegramStandIn, db: Database
+) -> None:
+    await one(telegram_api, ALICE, "/start", chat=TEAM)
+    await one(telegram_api, BOB, "/team", chat=TEAM)  # Bob joins in the group, never opens a private chat
+    telegram_api.fail_next("sendMessage", chat_id=BOB.id, code=403,
+                           description="Forbidden: bot can't initiate conversation with a user")
+    with pytest.raises(RecipientBlocked):
+        await telegram.sender.send(str(BOB.id), Reply(text="⏰ Revisit Tom"))
+    assert (await identity_of(db, BOB)).blocked_at is not None
+    # Telegram sends no my_chat_member for a first START: the /start it sends is the sign
+    await one(telegram_api, BOB, "/start")
+    assert (await identity_of(db, BOB)).blocked_at is None
+    await telegram.sender.send(str(BOB.id), Reply(text="⏰ Revisit Tom"))
+    assert (await telegram_api.take_one(BOB.id)).text == "⏰ Revisit Tom"
+
+
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
                     "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082")
 
