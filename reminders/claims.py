@@ -29,9 +29,15 @@ A sender that never calls `leaving()` (the console) is sent again after a crash.
 Rows claimed but not started are free again at restart (SQLite) or after 30
 seconds (PostgreSQL), not after the send lease.
 
+Late: a message due before this process started that did not go out within
+`late_after` (a poll) waited for the bot to come back; it says so.
+
 Quiet hours: nothing goes out between 21:00 and 08:00 in the recipient's time
-zone; it is held (not dropped) until 08:00. A reminder whose time of day the
-user gave explicitly goes out on time even then, unless it is late.
+zone; it is held (not dropped) until 08:00. What the recipient timed
+explicitly goes out even then: a reminder with a time of day, and the digest at
+the time its manager chose. A late one is held only if its own time was outside
+the quiet hours (a 20:00 reminder the bot could only send at 23:00 waits for
+the morning; a 01:00 one goes when the bot is back).
 """
 from __future__ import annotations
 
@@ -99,6 +105,8 @@ class DueDeliveries:
         self.db, self.services, self.delivery = db, services, delivery
         self.late_after, self.batch = late_after, batch
         self.stopping = False
+        #: When this process first looked for work: what was due before it waited for the bot.
+        self.started_at: datetime | None = None
 
     @property
     def clock(self) -> Callable[[], datetime]:
@@ -106,6 +114,8 @@ class DueDeliveries:
 
     async def run(self) -> int:
         """Deliver everything due now, reminders first; how many messages went out."""
+        if self.started_at is None:
+            self.started_at = self.clock()
         sent = 0
         for model in (Reminder, OutboxMessage):
             while not self.stopping:
@@ -172,11 +182,13 @@ class DueDeliveries:
                                                error="no member")
                 return None
             ctx = context_for(self.services, session, recipient, now)
-            explicit = isinstance(row, Reminder) and row.explicit_time
+            explicit = row.explicit_time if isinstance(row, Reminder) else row.kind == digest.KIND
+            released = schedule.release_time(row.due_at, ctx.tz, explicit=explicit)
             # late: overdue because the bot was down (a row held back by errors is not "late")
             late = (row.attempts == 0 or schedule.stopped_before_the_wire(row)) and (
-                now - schedule.release_time(row.due_at, ctx.tz, explicit=explicit) > self.late_after)
-            hold = None if explicit and not late else schedule.quiet_until(now, ctx.tz)
+                released < (self.started_at or now) and now - released > self.late_after)
+            timed_in_quiet_hours = schedule.quiet_until(row.due_at, ctx.tz) is not None
+            hold = None if explicit and (not late or timed_in_quiet_hours) else schedule.quiet_until(now, ctx.tz)
             if hold is not None:
                 await schedule.record_hold(session, model, row_id, claim_until, hold)
                 return None

@@ -49,8 +49,8 @@ class Scheduler:
     ) -> None:
         self.db, self.services, self.poll_seconds = db, services, poll_seconds
         self.delivery = Delivery(db, senders, clock=services.clock, sleep=sleep)
-        #: Overdue by more than this means the bot was down: the message says it is late.
-        late_after = timedelta(seconds=2 * poll_seconds + 60)
+        #: Due before the process started and overdue by more than a poll: the bot was down.
+        late_after = timedelta(seconds=poll_seconds)
         self.deliveries = DueDeliveries(db, services, self.delivery, late_after=late_after)
         self.cleanup = DailyCleanup(db, services)
         self._aps: AsyncIOScheduler | None = None

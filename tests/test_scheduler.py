@@ -39,8 +39,8 @@ NEW_YORK = ZoneInfo("America/New_York")
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def shanghai(month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
-    return datetime(2026, month, day, hour, minute, tzinfo=SHANGHAI).astimezone(UTC)
+def shanghai(month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:
+    return datetime(2026, month, day, hour, minute, second, tzinfo=SHANGHAI).astimezone(UTC)
 
 
 # --- the scheduler side of a test --------------------------------------------------------
@@ -267,6 +267,37 @@ async def test_what_fell_due_during_downtime_is_sent_once_marked_late(
     assert len(restarted.sender.sent) == 1 and len(bot.sender.sent) == 1
 
 
+async def test_after_downtime_a_reminder_timed_at_night_goes_at_once_and_one_timed_by_day_waits(
+    db: Database, services: Services, clock: Clock, alice: Chat, bot: Bot
+) -> None:
+    await alice.say("/add Kim")
+    await alice.say("/remind #1 tomorrow 1am night shift")  # timed inside the quiet hours
+    await alice.say("/remind #1 today 20:00 evening call")  # timed outside them
+    await bot.at(shanghai(11, 18, 19))
+    # the bot is down from 19:00 to 01:03; a new process starts
+    restarted = Bot(db, services)
+    await restarted.at(shanghai(11, 19, 1, 3))
+    [night] = restarted.sender.texts("dm-alice")
+    assert night.startswith("⚠ Late: this was due 2026-11-19 Thu 01:00") and "night shift" in night
+    await restarted.at(shanghai(11, 19, 8))
+    assert len(restarted.sender.sent) == 2 and "evening call" in restarted.sender.texts("dm-alice")[1]
+
+
+async def test_a_short_downtime_is_late_too_and_a_digest_keeps_its_early_time(
+    db: Database, services: Services, clock: Clock, alice: Chat
+) -> None:
+    await alice.say("/add Kim")
+    await alice.say("/digest on 07:45")  # before the quiet hours end: the manager chose it
+    await alice.say("/remind #1 tomorrow 10am call")
+    early = Bot(db, services, poll_seconds=5)
+    await early.at(shanghai(11, 19, 7, 45))
+    assert [r.title for r in early.sender.to("dm-alice")] == ["Daily digest — 2026-11-18"]
+    restarted = Bot(db, services, poll_seconds=5)  # down from 09:59:50 for 100 s
+    await restarted.at(shanghai(11, 19, 10, 0, 43))
+    [call] = restarted.sender.texts("dm-alice")
+    assert call.startswith("⚠ Late") and "call" in call
+
+
 async def test_a_claim_left_by_a_crash_is_sent_once_after_restart_or_lease(
     db: Database, services: Services, clock: Clock, alice: Chat
 ) -> None:
@@ -347,7 +378,9 @@ async def test_a_send_cut_off_after_it_left_counts_as_delivered_and_the_rest_of_
     assert schedule.interrupted(cut_off) and (await reminder_row(db, 2)).attempts == 0
 
     restarted = await restart(db, services, clock, cut_off.claimed_until)
-    assert [r.text for r in restarted.sender.to("dm-alice")] == ["⏰ Revisit #1 Kim — visit"]
+    [text] = [r.text for r in restarted.sender.to("dm-alice")]
+    assert text.endswith("⏰ Revisit #1 Kim — visit")
+    assert text.startswith("⚠ Late") == (not db.is_sqlite)  # PostgreSQL waited out the dead one's lease
     assert "reminders 1 had left for the platform when its process stopped; counted as delivered" in caplog.text
     row = await reminder_row(db, 1)
     assert row.sent_at is not None and row.last_error == schedule.CUT_OFF and not schedule.interrupted(row)
@@ -750,7 +783,7 @@ async def test_the_scheduler_polls_on_its_own_once_started(
     db: Database, services: Services, clock: Clock, alice: Chat
 ) -> None:
     await alice.say("/add Kim")
-    await add_reminder(db, "Alice", clock.now - timedelta(minutes=1), explicit=True, note="now")
+    await add_reminder(db, "Alice", clock.now, explicit=True, note="now")
     bot = Bot(db, services, poll_seconds=0.05)
     await bot.scheduler.start()
     try:
