@@ -50,7 +50,7 @@ from handlers.messages import Attachment, ProgressSink, Reply, Request
 from handlers.registry import find_command
 from handlers.transfer import MAX_BYTES
 from reminders.delivery import DeliveryError, RecipientBlocked
-from storage import blocking
+from storage import blocking, workspaces
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,15 @@ def api_urls(base: str | None) -> tuple[str, str] | None:
     root = base.rstrip("/")
     root = root.removesuffix("/bot")
     return f"{root}/bot", f"{root}/file/bot"
+
+
+def language_of(user: Any) -> str | None:
+    """The user's Telegram language for the core: a language we speak as it is, any other as English
+    (DEFAULT_LOCALE is for a user Telegram says nothing about)."""
+    code = getattr(user, "language_code", None)
+    if not code:
+        return None
+    return code if normalize_locale(code, "") else "en"
 
 
 def chat_of(update: object) -> int | None:
@@ -373,6 +382,9 @@ class TelegramPlatform:
 
     async def _on_message(self, update: Update, message: Message) -> None:
         user = message.from_user
+        if message.migrate_to_chat_id or message.migrate_from_chat_id:
+            await self._group_upgraded(message)
+            return
         if user is None or user.is_bot:
             return
         addressed = self._addressing(message)
@@ -390,7 +402,7 @@ class TelegramPlatform:
             replied = message.reply_to_message
             document = message.document or (replied.document if replied is not None else None)
             if document is not None:
-                file = await self._download(document, where, user.language_code)
+                file = await self._download(document, where, language_of(user))
                 if file is None:
                     return
         elif not text:
@@ -451,10 +463,28 @@ class TelegramPlatform:
         except Exception:
             await _quietly(query.answer())
             raise
+        alert = None if message.chat.type == ChatType.PRIVATE else render.alert(replies)
+        if alert is not None:  # a refusal in a group is for the one who pressed: not the whole group
+            await _quietly(query.answer(alert, show_alert=True))
+            return
         notice = next((reply.notice for reply in replies if reply.notice), "")
         await _quietly(query.answer(notice[:200] or None))
         editable = message if isinstance(message, Message) and not isinstance(message, InaccessibleMessage) else None
         await self._answer(where, replies, editable=editable, toasted=bool(notice))
+
+    async def _group_upgraded(self, message: Message) -> None:
+        """A group became a supergroup (topics on, made public…): its customer book follows the new chat id.
+
+        Telegram says so twice, in the old group (`migrate_to_chat_id`) and in the new one
+        (`migrate_from_chat_id`); either binds the new chat to the old chat's workspace.
+        """
+        old, new = ((message.chat.id, message.migrate_to_chat_id) if message.migrate_to_chat_id
+                    else (message.migrate_from_chat_id, message.chat.id))
+        async with self.app.db.transaction() as session:
+            book = await workspaces.workspace_for_space(session, PLATFORM, str(old))
+            if book is not None and await workspaces.workspace_for_space(session, PLATFORM, str(new)) is None:
+                await workspaces.bind_space(session, book, PLATFORM, str(new))
+                log.info("group %s is now supergroup %s: workspace %s follows it", old, new, book.id)
 
     async def _membership_changed(self, update: Update) -> None:
         """In a private chat, the user blocked (kicked) or allowed the bot again."""
@@ -476,7 +506,7 @@ class TelegramPlatform:
         return Request(
             platform=PLATFORM, user_id=str(user.id), chat_id=str(chat.id), user_name=user.full_name,
             space=None if private else str(chat.id), space_name="" if private else (chat.title or ""),
-            space_autocreate=False, is_private=private, language=user.language_code,
+            space_autocreate=False, is_private=private, language=language_of(user),
             update_key=f"telegram:{self.bot.id}:{update.update_id}", supports_forms=False,
             dm_chat_id=str(user.id), **fields,
         )
@@ -593,7 +623,7 @@ class TelegramPlatform:
         if not isinstance(update, Update) or update.effective_chat is None or isinstance(context.error, Forbidden):
             return
         user = update.effective_user
-        language = normalize_locale(user.language_code if user else None, self.default_locale)
+        language = normalize_locale(language_of(user), self.default_locale)
         message = update.effective_message
         where = self._where(message) if message is not None else Where(update.effective_chat.id)
         try:

@@ -17,6 +17,7 @@ from handlers.messages import Reply
 
 MAX_TEXT = 4096
 MAX_CAPTION = 1024
+MAX_ALERT = 200  # answerCallbackQuery's text
 #: What a reply with buttons but no words shows (Telegram refuses an empty message).
 EMPTY = "…"
 
@@ -91,3 +92,11 @@ def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
     return InlineKeyboardMarkup(
         [[InlineKeyboardButton(button.label, callback_data=button.action) for button in row] for row in reply.buttons]
     )
+
+
+def alert(replies: list[Reply]) -> str | None:
+    """Replies that fit a button-press alert (only the presser sees it): private, plain text, short."""
+    if not replies or not all(r.private and not (r.buttons or r.file or r.image or r.edit or r.form) for r in replies):
+        return None
+    text = "\n".join(r.plain_text() for r in replies)
+    return text if 0 < len(text) <= MAX_ALERT else None

@@ -160,6 +160,37 @@ async def test_other_bots_commands_and_group_chatter_are_ignored(
     assert t("en", "help.title") in answered.text
 
 
+@BOTH_DATABASES
+async def test_a_group_upgraded_to_a_supergroup_keeps_its_customer_book(
+    telegram: TelegramPlatform, telegram_api: TelegramStandIn
+) -> None:
+    await one(telegram_api, ALICE, "/start", chat=TEAM)
+    await one(telegram_api, BOB, "/add Tom company=Acme", chat=TEAM)
+    # enabling topics (or making the group public) gives the chat a new id; Telegram says so in both chats
+    moved_to, moved_from = payload("group_migrated_to_supergroup"), payload("supergroup_migrated_from_group")
+    upgraded = moved_from["message"]["chat"]
+    for update in (moved_to, moved_from):
+        del update["update_id"]
+        telegram_api.push(update)
+    shown = await one(telegram_api, BOB, "/show Tom", chat=upgraded)
+    assert "#1 Tom" in shown.text
+    team = await one(telegram_api, ALICE, "/team", chat=upgraded)
+    assert "Alice" in team.text and "Bob" in team.text
+    assert len(telegram_api.sent(TEAM["id"])) == 2  # /start and /add: the service messages got no reply
+
+
+@SQLITE_ONLY
+async def test_a_user_of_another_language_gets_english_not_the_default_locale(
+    telegram: TelegramPlatform, telegram_api: TelegramStandIn
+) -> None:
+    telegram.default_locale = telegram.core.services.default_locale = "zh"  # DEFAULT_LOCALE=zh, as by default
+    ivan = Person(5000000007, "Иван", "ru")
+    reply = await one(telegram_api, ivan, "/start")
+    assert t("en", "start.created_solo", workspace="Иван's customers") in reply.text
+    nameless = Person(5000000008, "Li", None)  # Telegram tells nothing: the default locale
+    assert t("zh", "help.title") in (await one(telegram_api, nameless, "/help")).text
+
+
 @SQLITE_ONLY
 async def test_help_and_link_work_in_a_private_chat_before_any_membership(
     telegram: TelegramPlatform, telegram_api: TelegramStandIn, db: Database
@@ -284,6 +315,31 @@ async def test_which_one_buttons_answer_the_query_and_edit_the_message(
     expired = await telegram_api.take_one(ALICE.id)
     assert t("en", "error.choice_expired") in expired.text
     assert await interactions(db) == ["brought samples"]
+
+
+@SQLITE_ONLY
+async def test_someone_elses_button_in_a_group_answers_them_alone(
+    telegram: TelegramPlatform, telegram_api: TelegramStandIn, db: Database
+) -> None:
+    await one(telegram_api, ALICE, "/start", chat=TEAM)
+    await one(telegram_api, ALICE, '/add "Tom Li" company=Acme', chat=TEAM)
+    await one(telegram_api, ALICE, '/add "Tom Wang" company=Globex', chat=TEAM)
+    await one(telegram_api, BOB, "/team", chat=TEAM)
+    question = await one(telegram_api, ALICE, "/log tom visit: brought samples", chat=TEAM)
+    telegram_api.press(BOB, question, "Tom Wang")  # Alice's question, Bob's finger
+    await telegram_api.wait_until(lambda: telegram_api.calls_of("answerCallbackQuery"))
+    [refusal] = telegram_api.calls_of("answerCallbackQuery")
+    assert refusal.params["show_alert"] in (True, "true")
+    assert any("\u4e00" <= char <= "\u9fff" for char in refusal.params["text"])  # in Bob's language, for him
+    telegram_api.press(ALICE, question, "Tom Wang")  # her choice still stands, and the group saw nothing of Bob's
+    picked, logged = await telegram_api.take(TEAM["id"], 2)
+    assert picked.method == "editMessageText" and "Logged for #2 Tom Wang" in logged.text
+    assert await interactions(db) == ["brought samples"]
+    # in a private chat a refusal stays a message, where it can be read again
+    await one(telegram_api, BOB, "/start")
+    card = await one(telegram_api, BOB, "/show #1")
+    telegram_api.push(telegram_api.callback_update(BOB, card, "pick:gone:0"))
+    assert (await telegram_api.take_one(BOB.id)).text == t("zh", "error.choice_expired")
 
 
 @SQLITE_ONLY
