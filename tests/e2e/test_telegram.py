@@ -58,6 +58,13 @@ async def one(api: TelegramStandIn, person: Person, text: str, **where: Any) -> 
     return (await say(api, person, text, **where))[0]
 
 
+async def team_book(api: TelegramStandIn, *adds: str) -> None:
+    """Alice starts the TEAM group's customer book and adds customers there."""
+    await one(api, ALICE, "/start", chat=TEAM)
+    for add in adds:
+        await one(api, ALICE, f"/add {add}", chat=TEAM)
+
+
 async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> Any:
     """Poll an async check until it is truthy (the database side of waiting)."""
     deadline = time.monotonic() + timeout
@@ -143,8 +150,7 @@ async def test_a_plain_group_before_start_and_after(telegram: TelegramPlatform, 
 async def test_other_bots_commands_and_group_chatter_are_ignored(
     telegram: TelegramPlatform, telegram_api: TelegramStandIn, db: Database
 ) -> None:
-    await one(telegram_api, ALICE, "/start", chat=TEAM)
-    await one(telegram_api, ALICE, "/add Tom", chat=TEAM)
+    await team_book(telegram_api, "Tom")
     telegram_api.says(ALICE, "/log@other_helper_bot Tom call: not for us", chat=TEAM)
     telegram_api.says(BOB, "anyone seen the Acme quote?", chat=TEAM)
     telegram_api.says(BOB, f"@{BOT_USERNAME}s_cousin show Tom", chat=TEAM)  # another bot's name, not a mention
@@ -321,9 +327,7 @@ async def test_which_one_buttons_answer_the_query_and_edit_the_message(
 async def test_someone_elses_button_in_a_group_answers_them_alone(
     telegram: TelegramPlatform, telegram_api: TelegramStandIn, db: Database
 ) -> None:
-    await one(telegram_api, ALICE, "/start", chat=TEAM)
-    await one(telegram_api, ALICE, '/add "Tom Li" company=Acme', chat=TEAM)
-    await one(telegram_api, ALICE, '/add "Tom Wang" company=Globex', chat=TEAM)
+    await team_book(telegram_api, '"Tom Li" company=Acme', '"Tom Wang" company=Globex')
     await one(telegram_api, BOB, "/team", chat=TEAM)
     question = await one(telegram_api, ALICE, "/log tom visit: brought samples", chat=TEAM)
     telegram_api.press(BOB, question, "Tom Wang")  # Alice's question, Bob's finger
