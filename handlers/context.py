@@ -124,7 +124,10 @@ class Context:
             )
         )
         if choice is None:
-            raise UserError("error.choice_expired")
+            someone_elses = await self.session.scalar(select(PendingChoice.token).where(
+                PendingChoice.token == token, PendingChoice.workspace_id == self.ws.id,
+                PendingChoice.expires_at > self.now))
+            raise UserError("error.choice_not_yours" if someone_elses else "error.choice_expired")
         if consume:
             await self.session.execute(delete(PendingChoice).where(PendingChoice.token == token))
         return choice.payload

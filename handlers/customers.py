@@ -84,6 +84,7 @@ async def _ask_same_person(ctx: Context, raw: dict[str, str], existing: Customer
     token = await ctx.remember("dup", {"raw": raw, "existing": existing.id})
     return Reply(
         text=ctx.t("customer.same_person", customer=customer_label(existing), why=ctx.t(f"dupe.{why}")),
+        private=True,
         buttons=[[
             Button(ctx.t("dupe.use"), payload("dup", token, "use"), "primary"),
             Button(ctx.t("dupe.add"), payload("dup", token, "add")),

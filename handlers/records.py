@@ -195,7 +195,7 @@ CONFIRMED: dict[str, Callable[[Context, dict[str, Any]], Awaitable[Reply]]] = {
 
 async def _confirm(ctx: Context, what: dict[str, Any], text: str, yes: str) -> Reply:
     token = await ctx.remember("confirm", what)
-    return Reply(text=text, buttons=[[
+    return Reply(text=text, private=True, buttons=[[  # the asker's question, not the channel's
         Button(yes, payload("rec", token, "y"), "danger"),
         Button(ctx.t("common.cancel"), payload("rec", token, "n")),
     ]])

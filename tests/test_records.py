@@ -273,7 +273,7 @@ async def test_merge_needs_confirmation_by_the_asker_with_the_right_role(alice: 
     confirm = payload_of(alice, "Merge")
     await set_role(bob, "manager")
     await press_payload(bob, confirm)  # another manager pressing alice's button
-    assert "按钮已失效" in bob.text
+    assert "只有提问的人能点" in bob.text
 
     await bob.say("/合并 #1 #2")
     assert "把 #2 李伟 · Acme 合并到 #1 李伟 · Acme？" in bob.text
@@ -492,3 +492,17 @@ async def test_another_workspace_can_never_reach_these_customers(core: Core, ali
         assert "That button has expired" in carol.text, action
     assert await count(alice, Customer, Customer.deleted_at.is_(None)) == 3
     assert await count(alice, AuditEntry, AuditEntry.action.in_(("merge", "delete", "forget"))) == 0
+
+
+async def test_a_confirmation_is_the_askers_alone(alice: Chat, bob: Chat) -> None:
+    await alice.say("/add 李伟")
+    await bob.say("/team")
+    await set_role(bob, "manager")
+    await alice.say("/delete #1")
+    assert alice.last[0].private  # Slack shows it to the asker only
+    delete = payload_of(alice, "Delete")
+    await press_payload(bob, delete)
+    assert "只有提问的人能点" in bob.text
+    assert await count(alice, Customer, Customer.deleted_at.is_(None)) == 1
+    await press_payload(alice, delete)
+    assert "Deleted #1 李伟" in alice.text

@@ -274,8 +274,14 @@ async def check(chat: Chat, said: str, replies: list[Reply]) -> None:
         else:
             assert not [f for f in CHINESE_ONLY if f in wording], f"Chinese for an English reader\n{shown}"
         if chat.space == "other-team":
-            leaked = [label for label in ALICE_LABELS if label in everything and label not in said]
+            leaked = [label for label in ALICE_LABELS if label in everything and not typed(label, said)]
             assert not leaked, f"leaked across books: {leaked}\n{shown}"
+
+
+def typed(label: str, said: str) -> bool:
+    """Whether the member wrote `label` themselves: a phone number in any spacing counts."""
+    digits = "".join(ch for ch in said if ch.isdigit())
+    return label in said or (label.startswith("+86") and label[3:] in digits)
 
 
 async def say(chat: Chat, text: str, **kwargs: Any) -> list[Reply]:
