@@ -3,8 +3,8 @@
 - One `Application`, long polling by default, or a webhook on the bot's own HTTP
   server when `TELEGRAM_WEBHOOK_URL` is set (the secret-token header is checked).
 - Updates of different chats are handled concurrently, each chat's in order
-  (`ChatOrderedProcessor`); every send goes through `AIORateLimiter`, which
-  waits out Telegram's 429 `retry_after`.
+  (`ChatOrderedProcessor`); every send goes through `ChatRateLimiter`, which
+  keeps Telegram's flood limits and waits out a 429's `retry_after` in that chat only.
 - Telegram hears that an update arrived only once it has been handled
   (`ConfirmingPoller`; a webhook request is answered after the update), so a
   process killed in the middle of a burst loses none: Telegram hands the rest
@@ -30,6 +30,7 @@ from typing import Any, Awaitable, Callable, Sequence
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from aiolimiter import AsyncLimiter
 from telegram import (
     BotCommand,
     Document,
@@ -40,7 +41,7 @@ from telegram import (
 )
 from telegram.constants import ChatAction, ChatMemberStatus, ChatType, ParseMode
 from telegram.error import BadRequest, Conflict, Forbidden, NetworkError, RetryAfter, TelegramError
-from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, BaseUpdateProcessor, ContextTypes, TypeHandler
+from telegram.ext import Application, ApplicationBuilder, BaseRateLimiter, BaseUpdateProcessor, ContextTypes, TypeHandler
 
 from bot import telegram_render as render
 from bot.web import WebServer
@@ -149,6 +150,85 @@ class _ChatTurn:
 
     def __init__(self) -> None:
         self.lock, self.waiting = asyncio.Lock(), 0
+
+
+class ChatRateLimiter(BaseRateLimiter[int]):
+    """Telegram's flood limits (30 messages a second, 20 a minute per group); a 429 holds back only
+    the chat it was about, for its `retry_after`, then the request is tried again.
+
+    PTB's AIORateLimiter pauses every request of the bot on any 429, so one busy group
+    would keep every private chat waiting for half a minute.
+    """
+
+    KEPT_GROUPS = 512  # idle group limiters are dropped past this many
+
+    def __init__(self, *, overall_max_rate: float = 30, group_max_rate: float = 20, max_retries: int = 3) -> None:
+        self._overall = AsyncLimiter(overall_max_rate, 1) if overall_max_rate else None
+        self._group_rate = group_max_rate
+        self._groups: dict[object, AsyncLimiter] = {}
+        self._held_until: dict[object, float] = {}  # chat -> loop time its 429 ends
+        self._max_retries = max_retries
+
+    async def initialize(self) -> None:
+        """Nothing to set up: limiters are made per chat as requests come."""
+
+    async def shutdown(self) -> None:
+        """Nothing to free."""
+
+    async def process_request(self, callback: Callable[..., Any], args: Any, kwargs: dict[str, Any],
+                              endpoint: str, data: dict[str, Any], rate_limit_args: int | None) -> Any:
+        chat = data.get("chat_id")
+        retries = self._max_retries if rate_limit_args is None else rate_limit_args
+        for attempt in range(retries + 1):
+            await self._held(chat)
+            await self._room(chat)
+            try:
+                return await callback(*args, **kwargs)
+            except RetryAfter as flood:
+                if attempt == retries:
+                    raise
+                pause = _seconds(flood) + 0.1
+                log.info("Telegram asked to wait %.1f s before %s in chat %s", pause, endpoint, chat)
+                if chat is None:
+                    await asyncio.sleep(pause)
+                else:
+                    until = asyncio.get_running_loop().time() + pause
+                    self._held_until[chat] = max(until, self._held_until.get(chat, 0.0))
+        raise AssertionError("unreachable")
+
+    async def _held(self, chat: object) -> None:
+        until = self._held_until.get(chat)
+        if until is None:
+            return
+        wait = until - asyncio.get_running_loop().time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        if self._held_until.get(chat) == until:
+            del self._held_until[chat]
+
+    async def _room(self, chat: object) -> None:
+        """Wait for the group's per-minute limit, then the overall per-second one."""
+        if chat is None:
+            return
+        if self._group_rate and _is_group(chat):
+            await self._group(chat).acquire()
+        if self._overall is not None:
+            await self._overall.acquire()
+
+    def _group(self, chat: object) -> AsyncLimiter:
+        if chat not in self._groups and len(self._groups) >= self.KEPT_GROUPS:
+            for key, limiter in list(self._groups.items()):
+                if limiter.has_capacity(limiter.max_rate):
+                    del self._groups[key]
+        return self._groups.setdefault(chat, AsyncLimiter(self._group_rate, 60))
+
+
+def _is_group(chat: object) -> bool:
+    """Groups have negative ids (or an @username, for channels)."""
+    try:
+        return int(chat) < 0  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return isinstance(chat, str)
 
 
 class ConfirmingPoller:
@@ -290,8 +370,8 @@ class TelegramPlatform:
         builder = (
             ApplicationBuilder()
             .token(settings.telegram_bot_token)
-            .rate_limiter(AIORateLimiter(overall_max_rate=overall_max_rate, group_max_rate=group_max_rate,
-                                         max_retries=max_retries))
+            .rate_limiter(ChatRateLimiter(overall_max_rate=overall_max_rate, group_max_rate=group_max_rate,
+                                          max_retries=max_retries))
             .concurrent_updates(ChatOrderedProcessor(workers, on_handled=self._handled))
             .media_write_timeout(60)
             .updater(None)  # ConfirmingPoller or the webhook instead

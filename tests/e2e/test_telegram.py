@@ -610,6 +610,24 @@ async def test_a_429_is_waited_out_and_the_reply_still_arrives(
     assert delivered.at - refused.at >= 1.0
 
 
+@SQLITE_ONLY
+async def test_a_429_in_one_group_holds_back_that_group_only(
+    telegram: TelegramPlatform, telegram_api: TelegramStandIn
+) -> None:
+    await one(telegram_api, ALICE, "/start", chat=TEAM)
+    await one(telegram_api, CAROL, "/start")
+    telegram_api.fail_next("sendMessage", chat_id=TEAM["id"], code=429, retry_after=3)  # the group is flooded
+    telegram_api.says(ALICE, "/help", chat=TEAM)
+    await telegram_api.wait_until(lambda: telegram_api.calls_of("sendMessage", ok=False))
+    started = time.monotonic()
+    await one(telegram_api, CAROL, "/help")  # a private chat is not kept waiting for the group
+    assert time.monotonic() - started < 2
+    answer = await telegram_api.take_one(TEAM["id"])
+    assert t("en", "help.title") in answer.text
+    refused, delivered = [c for c in telegram_api.calls_of("sendMessage") if c.chat_id == str(TEAM["id"])][-2:]
+    assert refused.error is not None and delivered.at - refused.at >= 3.0
+
+
 @BOTH_DATABASES
 async def test_a_user_who_blocked_the_bot_is_recorded_and_others_are_served(
     telegram: TelegramPlatform, telegram_api: TelegramStandIn, db: Database
