@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
@@ -152,6 +153,37 @@ class _ChatTurn:
         self.lock, self.waiting = asyncio.Lock(), 0
 
 
+class MinuteWindow:
+    """At most `rate` sends in any 60 seconds: Telegram's "20 messages per minute to the same group",
+    read strictly (a leaky bucket lets 20 through and then one every 3 s, which Telegram may refuse)."""
+
+    PERIOD = 60.0
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self._sent: collections.deque[float] = collections.deque()
+        self._turn = asyncio.Lock()  # senders to one group queue in order
+
+    @property
+    def idle(self) -> bool:
+        return not self._turn.locked() and (not self._sent or self._sent[-1] < self._now() - self.PERIOD)
+
+    async def acquire(self) -> None:
+        async with self._turn:
+            while True:
+                now = self._now()
+                while self._sent and self._sent[0] <= now - self.PERIOD:
+                    self._sent.popleft()
+                if len(self._sent) < self.rate:
+                    self._sent.append(now)
+                    return
+                await asyncio.sleep(self._sent[0] + self.PERIOD - now)
+
+    @staticmethod
+    def _now() -> float:
+        return asyncio.get_running_loop().time()
+
+
 class ChatRateLimiter(BaseRateLimiter[int]):
     """Telegram's flood limits (30 messages a second, 20 a minute per group); a 429 holds back only
     the chat it was about, for its `retry_after`, then the request is tried again.
@@ -165,7 +197,7 @@ class ChatRateLimiter(BaseRateLimiter[int]):
     def __init__(self, *, overall_max_rate: float = 30, group_max_rate: float = 20, max_retries: int = 3) -> None:
         self._overall = AsyncLimiter(overall_max_rate, 1) if overall_max_rate else None
         self._group_rate = group_max_rate
-        self._groups: dict[object, AsyncLimiter] = {}
+        self._groups: dict[object, MinuteWindow] = {}
         self._held_until: dict[object, float] = {}  # chat -> loop time its 429 ends
         self._max_retries = max_retries
 
@@ -215,12 +247,12 @@ class ChatRateLimiter(BaseRateLimiter[int]):
         if self._overall is not None:
             await self._overall.acquire()
 
-    def _group(self, chat: object) -> AsyncLimiter:
+    def _group(self, chat: object) -> MinuteWindow:
         if chat not in self._groups and len(self._groups) >= self.KEPT_GROUPS:
-            for key, limiter in list(self._groups.items()):
-                if limiter.has_capacity(limiter.max_rate):
+            for key, window in list(self._groups.items()):
+                if window.idle:
                     del self._groups[key]
-        return self._groups.setdefault(chat, AsyncLimiter(self._group_rate, 60))
+        return self._groups.setdefault(chat, MinuteWindow(self._group_rate))
 
 
 def _is_group(chat: object) -> bool:

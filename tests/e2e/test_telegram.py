@@ -19,7 +19,7 @@ from typing import Any, Awaitable, Callable
 import pytest
 from sqlalchemy import func, select
 
-from bot.telegram import TelegramPlatform, api_urls
+from bot.telegram import MinuteWindow, TelegramPlatform, api_urls
 from handlers.help import command_menu
 from handlers.i18n import t
 from handlers.messages import Attachment, Button, Reply
@@ -626,6 +626,17 @@ async def test_a_429_in_one_group_holds_back_that_group_only(
     assert t("en", "help.title") in answer.text
     refused, delivered = [c for c in telegram_api.calls_of("sendMessage") if c.chat_id == str(TEAM["id"])][-2:]
     assert refused.error is not None and delivered.at - refused.at >= 3.0
+
+
+async def test_a_group_gets_at_most_its_rate_in_any_window_not_a_burst_then_a_trickle() -> None:
+    window = MinuteWindow(5)
+    window.PERIOD = 0.5  # Telegram's minute, shortened
+    sent = []
+    for _ in range(12):
+        await window.acquire()
+        sent.append(time.monotonic())
+    assert sent[4] - sent[0] < 0.1  # the first five at once
+    assert all(later - earlier >= 0.49 for earlier, later in zip(sent, sent[5:]))  # never six in a window
 
 
 @BOTH_DATABASES
