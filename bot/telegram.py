@@ -42,7 +42,14 @@ from telegram import (
 )
 from telegram.constants import ChatAction, ChatMemberStatus, ChatType, ParseMode
 from telegram.error import BadRequest, Conflict, Forbidden, NetworkError, RetryAfter, TelegramError
-from telegram.ext import Application, ApplicationBuilder, BaseRateLimiter, BaseUpdateProcessor, ContextTypes, TypeHandler
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    BaseRateLimiter,
+    BaseUpdateProcessor,
+    ContextTypes,
+    TypeHandler,
+)
 
 from bot import telegram_render as render
 from bot.web import WebServer
@@ -675,7 +682,7 @@ class TelegramPlatform:
         texts = render.parts(reply, with_notice=notice_text)
         markup = render.keyboard(reply)
         caption = None
-        if attachment is not None and len(texts) == 1 and render.size(texts[0]) <= render.MAX_CAPTION:
+        if attachment is not None and len(texts) == 1 and render.shown_size(texts[0]) <= render.MAX_CAPTION:
             caption = texts.pop()
         last: Message | None = None
         for index, text in enumerate(texts):

@@ -2,14 +2,16 @@
 
 Every piece of text is escaped; the only markup is ours (the title and field
 labels in bold), so nothing a user typed can break or inject formatting.
-Telegram refuses messages over 4096 characters, so long replies are split on
-line boundaries (a single overlong line is cut, never inside an escape), and
-the keyboard goes on the last part.
+Telegram refuses messages over 4096 characters of text as shown (after the
+markup is parsed: `&lt;` is one character), so long replies are split on line
+boundaries (a single overlong line is cut, never inside an escape), and the
+keyboard goes on the last part.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from html import escape
+import re
+from html import escape, unescape
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
@@ -20,6 +22,7 @@ MAX_CAPTION = 1024
 MAX_ALERT = 200  # answerCallbackQuery's text
 #: What a reply with buttons but no words shows (Telegram refuses an empty message).
 EMPTY = "…"
+_TAG = re.compile(r"<[^>]*>")  # our own tags only: user text is escaped
 
 
 @dataclass(frozen=True)
@@ -33,10 +36,20 @@ class Line:
     def html(self) -> str:
         return self.prefix + escape(self.raw)
 
+    @property
+    def shown(self) -> int:
+        """How long the line is on screen, as Telegram counts it."""
+        return shown_size(self.prefix) + size(self.raw)
+
 
 def size(text: str) -> int:
     """Length as Telegram counts it (UTF-16 code units)."""
     return len(text.encode("utf-16-le")) // 2
+
+
+def shown_size(html: str) -> int:
+    """The length Telegram checks against its limits: the text once our markup is parsed."""
+    return size(unescape(_TAG.sub("", html)))
 
 
 def lines(reply: Reply, *, with_notice: bool = False) -> list[Line]:
@@ -58,11 +71,11 @@ def parts(reply: Reply, limit: int = MAX_TEXT, *, with_notice: bool = False) -> 
     current: list[str] = []
     used = 0
     for line in lines(reply, with_notice=with_notice):
-        for piece in _fit(line, limit):
-            extra = size(piece) + (1 if current else 0)
+        for piece, shown in _fit(line, limit):
+            extra = shown + (1 if current else 0)
             if current and used + extra > limit:
                 chunks.append("\n".join(current))
-                current, used, extra = [], 0, size(piece)
+                current, used, extra = [], 0, shown
             current.append(piece)
             used += extra
     if current:
@@ -70,19 +83,18 @@ def parts(reply: Reply, limit: int = MAX_TEXT, *, with_notice: bool = False) -> 
     return [chunk for chunk in chunks if chunk.strip()] or ([EMPTY] if reply.buttons else [])
 
 
-def _fit(line: Line, limit: int) -> list[str]:
-    """A line cut into pieces that each fit `limit` (the prefix stays on the first)."""
-    if size(line.html) <= limit:
-        return [line.html]
-    pieces, current, used = [], line.prefix, size(line.prefix)
+def _fit(line: Line, limit: int) -> list[tuple[str, int]]:
+    """A line cut into (html, shown size) pieces that each fit `limit` (the prefix stays on the first)."""
+    if line.shown <= limit:
+        return [(line.html, line.shown)]
+    pieces, current, used = [], line.prefix, shown_size(line.prefix)
     for char in line.raw:
-        escaped = escape(char)
-        if used + size(escaped) > limit:
-            pieces.append(current)
+        if used + size(char) > limit:
+            pieces.append((current, used))
             current, used = "", 0
-        current += escaped
-        used += size(escaped)
-    pieces.append(current)
+        current += escape(char)
+        used += size(char)
+    pieces.append((current, used))
     return pieces
 
 

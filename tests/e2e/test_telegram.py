@@ -496,6 +496,20 @@ async def test_markup_in_user_input_is_shown_literally(telegram: TelegramPlatfor
 
 
 @SQLITE_ONLY
+async def test_the_4096_limit_counts_text_as_shown_not_its_escapes(
+    telegram: TelegramPlatform, telegram_api: TelegramStandIn
+) -> None:
+    await one(telegram_api, ALICE, "/start")
+    note = "<&>" * 1300  # 3,900 characters on screen, 16,900 as escaped HTML
+    await telegram.sender.send(str(ALICE.id), Reply(title="Note", text=note))
+    [sent] = await telegram_api.take(ALICE.id, 1)
+    assert sent.text == f"Note\n{note}"
+    await telegram.sender.send(str(ALICE.id), Reply(text="&" * 5000))  # too long even as shown: two parts
+    first, second = await telegram_api.take(ALICE.id, 2)
+    assert (len(first.text), len(second.text)) == (4096, 904)
+
+
+@SQLITE_ONLY
 async def test_long_replies_are_split_under_4096_with_the_keyboard_last(
     telegram: TelegramPlatform, telegram_api: TelegramStandIn
 ) -> None:
