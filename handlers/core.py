@@ -26,7 +26,7 @@ from handlers.errors import UserError
 from handlers.lookup import NeedChoice
 from handlers.messages import Button, Reply, Request
 from handlers.parsing import fold
-from handlers.registry import ACTIONS, FORMS, Result, action, find_command, payload
+from handlers.registry import ACTIONS, FORMS, Result, action, button_number, find_command, payload
 from storage.access import Forbidden
 from storage.db import Database
 from storage.models import Conversation, Customer, Invite, LinkCode, PendingChoice, ProcessedUpdate
@@ -138,7 +138,8 @@ async def _ask_which(ctx: Context, choice: NeedChoice) -> Reply:
                                         "typed": ctx.request.text, "ids": [c.id for c in choice.candidates]})
     rows = [[Button(customer_label(c), payload("pick", token, i))] for i, c in enumerate(choice.candidates)]
     rows.append([Button(ctx.t("common.cancel"), payload("pick", token, "x"))])
-    return Reply(text=ctx.t("lookup.which", ref=choice.text[start:end]), buttons=rows, private=True)
+    ref = choice.text[start:end].strip("\"'“”‘’「」『』")  # the catalogue quotes it already
+    return Reply(text=ctx.t("lookup.which", ref=ref), buttons=rows, private=True)
 
 
 @action("pick")
@@ -149,9 +150,10 @@ async def pick(ctx: Context, args: list[str]) -> Result:
     if index == "x":
         return Reply(text=ctx.t("common.cancelled"), edit=True)
     ids: list[int] = stored["ids"]
-    if not index.isdigit() or int(index) >= len(ids):
+    number = button_number(index)
+    if number is None or number >= len(ids):
         raise UserError("error.choice_expired")
-    customer = await ctx.session.scalar(ctx.scope.customers().where(Customer.id == ids[int(index)]))
+    customer = await ctx.session.scalar(ctx.scope.customers().where(Customer.id == ids[number]))
     if customer is None:
         raise UserError("error.choice_expired")
     text = f"{stored['text'][:stored['start']]}#{customer.number}{stored['text'][stored['end']:]}"

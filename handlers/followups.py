@@ -25,7 +25,7 @@ from handlers.lookup import take_customer
 from handlers.messages import Button, Field, Form, FormField, FormSubmission, Reply
 from handlers.paging import PAGE_SIZE, page_buttons
 from handlers.parsing import Token, When, parse_when, tokenize
-from handlers.registry import Result, action, command, form, payload
+from handlers.registry import Result, action, button_number, command, form, payload
 from storage import followups, scoring
 from storage.followups import PendingReminder, SilentCustomer
 from storage.models import Customer, Member, Reminder
@@ -299,8 +299,8 @@ async def _numbered(ctx: Context, text: str, usage: str) -> Reminder:
 
 async def _pressed(ctx: Context, args: list[str]) -> Reminder:
     """The reminder a button names; a stale or foreign id is an expired button."""
-    raw = args[0] if args else ""
-    reminder = await followups.reminder_by_id(ctx.session, ctx.ws.id, int(raw)) if raw.isdigit() else None
+    reminder_id = button_number(args[0]) if args else None
+    reminder = await followups.reminder_by_id(ctx.session, ctx.ws.id, reminder_id) if reminder_id is not None else None
     if reminder is None:
         raise UserError("error.choice_expired")
     return await _open_and_mine(ctx, reminder)

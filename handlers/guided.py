@@ -16,7 +16,7 @@ from sqlalchemy import delete, select
 from handlers.context import Context
 from handlers.errors import UserError
 from handlers.messages import Button, Form, FormField, FormSubmission, Reply
-from handlers.registry import FORMS, Result, action, command, payload
+from handlers.registry import FORMS, Result, action, button_number, command, payload
 from storage.models import Conversation
 
 
@@ -132,8 +132,8 @@ async def skip(ctx: Context, args: list[str]) -> Result:
 async def choose(ctx: Context, args: list[str]) -> Result:
     conversation, form = await _current(ctx)
     options = form.fields[conversation.step].options
-    index = int(args[0]) if args and args[0].isdigit() else -1
-    if not 0 <= index < len(options):
+    index = button_number(args[0]) if args else None
+    if index is None or index >= len(options):
         raise UserError("error.choice_expired")
     return await _advance(ctx, conversation, form, options[index][0])
 

@@ -14,6 +14,7 @@ from sqlalchemy import func
 from handlers.context import Context
 from handlers.errors import UserError
 from handlers.parsing import Token, classify_ref
+from handlers.registry import button_number
 from storage import standardise
 from storage.models import Customer
 
@@ -23,7 +24,6 @@ MAX_CHOICES = 6
 MAX_NAME_WORDS = 4
 
 
-_ROW_ID = re.compile(r"[0-9]{1,9}")  # fits a 32-bit id column on every database
 _PHONE_PART = re.compile(r"^\+?[\d().\-]*\d[\d().\-]*$")
 
 
@@ -137,10 +137,10 @@ async def _by_name(ctx: Context, token: Token, *, deleted: bool) -> Customer:
 
 async def customer_by_id(ctx: Context, raw_id: object, access: str, *, deleted: bool = False) -> Customer:
     """The customer a button payload or a form's context names, only if this member may `access` it."""
-    text = str(raw_id)
+    customer_id = button_number(str(raw_id))
     customer = None
-    if _ROW_ID.fullmatch(text):
-        customer = await ctx.session.scalar(ctx.scope.customers(deleted=deleted).where(Customer.id == int(text)))
+    if customer_id is not None:
+        customer = await ctx.session.scalar(ctx.scope.customers(deleted=deleted).where(Customer.id == customer_id))
     if customer is None:
         raise UserError("error.choice_expired")
     ctx.scope.require(access, customer)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from handlers.context import Context
 from handlers.errors import UserError
 from handlers.messages import Button, Reply
-from handlers.registry import COMMANDS, Result, action, payload
+from handlers.registry import COMMANDS, Result, action, button_number, payload
 
 PAGE_SIZE = 10
 
@@ -34,11 +34,12 @@ async def turn(ctx: Context, args: list[str]) -> Result:
     token, page = (args + ["", ""])[:2]
     stored = await ctx.recall(token, "page")
     entry = COMMANDS.get(stored["command"])
-    if entry is None or not page.isdigit():
+    number = button_number(page)
+    if entry is None or number is None:
         raise UserError("error.choice_expired")
     ctx.scope.require_role(entry.role, entry.name)
     parsed = entry.parse(ctx, stored["args"]) if entry.parse else stored["args"]
-    result = await entry.func(ctx, parsed, page=int(page))
+    result = await entry.func(ctx, parsed, page=number)
     replies = result if isinstance(result, list) else [result]
     for reply in replies:
         reply.edit = True

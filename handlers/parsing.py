@@ -66,15 +66,16 @@ class Token:
 
 
 # opening quote → the characters that close it
-_QUOTES = {'"': '"', "'": "'", "“": "”“", "”": "”“", "‘": "’", "「": "」", "『": "』"}
+_QUOTES = {'"': '"', "'": "'", "“": "”“", "”": "”“", "‘": "’‘", "「": "」", "『": "』"}
 
 
 def tokenize(text: str) -> list[Token]:
     """Split on whitespace like a shell; quotes group words.
 
     A quote opens only at the start of a word or right after `=` (so `don't`
-    and `O'Brien` stay whole while `company="Acme Ltd"` groups); an unmatched
-    quote takes the rest of the line.
+    and `O'Brien` stay whole while `company="Acme Ltd"` groups). A quote that
+    is never closed is dropped and the words split as if it were not there, so a
+    forgotten closing quote in `/add "Li Wei 13800138000` still finds the phone.
     """
     tokens: list[Token] = []
     i, n = 0, len(text)
@@ -86,7 +87,11 @@ def tokenize(text: str) -> list[Token]:
         while i < n and not text[i].isspace():
             ch = text[i]
             if ch in _QUOTES and (i == start or text[i - 1] == "="):
-                inner, i = _quoted_part(text, i)
+                closed = _quoted_part(text, i)
+                if closed is None:  # never closed: not a quote
+                    i += 1
+                    continue
+                inner, i = closed
                 parts.append(inner)
                 quoted = True
             else:
@@ -96,15 +101,13 @@ def tokenize(text: str) -> list[Token]:
     return tokens
 
 
-def _quoted_part(text: str, i: int) -> tuple[str, int]:
-    """The text inside the quote opening at `i`, and where reading goes on."""
+def _quoted_part(text: str, i: int) -> tuple[str, int] | None:
+    """The text inside the quote opening at `i` and where reading goes on; None if it never closes."""
     closers = _QUOTES[text[i]]
     for j in range(i + 1, len(text)):
         if text[j] in closers:
             return text[i + 1:j], j + 1
-    line_end = text.find("\n", i + 1)
-    inner = text[i + 1:line_end if line_end >= 0 else len(text)].rstrip()
-    return inner, i + 1 + len(inner)
+    return None
 
 
 # --- trailing clauses -------------------------------------------------------------

@@ -7,6 +7,7 @@ colon picks the `@action` handler. Nothing here knows a platform.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
@@ -98,3 +99,11 @@ def find_command(word: str) -> Command | None:
 def payload(name: str, *args: object) -> str:
     """Build a button payload for the action `name` (checked ≤ 64 bytes by `Button`)."""
     return ":".join([name, *map(str, args)])
+
+
+_BUTTON_NUMBER = re.compile(r"[0-9]{1,9}")  # ASCII only ('²' is a digit to str.isdigit), fits any id column
+
+
+def button_number(arg: str) -> int | None:
+    """A number from a button payload (an id, an index, a page), or None for anything else."""
+    return int(arg) if _BUTTON_NUMBER.fullmatch(arg) else None

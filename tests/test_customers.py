@@ -165,3 +165,12 @@ async def test_phone_reference_does_not_swallow_the_next_number(alice: Chat) -> 
     assert "12,000" in alice.text
     await alice.say("/deal +86 138 0013 8000 300")
     assert "¥300" in alice.text
+
+
+async def test_a_forgotten_closing_quote_does_not_swallow_the_phone(alice: Chat) -> None:
+    await alice.say('/add "Li Wei 13800138000')
+    assert alice.last[0].title == "#1 Li Wei"
+    assert "+8613800138000" in alice.text
+    await alice.say('/add "Li Wei" 13900139000 company=Other')
+    await alice.say('/show "Li Wei"')
+    assert "Several customers match “Li Wei”. Which one?" in alice.text

@@ -418,8 +418,9 @@ def test_fold(text, folded):
     ("『王 芳』", ["王 芳"]),
     ('company="Acme Ltd" x', ["company=Acme Ltd", "x"]),
     ("don't worry", ["don't", "worry"]),
-    ('"unclosed quote here', ["unclosed quote here"]),
-    ('a "rest of line  \nnext', ["a", "rest of line", "next"]),
+    ('"unclosed quote here', ["unclosed", "quote", "here"]),  # a quote never closed is not one
+    ('a "Li Wei 13800138000', ["a", "Li", "Wei", "13800138000"]),
+    ("‘x‘ y", ["x", "y"]),  # the same curly quote twice, as some keyboards type it
     ('""', [""]),
     ("", []),
     ("   ", []),
