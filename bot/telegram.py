@@ -68,6 +68,8 @@ ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
 MENU_LOCALES = ("en", "zh")  # English is also the default menu
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 NOT_MODIFIED = "message is not modified"
+#: A leading /command, its @botname if any, and what follows the white space after it.
+COMMAND = re.compile(r"(/[^\s@]*)(?:@(\S*))?\s*(.*)", re.DOTALL)
 #: How long a webhook request waits for its update to be handled before answering anyway.
 WEBHOOK_WAIT = 50.0
 
@@ -547,11 +549,11 @@ class TelegramPlatform:
         text = (message.text or message.caption or "").strip()
         me = (self.bot.username or "").casefold()
         if text.startswith("/"):
-            word, space, rest = text.partition(" ")
-            command, at, target = word.partition("@")
-            if at and target.casefold() != me:
+            # the command ends at any white space (a newline or tab too); the core splits on one space
+            command, target, rest = COMMAND.match(text).groups()  # type: ignore[union-attr]
+            if target is not None and target.casefold() != me:
                 return None
-            return f"{command}{space}{rest}", True
+            return f"{command} {rest}" if rest else command, True
         if message.chat.type == ChatType.PRIVATE:
             return text, True
         mention = re.match(rf"@{re.escape(me)}(?![A-Za-z0-9_])[\s,:：，]*", text, re.IGNORECASE) if me else None

@@ -198,6 +198,17 @@ async def test_a_user_of_another_language_gets_english_not_the_default_locale(
 
 
 @SQLITE_ONLY
+async def test_a_command_may_end_in_a_newline_or_a_tab(telegram: TelegramPlatform, telegram_api: TelegramStandIn,
+                                                       db: Database) -> None:
+    await team_book(telegram_api, "Tom")
+    logged = await one(telegram_api, ALICE, f"/log@{BOT_USERNAME}\n#1 call: first line\nsecond line", chat=TEAM)
+    assert "Logged for #1 Tom" in logged.text
+    assert await interactions(db) == ["first line\nsecond line"]
+    assert (await one(telegram_api, ALICE, "/help\tlog")).bold[0].startswith("/log")
+    assert telegram_api.unread(TEAM["id"]) == []
+
+
+@SQLITE_ONLY
 async def test_help_and_link_work_in_a_private_chat_before_any_membership(
     telegram: TelegramPlatform, telegram_api: TelegramStandIn, db: Database
 ) -> None:
