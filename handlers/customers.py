@@ -141,7 +141,11 @@ def field_errors(ctx: Context, raw: dict[str, str]) -> dict[str, str]:
     return errors
 
 
-@form("add")
+async def check_add_answer(ctx: Context, key: str, value: str) -> str | None:
+    return field_errors(ctx, {key: value}).get(key)
+
+
+@form("add", check=check_add_answer)
 async def submit_add(ctx: Context, submission: FormSubmission) -> Result:
     raw = {k: v.strip() for k, v in submission.values.items() if k in customers.FIELDS and v and v.strip()}
     if not raw.get("name"):

@@ -98,15 +98,26 @@ def _ahead(ctx: Context, when: When) -> When:
 
 
 def split_when_note(ctx: Context, args: str, tokens: list[Token]) -> tuple[When, str]:
-    """The longest run of leading words (up to `MAX_DATE_WORDS`) that reads as a date, and the note after it."""
-    leading = next((i for i, token in enumerate(tokens) if token.quoted), len(tokens))
-    for count in range(min(MAX_DATE_WORDS, leading), 0, -1):
+    """The longest run of leading words (up to `MAX_DATE_WORDS`) that reads as a date, and the note after it.
+
+    Words the date reader skips (`after`, `at`) stay in the note: of the runs that read as the
+    same moment, the shortest is the date (`tomorrow after lunch` is tomorrow, note `after lunch`).
+    """
+    def read(count: int) -> When | None:
         try:
-            when = parse_when(args[tokens[0].start:tokens[count - 1].end], now=ctx.now, tz=ctx.tz)
+            return parse_when(args[tokens[0].start:tokens[count - 1].end], now=ctx.now, tz=ctx.tz)
         except UserError:
-            continue
-        return _ahead(ctx, when), args[tokens[count].start:].strip() if count < len(tokens) else ""
-    raise UserError("error.remind_bad_date", text=args[tokens[0].start:][:40])
+            return None
+
+    leading = next((i for i, token in enumerate(tokens) if token.quoted), len(tokens))
+    longest = next(((count, when) for count in range(min(MAX_DATE_WORDS, leading), 0, -1)
+                    if (when := read(count)) is not None), None)
+    if longest is None:
+        raise UserError("error.remind_bad_date", text=args[tokens[0].start:][:40])
+    count, when = longest
+    while count > 1 and read(count - 1) == when:
+        count -= 1
+    return _ahead(ctx, when), args[tokens[count].start:].strip() if count < len(tokens) else ""
 
 
 # --- /remind and the Remind form ------------------------------------------------------------------
@@ -154,7 +165,18 @@ async def remind_button(ctx: Context, args: list[str]) -> Result:
     return await guided.start(ctx, remind_form(ctx, customer))
 
 
-@form("remind")
+async def check_remind_answer(ctx: Context, key: str, value: str) -> str | None:
+    if key == "when":
+        try:
+            future_when(ctx, value)
+        except UserError as problem:
+            return ctx.t(problem.key, **problem.params)
+    if key == "note" and len(value) > NOTE_LIMIT:
+        return ctx.t("error.activity_too_long", limit=NOTE_LIMIT)
+    return None
+
+
+@form("remind", check=check_remind_answer)
 async def submit_remind(ctx: Context, submission: FormSubmission) -> Result:
     customer = await customer_by_id(ctx, submission.context.get("customer_id", ""), "remind")
     text = (submission.values.get("when") or "").strip()

@@ -16,7 +16,7 @@ from sqlalchemy import delete, select
 from handlers.context import Context
 from handlers.errors import UserError
 from handlers.messages import Button, Form, FormField, FormSubmission, Reply
-from handlers.registry import FORMS, Result, action, button_number, command, payload
+from handlers.registry import FORM_CHECKS, FORMS, Result, action, button_number, command, payload
 from storage.models import Conversation
 
 
@@ -80,6 +80,10 @@ async def answer(ctx: Context, conversation: Conversation, text: str) -> Result:
             return _question(ctx, form, conversation.step, error=ctx.t("guided.pick_option"))
     if not value and field.required:
         return _question(ctx, form, conversation.step, error=ctx.t("guided.required"))
+    check = FORM_CHECKS.get(form.name)
+    problem = await check(ctx, field.key, value) if check is not None and value else None
+    if problem:
+        return _question(ctx, form, conversation.step, error=problem)
     return await _advance(ctx, conversation, form, value)
 
 

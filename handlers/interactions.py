@@ -196,6 +196,21 @@ def channel_named(ctx: Context, text: str) -> str | None:
     return text if text in CHANNELS else parse_channel(text) or labels.get(text.casefold())
 
 
+async def check_log_answer(ctx: Context, key: str, value: str) -> str | None:
+    """One answer of the Log form: the same checks as `submit_log`, field by field."""
+    errors: dict[str, str] = {}
+    if key == "customer":
+        await _form_customer(ctx, FormSubmission("log", {"customer": value}, {}), errors)
+    elif key == "summary" and len(value) > MAX_TEXT:
+        errors[key] = ctx.t("error.activity_too_long", limit=MAX_TEXT)
+    elif key == "next":
+        try:
+            next_followup(ctx, {"next": value})
+        except UserError as problem:
+            errors[key] = ctx.t(problem.key, **problem.params)
+    return errors.get(key)
+
+
 async def _form_customer(ctx: Context, submission: FormSubmission, errors: dict[str, str]) -> Customer | None:
     if "customer_id" in submission.context:
         return await customer_by_id(ctx, submission.context["customer_id"], "log")
@@ -215,7 +230,7 @@ async def _form_customer(ctx: Context, submission: FormSubmission, errors: dict[
     return customer
 
 
-@form("log")
+@form("log", check=check_log_answer)
 async def submit_log(ctx: Context, submission: FormSubmission) -> Result:
     """Check every field at once (each error beside its field), then save like /log."""
     values = {key: (value or "").strip() for key, value in submission.values.items()}

@@ -41,6 +41,9 @@ class Action:
 COMMANDS: dict[str, Command] = {}
 ACTIONS: dict[str, Action] = {}
 FORMS: dict[str, Callable[["Context", FormSubmission], Awaitable[Result]]] = {}
+#: Per form, what is wrong with one answer (None: nothing), asked as each is typed in a guided flow.
+FieldCheck = Callable[["Context", str, str], Awaitable[str | None]]
+FORM_CHECKS: dict[str, FieldCheck] = {}
 _BY_ALIAS: dict[str, Command] = {}
 
 
@@ -80,13 +83,17 @@ def action(name: str, *, role: str = "rep") -> Callable:
     return register
 
 
-def form(name: str) -> Callable:
-    """Register the handler that receives a submitted form (Slack modal or guided flow)."""
+def form(name: str, *, check: FieldCheck | None = None) -> Callable:
+    """Register the handler that receives a submitted form (Slack modal or guided flow), and
+    optionally `check(ctx, key, value)`, so a guided flow can refuse a bad answer at once
+    rather than after the last question."""
 
     def register(func: Callable[["Context", FormSubmission], Awaitable[Result]]) -> Callable:
         if name in FORMS:
             raise ValueError(f"form {name!r} registered twice")
         FORMS[name] = func
+        if check is not None:
+            FORM_CHECKS[name] = check
         return func
 
     return register

@@ -125,7 +125,7 @@ SETTINGS: dict[str, tuple[str, Callable[[str, str], str | int]]] = {
     "lifetime_years": ("lifetime_years", _years),
 }
 #: Settings that change customers' derived data (stage, auto tags, LTV).
-SCORED = {"cadence_a", "cadence_b", "cadence_c", "cadence_none", "lifetime_years"}
+SCORED = {"cadence_a", "cadence_b", "cadence_c", "cadence_none", "lifetime_years", "currency"}
 _SETTING_WORDS = {
     "tz": "timezone", "time_zone": "timezone", "时区": "timezone", "lang": "locale", "language": "locale",
     "语言": "locale", "货币": "currency", "币种": "currency", "可见范围": "visibility", "可见性": "visibility",

@@ -112,14 +112,25 @@ async def tag_button(ctx: Context, args: list[str]) -> Result:
     ))
 
 
-@form("tag")
+def _tags_problem(ctx: Context, text: str) -> tuple[tuple[list[str], list[str]] | None, str | None]:
+    """The tag changes a Tag form answer asks for, or what is wrong with it."""
+    tokens = tokenize(fold(text))
+    if not tokens:
+        return None, ctx.t("guided.required")
+    try:
+        return read_tag_changes(tokens), None
+    except InvalidValue as problem:
+        return None, invalid_text(ctx, problem)
+
+
+async def check_tag_answer(ctx: Context, key: str, value: str) -> str | None:
+    return _tags_problem(ctx, value)[1] if key == "tags" else None
+
+
+@form("tag", check=check_tag_answer)
 async def submit_tag(ctx: Context, submission: FormSubmission) -> Result:
     customer = await customer_by_id(ctx, submission.context.get("customer_id", ""), "tag")
-    tokens = tokenize(fold(submission.values.get("tags") or ""))
-    if not tokens:
-        return Reply(form_errors={"tags": ctx.t("guided.required")})
-    try:
-        changes = read_tag_changes(tokens)
-    except InvalidValue as problem:
-        return Reply(form_errors={"tags": invalid_text(ctx, problem)})
+    changes, problem = _tags_problem(ctx, submission.values.get("tags") or "")
+    if changes is None:
+        return Reply(form_errors={"tags": problem or ""})
     return await apply_tag_changes(ctx, customer, changes)

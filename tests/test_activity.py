@@ -423,3 +423,25 @@ async def test_free_text_keeps_the_full_width_punctuation_it_was_typed_with(alic
     assert "“问价格，要样品”" in alice.text
     await alice.say("/show 李薇")
     assert "问价格，要样品" in alice.text
+
+
+async def test_changing_the_currency_rescores_lifetime_value(alice: Chat) -> None:
+    await alice.say("/add Kim")
+    await alice.say("/deal Kim 12000")
+    await alice.say("/show Kim")
+    assert "Lifetime value (est.): ¥36,000" in alice.text
+    await alice.say("/settings currency=USD")
+    await alice.say("/show Kim")
+    assert "$36,000" not in alice.text and "¥36,000" not in alice.text  # ¥ deals are no USD value
+    await alice.say("/deal Kim $100")
+    await alice.say("/show Kim")
+    assert "Lifetime value (est.): $300" in alice.text
+
+
+async def test_the_guided_log_asks_again_for_a_customer_it_cannot_find(alice: Chat) -> None:
+    await alice.say("/add Kim")
+    await alice.say("/log")
+    await alice.say("nobody")
+    assert "couldn't find a customer" in alice.text and "(1/4)" in alice.text
+    await alice.say("Kim")
+    assert "(2/4)" in alice.text

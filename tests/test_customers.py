@@ -135,16 +135,17 @@ async def test_guided_add_survives_a_restart(alice: Chat, db, services) -> None:
     assert fields["Source"] == "trade fair"
 
 
-async def test_guided_add_reasks_a_bad_field(alice: Chat) -> None:
+async def test_guided_add_reasks_a_bad_field_at_once(alice: Chat) -> None:
     await alice.say("/add")
     await alice.say("张三")
     await alice.press("Skip")
-    await alice.press("Skip")
-    await alice.say("not-a-phone")
+    await alice.say("CTO")
+    await alice.say("tag #1")  # not a phone: asked again before going on
+    assert "isn't a valid phone number" in alice.text and "(4/8) Phone?" in alice.text
+    await alice.say("13800138000")
+    assert "(5/8) E-mail?" in alice.text
     for _ in range(4):
         await alice.press("Skip")
-    assert "isn't a valid phone number" in alice.text and "(4/8)" in alice.text
-    await alice.say("13800138000")
     assert alice.last[0].title == "#1 张三"
 
 
@@ -174,3 +175,4 @@ async def test_a_forgotten_closing_quote_does_not_swallow_the_phone(alice: Chat)
     await alice.say('/add "Li Wei" 13900139000 company=Other')
     await alice.say('/show "Li Wei"')
     assert "Several customers match “Li Wei”. Which one?" in alice.text
+

@@ -130,9 +130,9 @@ async def test_remind_form_from_the_card_button(alice: Chat) -> None:
     await alice.press("Remind")
     assert "(1/2) When?" in alice.text and "tomorrow 10am" in alice.text
     await alice.say("yesterday")
-    await alice.say("bring samples")
-    assert "has already passed" in alice.text and "(1/2) When?" in alice.text  # asked again
+    assert "has already passed" in alice.text and "(1/2) When?" in alice.text  # asked again at once
     await alice.say("friday")
+    await alice.say("bring samples")
     assert alice.text == "Reminder #1: #1 李伟 on 2026-11-20 Fri 09:00 — bring samples"
 
     # the same form as a Slack modal: errors come back per field
@@ -435,3 +435,13 @@ async def test_silent_team_for_managers_in_both_languages(alice: Chat, bob: Chat
     await press_payload(bob, f"ssnz:{(await customer(alice, 1)).id}")  # a rep, on a colleague's customer
     assert bob.text == MANAGERS_ONLY_ZH
     assert (await customer(alice, 1)).silent_nudged_at is None and bobs.lost_at is not None
+
+
+async def test_words_the_date_skips_stay_in_the_note(alice: Chat) -> None:
+    await alice.say("/add Kim")
+    await alice.say("/remind Kim tomorrow after lunch call")
+    assert "2026-11-19 Thu 09:00 — after lunch call" in alice.text
+    await alice.say("/remind Kim in 3 minutes after restart")
+    assert "— after restart" in alice.text
+    await alice.say("/remind Kim next monday 10am bring samples")
+    assert "2026-11-23 Mon 10:00 — bring samples" in alice.text
