@@ -585,13 +585,14 @@ class TelegramPlatform:
             await _quietly(query.answer())
             raise
         alert = None if message.chat.type == ChatType.PRIVATE else render.alert(replies)
-        if alert is not None:  # a refusal in a group is for the one who pressed: not the whole group
-            await _quietly(query.answer(alert, show_alert=True))
+        # a refusal in a group is for the one who pressed, not the whole group; a press answered too late
+        # (a busy chat: Telegram waits about 15 s) shows no toast, so its words go into the chat after all
+        if alert is not None and await _quietly(query.answer(alert, show_alert=True)):
             return
         notice = next((reply.notice for reply in replies if reply.notice), "")
-        await _quietly(query.answer(notice[:200] or None))
+        toasted = await _quietly(query.answer(notice[:200] or None)) and bool(notice)
         editable = message if isinstance(message, Message) and not isinstance(message, InaccessibleMessage) else None
-        await self._answer(where, replies, editable=editable, toasted=bool(notice))
+        await self._answer(where, replies, editable=editable, toasted=toasted)
 
     async def _group_upgraded(self, message: Message) -> None:
         """A group became a supergroup (topics on, made public…): its customer book follows the new chat id.
@@ -784,9 +785,12 @@ def _seconds(flood: RetryAfter) -> float:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
-async def _quietly(answer: Awaitable[Any]) -> None:
-    """Answering a button press is a courtesy (it stops the spinner); it must not fail the update."""
+async def _quietly(answer: Awaitable[Any]) -> bool:
+    """Answering a button press is a courtesy (it stops the spinner); it must not fail the update.
+    Whether Telegram took the answer."""
     try:
         await answer
     except TelegramError:
         log.debug("callback answer failed", exc_info=True)
+        return False
+    return True

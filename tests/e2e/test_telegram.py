@@ -40,6 +40,8 @@ FORUM = group_chat(-1002233445566, "Acme sales", forum=True)
 TOPIC = 42
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 
+CALLBACK_TOO_OLD = "Bad Request: query is too old and response timeout expired or query ID is invalid"
+
 SQLITE_ONLY = pytest.mark.parametrize("db", ["sqlite"], indirect=True)
 BOTH_DATABASES = pytest.mark.parametrize("db", ["sqlite", "postgresql"], indirect=True)
 
@@ -346,6 +348,11 @@ async def test_someone_elses_button_in_a_group_answers_them_alone(
     [refusal] = telegram_api.calls_of("answerCallbackQuery")
     assert refusal.params["show_alert"] in (True, "true")
     assert any("\u4e00" <= char <= "\u9fff" for char in refusal.params["text"])  # in Bob's language, for him
+    # pressed again while the group was busy: Telegram no longer takes an answer, so the words go to the chat
+    telegram_api.fail_next("answerCallbackQuery", times=2, code=400, description=CALLBACK_TOO_OLD)
+    telegram_api.press(BOB, question, "Tom Wang")
+    late = await telegram_api.take_one(TEAM["id"])
+    assert late.method == "sendMessage" and late.text == refusal.params["text"]
     telegram_api.press(ALICE, question, "Tom Wang")  # her choice still stands, and the group saw nothing of Bob's
     picked, logged = await telegram_api.take(TEAM["id"], 2)
     assert picked.method == "editMessageText" and "Logged for #2 Tom Wang" in logged.text
