@@ -49,8 +49,7 @@ async def customer_card(ctx: Context, customer: Customer, *, note: str = "") -> 
     lines = [note] if note else []
     missing = missing_fields(customer)
     if missing:
-        lines.append(ctx.t("card.missing", fields="、".join(ctx.t(f"field.{m}") for m in missing)
-                           if ctx.locale == "zh" else ", ".join(ctx.t(f"field.{m}") for m in missing)))
+        lines.append(ctx.t("card.missing", fields=ctx.listed(ctx.t(f"field.{m}") for m in missing)))
     return Reply(
         title=f"#{customer.number} {customer.name}",
         text="\n".join(lines),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, select
@@ -79,6 +79,10 @@ class Context:
     # --- texts ----------------------------------------------------------------
     def t(self, key: str, **params: object) -> str:
         return t(self.locale, key, **params)
+
+    def listed(self, parts: Iterable[str]) -> str:
+        """`a, b, c` in English, `a、b、c` in Chinese."""
+        return self.t("common.list_sep").join(parts)
 
     def as_typed(self, folded_part: str) -> str:
         """A piece of the (folded) command text as the member typed it: for free text."""

@@ -126,7 +126,8 @@ async def _explain(ctx: Context, problem: Exception) -> Result:
         return Reply(text=ctx.t(problem.key, **problem.params), private=True)
     if isinstance(problem, Forbidden):
         role = ctx.t(f"role.{problem.needed}")
-        return Reply(text=ctx.t("error.forbidden", role=role), private=True)
+        return Reply(text=ctx.t("error.forbidden_owner" if problem.owner else "error.forbidden", role=role),
+                     private=True)
     assert isinstance(problem, InvalidValue)
     return Reply(text=ctx.t(f"error.invalid.{problem.field}", value=problem.value[:80]), private=True)
 

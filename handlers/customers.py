@@ -108,7 +108,8 @@ async def same_person(ctx: Context, args: list[str]) -> Result:
         gaps = {k: v for k, v in values.items() if v is not None and getattr(existing, k) in (None, "")}
         changed = customers.apply(ctx.session, existing, gaps, member_id=ctx.me.id, now=ctx.now, action="fill")
         await saved(ctx, existing)
-        note = ctx.t("customer.filled", fields=", ".join(ctx.t(f"field.{k}") for k in changed) or "—")
+        note = (ctx.t("customer.filled", fields=ctx.listed(ctx.t(f"field.{k}") for k in changed)) if changed
+                else ctx.t("customer.nothing_to_fill"))
         return _edited(await customer_card(ctx, existing, note=note))
     return _edited(await customer_card(ctx, existing))
 
@@ -177,7 +178,7 @@ async def edit(ctx: Context, args: str) -> Result:
     await saved(ctx, customer, purchases_changed=False)
     names = [ctx.t(f"field.{k}") for k in raw]
     key = "customer.edited" if changed else "customer.unchanged"
-    return await customer_card(ctx, customer, note=ctx.t(key, fields=", ".join(names)))
+    return await customer_card(ctx, customer, note=ctx.t(key, fields=ctx.listed(names)))
 
 
 # --- /find ---------------------------------------------------------------------------

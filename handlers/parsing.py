@@ -25,7 +25,8 @@ __all__ = [
 
 # --- folding and tokens ---------------------------------------------------------
 
-_ZERO_WIDTH = "\u200b\u200c\u200d\u200e\u200f\u2060\ufeff"
+#: Invisible characters, and the direction overrides that could flip how a reply reads (U+202E).
+_ZERO_WIDTH = "\u200b\u200c\u200d\u200e\u200f\u2060\ufeff\u061c\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 _FOLD = {
     **{code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)},  # ！…～ → !…~
     0x3000: " ",  # ideographic space

@@ -73,7 +73,7 @@ async def dupes(ctx: Context, args: str, page: int = 0) -> Result:
         text=text,
         items=[
             ctx.t("dupes.pair", keep=customer_label(by_id[p.keep.id]), drop=customer_label(by_id[p.drop.id]),
-                  why=_listed(ctx, [ctx.t(REASON_KEYS[r]) for r in p.reasons]))
+                  why=ctx.listed([ctx.t(REASON_KEYS[r]) for r in p.reasons]))
             for p in shown
         ],
         buttons=[[Button(ctx.t("dupes.merge_button", keep=p.keep.number, drop=p.drop.number),
@@ -116,14 +116,14 @@ async def _merge_confirmed(ctx: Context, stored: dict[str, Any]) -> Reply:
 
     def describe(number: int, conflicts: dict[str, str]) -> str:
         values = [f"{_field_label(ctx, name)} {value}" for name, value in conflicts.items()]
-        return ctx.t("merge.note", number=number, values=_listed(ctx, values))
+        return ctx.t("merge.note", number=number, values=ctx.listed(values))
 
     result = await merge.merge_customers(ctx.session, keep, drop, member_id=ctx.me.id, now=ctx.now, describe=describe)
     ctx.after_commit(lambda: ctx.services.search.note_removed(workspace_id, drop_id))
     await saved(ctx, keep)
     lines = [ctx.t("merge.done", number=drop_number, keep=customer_label(keep), moves=_counts(ctx, result.moved))]
     if result.filled:
-        lines.append(ctx.t("merge.filled", fields=_listed(ctx, [_field_label(ctx, name) for name in result.filled])))
+        lines.append(ctx.t("merge.filled", fields=ctx.listed([_field_label(ctx, name) for name in result.filled])))
     if result.conflicts:
         lines.append(ctx.t("merge.kept_in_prefs", number=drop_number))
     card = await customer_card(ctx, keep, note="\n".join(lines))
@@ -260,7 +260,7 @@ def _shown(ctx: Context, key: str, value: Any, names: dict[int, str], currency: 
     if key == "amount_minor":
         return ctx.fmt_money(value, currency)
     if isinstance(value, list):
-        return _listed(ctx, [str(item) for item in value])
+        return ctx.listed([str(item) for item in value])
     if key in WORDED_VALUES and _known(f"{WORDED_VALUES[key]}.{value}"):
         return ctx.t(f"{WORDED_VALUES[key]}.{value}")
     moment = _moment(value)
@@ -279,10 +279,6 @@ def _moment(value: Any) -> datetime | None:
     except ValueError:
         return None
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
-def _listed(ctx: Context, parts: list[str]) -> str:
-    return ctx.t("records.list_sep").join(parts)
 
 
 def _blank(value: Any) -> bool:

@@ -261,7 +261,7 @@ async def me_card(ctx: Context, note: str) -> Reply:
         Field(ctx.t("me.timezone"), ctx.tz.key + ("" if member.timezone else default)),
         Field(ctx.t("me.language"), ctx.t(f"language.{ctx.locale}") + ("" if member.locale else default)),
         Field(ctx.t("me.digest"), digest),
-        Field(ctx.t("me.accounts"), ", ".join(sorted({platform_label(ctx, p) for p in accounts}))),
+        Field(ctx.t("me.accounts"), ctx.listed(sorted({platform_label(ctx, p) for p in accounts}))),
     ]
     lines = [note] if note else []
     lines.append(ctx.t("me.how"))

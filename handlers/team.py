@@ -103,7 +103,7 @@ def _team_row(ctx: Context, row: membership.TeamRow) -> str:
     return ctx.t(
         "team.row", name=name, role=ctx.t(f"role.{member.role}"), customers=row.customers,
         seen=ctx.fmt_time(member.last_seen_at),
-        platforms=", ".join(platform_label(ctx, p) for p in row.platforms) or "—",
+        platforms=ctx.listed(platform_label(ctx, p) for p in row.platforms) or "—",
     )
 
 

@@ -74,9 +74,9 @@ def summary(locale: str, result: ImportResult) -> str:
         lines += _more(locale, len(result.rejected))
         lines.append(say("import.rejected_hint"))
     if result.unknown_columns:
-        lines += ["", say("import.unknown_columns", columns=", ".join(result.unknown_columns))]
+        lines += ["", say("import.unknown_columns", columns=say("common.list_sep").join(result.unknown_columns))]
     if result.ignored_tags:
-        lines += ["", say("import.ignored_tags", tags=", ".join(result.ignored_tags))]
+        lines += ["", say("import.ignored_tags", tags=say("common.list_sep").join(result.ignored_tags))]
     if result.possible_duplicates:
         lines += ["", say("import.duplicates_title")]
         lines += [f"• #{d.number} {d.name} ~ #{d.of_number} {d.of_name}" for d in result.possible_duplicates[:LISTED]]

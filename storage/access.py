@@ -17,12 +17,14 @@ RANK = {role: rank for rank, role in enumerate(ROLES)}
 
 
 class Forbidden(Exception):
-    """The member's role does not allow the action; `needed` is the least role that does."""
+    """The member's role does not allow the action; `needed` is the least role that does;
+    `owner` when the customer's owner could do it too."""
 
-    def __init__(self, action: str, needed: str) -> None:
+    def __init__(self, action: str, needed: str, *, owner: bool = False) -> None:
         super().__init__(f"{action} needs {needed}")
         self.action = action
         self.needed = needed
+        self.owner = owner
 
 
 #: Per-customer actions. "visible": anyone who can see the customer (a rep who
@@ -82,4 +84,5 @@ class Scope:
 
     def require(self, action: str, customer: Customer) -> None:
         if not self.can(action, customer):
-            raise Forbidden(action, "manager" if CUSTOMER_RULES[action] in ("owner", "visible") else CUSTOMER_RULES[action])
+            rule = CUSTOMER_RULES[action]
+            raise Forbidden(action, "manager" if rule in ("owner", "visible") else rule, owner=rule == "owner")

@@ -390,7 +390,7 @@ async def test_rep_can_log_a_colleagues_customer_but_not_deal(alice: Chat, bob: 
     assert "已记录 #1 李伟：电话" in bob.text
     before = await counts(bob)
     await bob.say("/成交 李伟 1000")
-    assert "这需要经理或更高的角色" in bob.text
+    assert "只有客户的负责人或经理才能这样做" in bob.text
     assert await counts(bob) == before
     await bob.say("/反馈 李伟 4")  # feedback, like logging, is for anyone who sees the customer
     assert "4/5" in bob.text

@@ -402,7 +402,7 @@ def test_parse_duration_days_rejects(text):
 @pytest.mark.parametrize("text, folded", [
     ("下次：周五", "下次:周五"), ("１２，０００", "12,000"), ("（备注）", "(备注)"),
     ("＃１２", "#12"), ("公司＝Acme", "公司=Acme"), ("＠li", "@li"), ("＋86", "+86"),
-    ("ｖｉｐ　客户", "vip 客户"), ("a\u200bb\ufeff", "ab"), ("“李伟”「王」", "“李伟”「王」"),
+    ("ｖｉｐ　客户", "vip 客户"), ("a\u200bb\ufeff", "ab"), ("\u202egnp.exe\u202c", "gnp.exe"), ("“李伟”「王」", "“李伟”「王」"),
     ("李伟，你好。", "李伟,你好。"),
 ])
 def test_fold(text, folded):

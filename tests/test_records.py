@@ -117,12 +117,12 @@ async def test_assign_by_owner_and_manager_refused_for_another_reps_customer(ali
     alice_member, bob_member = await member_of(alice), await member_of(bob)
 
     await bob.say("/assign #1 Bob")  # a rep taking a colleague's customer
-    assert "这需要经理或更高的角色" in bob.text
+    assert "只有客户的负责人或经理才能这样做" in bob.text
     await bob.say("/转交 王芳 Alice")  # the owner handing over
     assert "#2 王芳：负责人 Bob → Alice" in bob.text
     assert (await customer(bob, 2)).owner_id == alice_member.id
     await bob.say("/assign #2 me")  # no longer theirs
-    assert "这需要经理或更高的角色" in bob.text
+    assert "只有客户的负责人或经理才能这样做" in bob.text
 
     await add_activity(alice, 1, reminders=2)
     await alice.say("/assign 李伟 bob")  # a manager (admin) assigning anyone's customer

@@ -94,7 +94,7 @@ async def test_utf8_bom_file_with_english_headers(alice: Chat) -> None:
     await alice.say("/import", file=csv_file("customers-utf8-bom.csv"))
     text = alice.text
     assert text.startswith("Import of customers-utf8-bom.csv")
-    assert "4 rows: 3 added, 0 merged into customers already in the book, 1 not imported." in text
+    assert "Rows read: 4. Added: 3; merged into customers already in the book: 0; not imported: 1." in text
     assert "line 5: Birthday “1990-13-40” isn't valid" in text
     assert "Columns I don't know, ignored: Favourite colour." in text
     assert "maybe the same person" in text and "#3 Smith, Jon ~ #1 Smith, John" in text
@@ -106,7 +106,7 @@ async def test_utf8_bom_file_with_english_headers(alice: Chat) -> None:
 
 async def test_semicolon_delimited_file(alice: Chat) -> None:
     await alice.say("/import", file=csv_file("customers-semicolon.csv"))
-    assert "2 rows: 2 added" in alice.text
+    assert "Rows read: 2. Added: 2;" in alice.text
     anna = (await book(alice))["Anna Müller"]
     assert (anna.phone, anna.company, anna.prefs) == ("+49301234567", "Berlin GmbH", "prefers e-mail, mornings")
 
@@ -132,7 +132,7 @@ async def test_duplicates_merge_into_existing_and_earlier_rows(alice: Chat) -> N
         "Zhao Liu,,,Acme,,\n"
     )
     await alice.say("/import", file=file)
-    assert "5 rows: 2 added, 3 merged" in alice.text
+    assert "Rows read: 5. Added: 2; merged into customers already in the book: 3;" in alice.text
     customers = await book(alice)
     assert list(customers) == ["李伟", "Wang Fang", "Zhao Liu"]
     li = customers["李伟"]
@@ -157,7 +157,7 @@ async def test_other_workspace_is_never_merged_into(alice: Chat, core: Core) -> 
     await alice.say("/add 李伟 13800138000 company=Acme")
     carol = Chat(core, user_id="carol", name="Carol", space="other-team")
     await carol.say("/import", file=upload("name,phone,title\nLi Wei,13800138000,CEO\n"))
-    assert "1 added, 0 merged" in carol.text
+    assert "Added: 1; merged into customers already in the book: 0;" in carol.text
     customers = await book(alice)
     assert customers["李伟"].title is None and customers["Li Wei"].number == 1  # carol's own #1
     await alice.say("/export")
@@ -230,7 +230,7 @@ async def test_long_import_shows_progress_in_one_edited_message(alice: Chat) -> 
     await alice.send(alice.request(text="/import", file=file, progress=progress))
     assert [r.text for r in shown] == ["Importing… 1,000/2,000 rows", "Importing… 2,000/2,000 rows"]
     assert [r.edit for r in shown] == [False, True]
-    assert "2,000 rows: 2,000 added" in alice.text
+    assert "Rows read: 2,000. Added: 2,000;" in alice.text
 
 
 async def test_console_attaches_the_file_named_last(alice: Chat, tmp_path: Path) -> None:
@@ -241,7 +241,7 @@ async def test_console_attaches_the_file_named_last(alice: Chat, tmp_path: Path)
     request = console.parse(f"/import {path}")
     assert request.text == "/import" and request.file is not None and request.file.name == "sample.csv"
     await alice.send(request)
-    assert "2 added" in alice.text
+    assert "Added: 2;" in alice.text
 
 
 # --- export -----------------------------------------------------------------------------------
@@ -297,7 +297,7 @@ async def test_an_export_reimports_as_merges_only(alice: Chat, bob: Chat) -> Non
     before = await book(alice)
     async with alice.core.db.transaction() as session:
         audited = await session.scalar(select(func.count()).select_from(AuditEntry))
-    for chat, expected in ((alice, "3 rows: 0 added, 3 merged into customers already in the book, 0 not imported."),
+    for chat, expected in ((alice, "Rows read: 3. Added: 0; merged into customers already in the book: 3; not imported: 0."),
                            (bob, "共 3 行：新增 0，合并到已有客户 3，未导入 0。")):
         await chat.say("/export")
         await chat.say("/import", file=chat.last[0].file)
