@@ -169,7 +169,11 @@ async def show(ctx: Context, args: str) -> Result:
 async def edit(ctx: Context, args: str) -> Result:
     customer, rest = await take_customer(ctx, tokenize(args), "edit")
     positional, raw = split_fields(rest)
-    if positional or not raw:
+    if positional and raw:  # words after a value: `prefs=likes tea` meant one value with a space
+        key = next(reversed(raw))
+        words = " ".join(token.text for token in positional)
+        raise UserError("error.edit_quote", example=f'{key}="{raw[key]} {words}"'[:80])
+    if not raw:
         raise UserError("error.edit_usage")
     if "owner" in raw:
         raise UserError("error.edit_owner")

@@ -151,4 +151,5 @@ async def export(ctx: Context, args: str) -> Result:
                                         stage_names=stage_names(ctx.locale))
     count = await transfer.count_visible(ctx.session, ctx.scope)
     name = f"customers-{ctx.local(ctx.now):%Y-%m-%d}.csv"
-    return Reply(text=ctx.t("export.done", count=f"{count:,}"), file=Attachment(name, content, "text/csv"))
+    text = ctx.t("export.done", count=f"{count:,}") if count else ctx.t("export.empty")
+    return Reply(text=text, file=Attachment(name, content, "text/csv"))

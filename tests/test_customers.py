@@ -176,3 +176,11 @@ async def test_a_forgotten_closing_quote_does_not_swallow_the_phone(alice: Chat)
     await alice.say('/show "Li Wei"')
     assert "Several customers match “Li Wei”. Which one?" in alice.text
 
+
+
+async def test_an_unquoted_value_with_spaces_is_explained(alice: Chat) -> None:
+    await alice.say("/add Kim")
+    await alice.say("/edit Kim prefs=likes green tea")
+    assert alice.text == 'A value with spaces needs quotes, e.g. /edit #12 prefs="likes green tea".'
+    await alice.say('/edit Kim prefs="likes green tea"')
+    assert "likes green tea" in alice.text

@@ -356,3 +356,10 @@ def test_cli_import_and_export(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, 
     assert bot.cli.main(["export"]) == 0
     today = datetime.now(ZoneInfo("Asia/Shanghai"))  # the workspace's time zone
     assert [p.name for p in tmp_path.glob("customers-*.csv")] == [f"customers-{today:%Y-%m-%d}.csv"]
+
+
+async def test_exporting_an_empty_book_gives_the_columns_as_a_template(alice: Chat) -> None:
+    await alice.say("/export")
+    assert "No customers to export yet" in alice.text
+    header = alice.last[0].file.content.decode("utf-8-sig").splitlines()
+    assert len(header) == 1 and header[0].startswith("#,Name")
