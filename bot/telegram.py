@@ -31,7 +31,6 @@ from typing import Any, Awaitable, Callable, Sequence
 from urllib.parse import urlsplit
 
 from aiohttp import web
-from aiolimiter import AsyncLimiter
 from telegram import (
     BotCommand,
     Document,
@@ -162,31 +161,30 @@ class _ChatTurn:
         self.lock, self.waiting = asyncio.Lock(), 0
 
 
-class MinuteWindow:
-    """At most `rate` sends in any 60 seconds: Telegram's "20 messages per minute to the same group",
-    read strictly (a leaky bucket lets 20 through and then one every 3 s, which Telegram may refuse)."""
+class SendWindow:
+    """At most `rate` sends in any `period` seconds: Telegram's "30 messages per second" and "20 per
+    minute to the same group", read strictly (a leaky bucket lets `rate` through at once and then
+    keeps going, which Telegram may refuse with a 429)."""
 
-    PERIOD = 60.0
-
-    def __init__(self, rate: float) -> None:
-        self.rate = rate
+    def __init__(self, rate: float, period: float) -> None:
+        self.rate, self.period = rate, period
         self._sent: collections.deque[float] = collections.deque()
-        self._turn = asyncio.Lock()  # senders to one group queue in order
+        self._turn = asyncio.Lock()  # senders queue in order
 
     @property
     def idle(self) -> bool:
-        return not self._turn.locked() and (not self._sent or self._sent[-1] < self._now() - self.PERIOD)
+        return not self._turn.locked() and (not self._sent or self._sent[-1] < self._now() - self.period)
 
     async def acquire(self) -> None:
         async with self._turn:
             while True:
                 now = self._now()
-                while self._sent and self._sent[0] <= now - self.PERIOD:
+                while self._sent and self._sent[0] <= now - self.period:
                     self._sent.popleft()
                 if len(self._sent) < self.rate:
                     self._sent.append(now)
                     return
-                await asyncio.sleep(self._sent[0] + self.PERIOD - now)
+                await asyncio.sleep(self._sent[0] + self.period - now)
 
     @staticmethod
     def _now() -> float:
@@ -204,9 +202,9 @@ class ChatRateLimiter(BaseRateLimiter[int]):
     KEPT_GROUPS = 512  # idle group limiters are dropped past this many
 
     def __init__(self, *, overall_max_rate: float = 30, group_max_rate: float = 20, max_retries: int = 3) -> None:
-        self._overall = AsyncLimiter(overall_max_rate, 1) if overall_max_rate else None
+        self._overall = SendWindow(overall_max_rate, 1) if overall_max_rate else None
         self._group_rate = group_max_rate
-        self._groups: dict[object, MinuteWindow] = {}
+        self._groups: dict[object, SendWindow] = {}
         self._held_until: dict[object, float] = {}  # chat -> loop time its 429 ends
         self._max_retries = max_retries
 
@@ -256,12 +254,12 @@ class ChatRateLimiter(BaseRateLimiter[int]):
         if self._overall is not None:
             await self._overall.acquire()
 
-    def _group(self, chat: object) -> MinuteWindow:
+    def _group(self, chat: object) -> SendWindow:
         if chat not in self._groups and len(self._groups) >= self.KEPT_GROUPS:
             for key, window in list(self._groups.items()):
                 if window.idle:
                     del self._groups[key]
-        return self._groups.setdefault(chat, MinuteWindow(self._group_rate))
+        return self._groups.setdefault(chat, SendWindow(self._group_rate, 60))
 
 
 def _is_group(chat: object) -> bool:

@@ -19,7 +19,7 @@ from typing import Any, Awaitable, Callable
 import pytest
 from sqlalchemy import func, select
 
-from bot.telegram import MinuteWindow, TelegramPlatform, api_urls
+from bot.telegram import SendWindow, TelegramPlatform, api_urls
 from handlers.help import command_menu
 from handlers.i18n import t
 from handlers.messages import Attachment, Button, Reply
@@ -661,8 +661,7 @@ async def test_a_429_in_one_group_holds_back_that_group_only(
 
 
 async def test_a_group_gets_at_most_its_rate_in_any_window_not_a_burst_then_a_trickle() -> None:
-    window = MinuteWindow(5)
-    window.PERIOD = 0.5  # Telegram's minute, shortened
+    window = SendWindow(5, 0.5)  # Telegram's minute, shortened
     sent = []
     for _ in range(12):
         await window.acquire()
