@@ -69,6 +69,8 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 NOT_MODIFIED = "message is not modified"
 #: A leading /command, its @botname if any, and what follows the white space after it.
 COMMAND = re.compile(r"(/[^\s@]*)(?:@(\S*))?\s*(.*)", re.DOTALL)
+#: Tries to reach Telegram at start, 1, 2, 4 … seconds apart (about a minute in all).
+START_ATTEMPTS = 7
 #: How long a webhook request waits for its update to be handled before answering anyway.
 WEBHOOK_WAIT = 50.0
 
@@ -436,7 +438,7 @@ class TelegramPlatform:
             web_server.add_route("POST", urlsplit(self.webhook_url).path or "/", self._webhook)
 
     async def start(self) -> None:
-        await self.application.initialize()  # getMe
+        await self._reach_telegram()
         await self._register_menu()
         if self.webhook_url:
             await self.bot.set_webhook(self.webhook_url, secret_token=self.webhook_secret,
@@ -446,6 +448,20 @@ class TelegramPlatform:
             await self.bot.delete_webhook()  # Telegram refuses getUpdates while a webhook is set
             self.poller.start()
         log.info("Telegram bot @%s serving (%s)", self.bot.username, "webhook" if self.webhook_url else "polling")
+
+    async def _reach_telegram(self) -> None:
+        """getMe, tried again for a while if the network is not up yet (a server booting); a wrong token fails
+        at once."""
+        for attempt in range(START_ATTEMPTS):
+            try:
+                await self.application.initialize()
+                return
+            except NetworkError as problem:
+                if attempt == START_ATTEMPTS - 1:
+                    raise
+                pause = 2 ** attempt
+                log.warning("Telegram is not reachable (%s); trying again in %d s", problem, pause)
+                await asyncio.sleep(pause)
 
     async def stop(self) -> None:
         if self.poller is not None:

@@ -99,6 +99,15 @@ def test_api_urls_accept_the_root_or_the_bot_path() -> None:
     assert api_urls(None) is None
 
 
+@SQLITE_ONLY
+async def test_a_bot_api_not_reachable_yet_at_start_is_tried_again(telegram_rig: TelegramRig,
+                                                                    telegram_api: TelegramStandIn) -> None:
+    telegram_api.fail_next("getMe", times=2, code=502, description="Bad Gateway")  # the network is coming up
+    await telegram_rig.start()
+    assert [c.error is None for c in telegram_api.calls_of("getMe")] == [False, False, True]
+    assert "is ready" in (await one(telegram_api, ALICE, "/start")).text
+
+
 @BOTH_DATABASES
 async def test_private_start_creates_a_solo_workspace(telegram: TelegramPlatform, telegram_api: TelegramStandIn,
                                                       db: Database) -> None:
