@@ -3,12 +3,15 @@
 - One `Application`, long polling by default, or a webhook on the bot's own HTTP
   server when `TELEGRAM_WEBHOOK_URL` is set (the secret-token header is checked).
 - Updates of different chats are handled concurrently, each chat's in order
-  (`ChatOrderedProcessor`); every send goes through `ChatRateLimiter`, which
-  keeps Telegram's flood limits and waits out a 429's `retry_after` in that chat only.
+  (bot.telegram_transport.ChatOrderedProcessor); every send goes through PTB's
+  AIORateLimiter (`ChatRateLimiter`), which keeps Telegram's flood limits and
+  waits out a 429's `retry_after` in that chat only.
 - Telegram hears that an update arrived only once it has been handled
   (`ConfirmingPoller`; a webhook request is answered after the update), so a
   process killed in the middle of a burst loses none: Telegram hands the rest
   out again.
+- Reminders and digests: `TelegramSender`, whose HTTP client marks a delivery's
+  message as leaving just before the request is written (reminders.delivery).
 - An update Telegram delivers twice carries the same `update_key`, and the core
   applies it once. A user who blocked the bot is recorded on their identity and
   the bot serves everyone else; any other failure answers with a short apology
@@ -18,16 +21,13 @@
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import json
 import logging
 import re
 import secrets
-import warnings
 from dataclasses import dataclass, replace
-from datetime import timedelta
-from typing import Any, Awaitable, Callable, Sequence
+from typing import Any, Awaitable
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -40,17 +40,18 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatAction, ChatMemberStatus, ChatType, ParseMode
-from telegram.error import BadRequest, Conflict, Forbidden, NetworkError, RetryAfter, TelegramError
-from telegram.ext import (
-    Application,
-    ApplicationBuilder,
-    BaseRateLimiter,
-    BaseUpdateProcessor,
-    ContextTypes,
-    TypeHandler,
-)
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
+from telegram.request import HTTPXRequest
 
 from bot import telegram_render as render
+from bot.telegram_transport import (
+    LEAVING_HOOKS,
+    ChatOrderedProcessor,
+    ChatRateLimiter,
+    ConfirmingPoller,
+    retry_seconds,
+)
 from bot.web import WebServer
 from handlers.help import command_menu
 from handlers.i18n import normalize_locale, t
@@ -91,283 +92,6 @@ def language_of(user: Any) -> str | None:
     if not code:
         return None
     return code if normalize_locale(code, "") else "en"
-
-
-def chat_of(update: object) -> int | None:
-    if isinstance(update, Update):
-        if update.effective_chat is not None:
-            return update.effective_chat.id
-        if update.effective_user is not None:
-            return update.effective_user.id
-    return None
-
-
-class ChatOrderedProcessor(BaseUpdateProcessor):
-    """Different chats concurrently, one chat's updates one at a time in arrival order.
-
-    PTB's own semaphore only admits updates (they may wait for their chat); at
-    most `workers` run at once. A chat's lock lives while it has updates waiting.
-    """
-
-    ADMITTED = 4096
-
-    def __init__(self, workers: int = 16, on_handled: Callable[[int], None] | None = None) -> None:
-        super().__init__(max_concurrent_updates=self.ADMITTED)
-        self.workers = workers
-        self.on_handled = on_handled
-        self._running = asyncio.Semaphore(workers)
-        self._chats: dict[int, _ChatTurn] = {}
-
-    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
-        key = chat_of(update)
-        if key is None:
-            await self._run(coroutine)
-        else:
-            turn = self._chats.setdefault(key, _ChatTurn())
-            turn.waiting += 1
-            try:
-                async with turn.lock:
-                    await self._run(coroutine)
-            finally:
-                turn.waiting -= 1
-                if not turn.waiting:
-                    del self._chats[key]
-        if self.on_handled is not None and isinstance(update, Update):
-            self.on_handled(update.update_id)  # not reached when cancelled: Telegram sends it again
-
-    async def _run(self, coroutine: Awaitable[Any]) -> None:
-        started = False
-        try:
-            async with self._running:
-                started = True
-                await coroutine
-        finally:
-            if not started and hasattr(coroutine, "close"):
-                coroutine.close()  # cancelled while waiting: never ran
-
-    @property
-    def chats_waiting(self) -> int:
-        return len(self._chats)
-
-    async def initialize(self) -> None:
-        """Nothing to set up: locks are made per chat as updates arrive."""
-
-    async def shutdown(self) -> None:
-        """Nothing to free: a chat's lock goes with its last update."""
-
-
-class _ChatTurn:
-    __slots__ = ("lock", "waiting")
-
-    def __init__(self) -> None:
-        self.lock, self.waiting = asyncio.Lock(), 0
-
-
-class SendWindow:
-    """At most `rate` sends in any `period` seconds: Telegram's "30 messages per second" and "20 per
-    minute to the same group", read strictly (a leaky bucket lets `rate` through at once and then
-    keeps going, which Telegram may refuse with a 429)."""
-
-    def __init__(self, rate: float, period: float) -> None:
-        self.rate, self.period = rate, period
-        self._sent: collections.deque[float] = collections.deque()
-        self._turn = asyncio.Lock()  # senders queue in order
-
-    @property
-    def idle(self) -> bool:
-        return not self._turn.locked() and (not self._sent or self._sent[-1] < self._now() - self.period)
-
-    async def acquire(self) -> None:
-        async with self._turn:
-            while True:
-                now = self._now()
-                while self._sent and self._sent[0] <= now - self.period:
-                    self._sent.popleft()
-                if len(self._sent) < self.rate:
-                    self._sent.append(now)
-                    return
-                await asyncio.sleep(self._sent[0] + self.period - now)
-
-    @staticmethod
-    def _now() -> float:
-        return asyncio.get_running_loop().time()
-
-
-class ChatRateLimiter(BaseRateLimiter[int]):
-    """Telegram's flood limits (30 messages a second, 20 a minute per group); a 429 holds back only
-    the chat it was about, for its `retry_after`, then the request is tried again.
-
-    PTB's AIORateLimiter pauses every request of the bot on any 429, so one busy group
-    would keep every private chat waiting for half a minute.
-    """
-
-    KEPT_GROUPS = 512  # idle group limiters are dropped past this many
-
-    def __init__(self, *, overall_max_rate: float = 30, group_max_rate: float = 20, max_retries: int = 3) -> None:
-        self._overall = SendWindow(overall_max_rate, 1) if overall_max_rate else None
-        self._group_rate = group_max_rate
-        self._groups: dict[object, SendWindow] = {}
-        self._held_until: dict[object, float] = {}  # chat -> loop time its 429 ends
-        self._max_retries = max_retries
-
-    async def initialize(self) -> None:
-        """Nothing to set up: limiters are made per chat as requests come."""
-
-    async def shutdown(self) -> None:
-        """Nothing to free."""
-
-    async def process_request(self, callback: Callable[..., Any], args: Any, kwargs: dict[str, Any],
-                              endpoint: str, data: dict[str, Any], rate_limit_args: int | None) -> Any:
-        chat = data.get("chat_id")
-        retries = self._max_retries if rate_limit_args is None else rate_limit_args
-        for attempt in range(retries + 1):
-            await self._held(chat)
-            await self._room(chat)
-            try:
-                return await callback(*args, **kwargs)
-            except RetryAfter as flood:
-                if attempt == retries:
-                    raise
-                pause = _seconds(flood) + 0.1
-                log.info("Telegram asked to wait %.1f s before %s in chat %s", pause, endpoint, chat)
-                if chat is None:
-                    await asyncio.sleep(pause)
-                else:
-                    until = asyncio.get_running_loop().time() + pause
-                    self._held_until[chat] = max(until, self._held_until.get(chat, 0.0))
-        raise AssertionError("unreachable")
-
-    async def _held(self, chat: object) -> None:
-        until = self._held_until.get(chat)
-        if until is None:
-            return
-        wait = until - asyncio.get_running_loop().time()
-        if wait > 0:
-            await asyncio.sleep(wait)
-        if self._held_until.get(chat) == until:
-            del self._held_until[chat]
-
-    async def _room(self, chat: object) -> None:
-        """Wait for the group's per-minute limit, then the overall per-second one."""
-        if chat is None:
-            return
-        if self._group_rate and _is_group(chat):
-            await self._group(chat).acquire()
-        if self._overall is not None:
-            await self._overall.acquire()
-
-    def _group(self, chat: object) -> SendWindow:
-        if chat not in self._groups and len(self._groups) >= self.KEPT_GROUPS:
-            for key, window in list(self._groups.items()):
-                if window.idle:
-                    del self._groups[key]
-        return self._groups.setdefault(chat, SendWindow(self._group_rate, 60))
-
-
-def _is_group(chat: object) -> bool:
-    """Groups have negative ids (or an @username, for channels)."""
-    try:
-        return int(chat) < 0  # type: ignore[call-overload]
-    except (TypeError, ValueError):
-        return isinstance(chat, str)
-
-
-class ConfirmingPoller:
-    """Long polling that confirms an update to Telegram only once it has been handled.
-
-    PTB's Updater confirms a batch as soon as it is queued, so a process killed
-    mid-burst loses every queued update. Here the offset never passes the oldest
-    update still being handled: after a crash Telegram hands those out again, and
-    the core's redelivery key applies each of them once.
-    """
-
-    #: While updates are being handled, poll again this often at most (each poll hands them all out again).
-    RECHECK = 0.3
-    MAX_BACKOFF = 30.0
-    #: How long stop() waits for the request in flight (httpx over anyio may sit out a cancel).
-    STOP_WAIT = 1.0
-
-    def __init__(self, bot: Any, queue: asyncio.Queue, *, timeout: int, allowed_updates: Sequence[str],
-                 limit: int = 100) -> None:
-        self.bot, self.queue = bot, queue
-        self.timeout, self.allowed_updates, self.limit = timeout, list(allowed_updates), limit
-        self._known: set[int] = set()  # received and not yet confirmed to Telegram
-        self._unhandled: set[int] = set()
-        self._idle = asyncio.Event()  # set when every update received has been handled
-        self._task: asyncio.Task | None = None
-        self._stopping = False
-
-    @property
-    def offset(self) -> int | None:
-        """What getUpdates confirms: everything below the oldest update not handled yet."""
-        if self._unhandled:
-            return min(self._unhandled)
-        return max(self._known) + 1 if self._known else None
-
-    def handled(self, update_id: int) -> None:
-        self._unhandled.discard(update_id)
-        if not self._unhandled:
-            self._idle.set()
-
-    def start(self) -> None:
-        self._stopping = False
-        self._task = asyncio.create_task(self._poll(), name="telegram polling")
-
-    async def stop(self) -> None:
-        """Stop fetching; what was fetched is still handled (Application.stop drains the queue)."""
-        self._stopping = True
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.wait({self._task}, timeout=self.STOP_WAIT)
-
-    async def finished(self) -> None:
-        """Wait for the polling task to end (after the HTTP clients closed, a stuck request fails)."""
-        if self._task is not None:
-            await asyncio.wait({self._task}, timeout=self.STOP_WAIT)
-            self._task = None
-
-    async def confirm(self) -> None:
-        """Tell Telegram what has been handled, so a restart does not fetch it again."""
-        if self._known and self.offset is not None:
-            with contextlib.suppress(TelegramError):
-                await self.bot.get_updates(offset=self.offset, timeout=0, limit=1,
-                                           allowed_updates=self.allowed_updates)
-
-    async def _poll(self) -> None:
-        failures = 0
-        while not self._stopping:
-            offset = self.offset
-            try:
-                updates = await self.bot.get_updates(offset=offset, timeout=self.timeout, limit=self.limit,
-                                                     allowed_updates=self.allowed_updates)
-                if self._stopping:
-                    return  # not queued, not confirmed: the next start fetches them
-            except RetryAfter as flood:
-                await asyncio.sleep(_seconds(flood))
-                continue
-            except Exception as problem:  # noqa: BLE001 - polling goes on whatever one request did
-                if self._stopping:
-                    return
-                failures += 1
-                pause = min(self.MAX_BACKOFF, 2.0 ** (failures - 1))
-                if isinstance(problem, (Conflict, NetworkError)):
-                    log.warning("getUpdates failed (%s); again in %.0f s", problem, pause)
-                else:
-                    log.exception("getUpdates failed; again in %.0f s", pause)
-                await asyncio.sleep(pause)
-                continue
-            failures = 0
-            if offset is not None:
-                self._known = {update_id for update_id in self._known if update_id >= offset}
-            fresh = [update for update in updates if update.update_id not in self._known]
-            for update in fresh:
-                self._known.add(update.update_id)
-                self._unhandled.add(update.update_id)
-                await self.queue.put(update)
-            if self._unhandled and not fresh:  # nothing new: let the work go on before asking again
-                self._idle.clear()
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._idle.wait(), self.RECHECK)
 
 
 @dataclass(frozen=True)
@@ -414,7 +138,7 @@ class TelegramPlatform:
             .rate_limiter(ChatRateLimiter(overall_max_rate=overall_max_rate, group_max_rate=group_max_rate,
                                           max_retries=max_retries))
             .concurrent_updates(ChatOrderedProcessor(workers, on_handled=self._handled))
-            .media_write_timeout(60)
+            .request(HTTPXRequest(connection_pool_size=256, media_write_timeout=60, httpx_kwargs=LEAVING_HOOKS))
             .updater(None)  # ConfirmingPoller or the webhook instead
         )
         urls = api_urls(settings.telegram_api_base_url)
@@ -783,20 +507,13 @@ class TelegramSender:
             await self._platform.note_blocked(dm_chat_id=chat_id)
             raise RecipientBlocked(blocked.message) from blocked
         except RetryAfter as flood:
-            raise DeliveryError(flood.message, retry_after=_seconds(flood)) from flood
+            raise DeliveryError(flood.message, retry_after=retry_seconds(flood)) from flood
         except BadRequest as problem:
             if "chat not found" in problem.message.casefold():
                 raise RecipientBlocked(problem.message) from problem
             raise DeliveryError(problem.message) from problem
         except NetworkError as problem:  # includes TimedOut
             raise DeliveryError(problem.message) from problem
-
-
-def _seconds(flood: RetryAfter) -> float:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        value = flood.retry_after
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
 async def _quietly(answer: Awaitable[Any]) -> bool:

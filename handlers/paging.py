@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from handlers.context import Context
 from handlers.errors import UserError
-from handlers.messages import Button, Reply
+from handlers.messages import Button
 from handlers.registry import COMMANDS, Result, action, button_number, payload
 
 PAGE_SIZE = 10

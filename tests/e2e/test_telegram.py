@@ -13,18 +13,19 @@ import os
 import sys
 import time
 from collections import Counter
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 import pytest
 from sqlalchemy import func, select
 
-from bot.telegram import SendWindow, TelegramPlatform, api_urls
+from bot.telegram import TelegramPlatform, api_urls
 from handlers.help import command_menu
 from handlers.i18n import t
 from handlers.messages import Attachment, Button, Reply
 from handlers.registry import _BY_ALIAS, COMMANDS, find_command
-from reminders.delivery import DeliveryError, RecipientBlocked
+from reminders.delivery import Delivery, DeliveryError, Outcome, RecipientBlocked, Route
 from storage.db import Database
 from storage.models import Customer, Identity, Interaction, Member, ProcessedUpdate, Space, Workspace
 from tests.chat import Chat
@@ -669,16 +670,6 @@ async def test_a_429_in_one_group_holds_back_that_group_only(
     assert refused.error is not None and delivered.at - refused.at >= 3.0
 
 
-async def test_a_group_gets_at_most_its_rate_in_any_window_not_a_burst_then_a_trickle() -> None:
-    window = SendWindow(5, 0.5)  # Telegram's minute, shortened
-    sent = []
-    for _ in range(12):
-        await window.acquire()
-        sent.append(time.monotonic())
-    assert sent[4] - sent[0] < 0.1  # the first five at once
-    assert all(later - earlier >= 0.49 for earlier, later in zip(sent, sent[5:]))  # never six in a window
-
-
 @BOTH_DATABASES
 async def test_a_user_who_blocked_the_bot_is_recorded_and_others_are_served(
     telegram: TelegramPlatform, telegram_api: TelegramStandIn, db: Database
@@ -740,6 +731,37 @@ async def test_the_sender_renders_deliveries_and_maps_failures(
     assert (await identity_of(db, ALICE)).blocked_at is not None
     with pytest.raises(RecipientBlocked):
         await bot.sender.send("5999999999", Reply(text="never started the bot"))
+
+
+@SQLITE_ONLY
+async def test_a_delivery_is_marked_on_the_wire_before_its_request_reaches_telegram_and_only_then(
+    telegram_rig: TelegramRig, telegram_api: TelegramStandIn, db: Database
+) -> None:
+    """The mark reminders.claims reads after a crash: set after the flood limiter, before the request."""
+    bot = await telegram_rig.start(max_retries=0)
+    await one(telegram_api, ALICE, "/start")
+    delivery = Delivery(db, {"telegram": bot.sender}, clock=lambda: datetime.now(timezone.utc), first_backoff=0.05)
+
+    class Marks:
+        def __init__(self) -> None:
+            self.events: list[tuple[str, int]] = []
+
+        async def on_wire(self) -> None:
+            self.events.append(("on wire", len(telegram_api.calls_of("sendMessage"))))
+
+        async def not_on_wire(self) -> None:
+            self.events.append(("failed", len(telegram_api.calls_of("sendMessage"))))
+
+    marks = Marks()
+    result = await delivery.deliver([Route("telegram", str(ALICE.id))], [Reply(text="Call Tom")], marks=marks)
+    assert result.outcome is Outcome.SENT and marks.events == [("on wire", 1)]  # one sendMessage so far: /start's
+    await telegram_api.take_one(ALICE.id)
+    telegram_api.fail_next("sendMessage", chat_id=ALICE.id, code=502, description="Bad Gateway")
+    marks.events.clear()
+    await delivery.deliver([Route("telegram", str(ALICE.id))], [Reply(text="Call Ann")], marks=marks)
+    assert marks.events[:2] == [("on wire", 2), ("failed", 3)]  # the refused try takes its mark back
+    await bot.sender.send(str(ALICE.id), Reply(text="a reply, not a delivery"))  # no delivery under way: no mark
+    assert len(marks.events) == 3
 
 
 @SQLITE_ONLY

@@ -1,0 +1,259 @@
+"""How the Telegram adapter talks to Telegram: ordering, flood limits, polling, and the moment a
+message leaves.
+
+- `ChatOrderedProcessor`: updates of different chats concurrently, each chat's in order.
+- `ChatRateLimiter`: PTB's AIORateLimiter, with a 429 holding back only its chat.
+- `ConfirmingPoller`: long polling that tells Telegram an update arrived only once it was handled.
+- `leaving_hooks`: the httpx event hook that tells a delivery under way its message is leaving
+  (reminders.delivery.leaving), after the rate limiter and just before the request is written.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import warnings
+from datetime import timedelta
+from typing import Any, Awaitable, Callable, Sequence
+
+import httpx
+from telegram import Update
+from telegram.error import Conflict, NetworkError, RetryAfter, TelegramError
+from telegram.ext import AIORateLimiter, BaseUpdateProcessor
+
+from reminders.delivery import leaving
+
+log = logging.getLogger(__name__)
+# AIORateLimiter logs every 429 it does not retry itself as an error with a traceback; ChatRateLimiter
+# retries them and logs each one at INFO.
+logging.getLogger("telegram.ext.AIORateLimiter").setLevel(logging.CRITICAL)
+
+#: Bot API methods that post a message: the requests a delivery marks as on the wire.
+POSTING_METHODS = frozenset({"sendMessage", "sendPhoto", "sendDocument"})
+
+
+async def _mark_posting(request: httpx.Request) -> None:
+    if request.url.path.rsplit("/", 1)[-1] in POSTING_METHODS:
+        await leaving()
+
+
+#: `httpx_kwargs` for PTB's HTTPXRequest.
+LEAVING_HOOKS: dict[str, Any] = {"event_hooks": {"request": [_mark_posting]}}
+
+
+def chat_of(update: object) -> int | None:
+    if isinstance(update, Update):
+        if update.effective_chat is not None:
+            return update.effective_chat.id
+        if update.effective_user is not None:
+            return update.effective_user.id
+    return None
+
+
+class ChatOrderedProcessor(BaseUpdateProcessor):
+    """Different chats concurrently, one chat's updates one at a time in arrival order.
+
+    PTB's own semaphore only admits updates (they may wait for their chat); at
+    most `workers` run at once. A chat's lock lives while it has updates waiting.
+    """
+
+    ADMITTED = 4096
+
+    def __init__(self, workers: int = 16, on_handled: Callable[[int], None] | None = None) -> None:
+        super().__init__(max_concurrent_updates=self.ADMITTED)
+        self.workers = workers
+        self.on_handled = on_handled
+        self._running = asyncio.Semaphore(workers)
+        self._chats: dict[int, _ChatTurn] = {}
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        key = chat_of(update)
+        if key is None:
+            await self._run(coroutine)
+        else:
+            turn = self._chats.setdefault(key, _ChatTurn())
+            turn.waiting += 1
+            try:
+                async with turn.lock:
+                    await self._run(coroutine)
+            finally:
+                turn.waiting -= 1
+                if not turn.waiting:
+                    del self._chats[key]
+        if self.on_handled is not None and isinstance(update, Update):
+            self.on_handled(update.update_id)  # not reached when cancelled: Telegram sends it again
+
+    async def _run(self, coroutine: Awaitable[Any]) -> None:
+        started = False
+        try:
+            async with self._running:
+                started = True
+                await coroutine
+        finally:
+            if not started and hasattr(coroutine, "close"):
+                coroutine.close()  # cancelled while waiting: never ran
+
+    @property
+    def chats_waiting(self) -> int:
+        return len(self._chats)
+
+    async def initialize(self) -> None:
+        """Nothing to set up: locks are made per chat as updates arrive."""
+
+    async def shutdown(self) -> None:
+        """Nothing to free: a chat's lock goes with its last update."""
+
+
+class _ChatTurn:
+    __slots__ = ("lock", "waiting")
+
+    def __init__(self) -> None:
+        self.lock, self.waiting = asyncio.Lock(), 0
+
+
+class ConfirmingPoller:
+    """Long polling that confirms an update to Telegram only once it has been handled.
+
+    PTB's Updater confirms a batch as soon as it is queued, so a process killed
+    mid-burst loses every queued update. Here the offset never passes the oldest
+    update still being handled: after a crash Telegram hands those out again, and
+    the core's redelivery key applies each of them once.
+    """
+
+    #: While updates are being handled, poll again this often at most (each poll hands them all out again).
+    RECHECK = 0.3
+    MAX_BACKOFF = 30.0
+    #: How long stop() waits for the request in flight (httpx over anyio may sit out a cancel).
+    STOP_WAIT = 1.0
+
+    def __init__(self, bot: Any, queue: asyncio.Queue, *, timeout: int, allowed_updates: Sequence[str],
+                 limit: int = 100) -> None:
+        self.bot, self.queue = bot, queue
+        self.timeout, self.allowed_updates, self.limit = timeout, list(allowed_updates), limit
+        self._known: set[int] = set()  # received and not yet confirmed to Telegram
+        self._unhandled: set[int] = set()
+        self._idle = asyncio.Event()  # set when every update received has been handled
+        self._task: asyncio.Task | None = None
+        self._stopping = False
+
+    @property
+    def offset(self) -> int | None:
+        """What getUpdates confirms: everything below the oldest update not handled yet."""
+        if self._unhandled:
+            return min(self._unhandled)
+        return max(self._known) + 1 if self._known else None
+
+    def handled(self, update_id: int) -> None:
+        self._unhandled.discard(update_id)
+        if not self._unhandled:
+            self._idle.set()
+
+    def start(self) -> None:
+        self._stopping = False
+        self._task = asyncio.create_task(self._poll(), name="telegram polling")
+
+    async def stop(self) -> None:
+        """Stop fetching; what was fetched is still handled (Application.stop drains the queue)."""
+        self._stopping = True
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.wait({self._task}, timeout=self.STOP_WAIT)
+
+    async def finished(self) -> None:
+        """Wait for the polling task to end (after the HTTP clients closed, a stuck request fails)."""
+        if self._task is not None:
+            await asyncio.wait({self._task}, timeout=self.STOP_WAIT)
+            self._task = None
+
+    async def confirm(self) -> None:
+        """Tell Telegram what has been handled, so a restart does not fetch it again."""
+        if self._known and self.offset is not None:
+            with contextlib.suppress(TelegramError):
+                await self.bot.get_updates(offset=self.offset, timeout=0, limit=1,
+                                           allowed_updates=self.allowed_updates)
+
+    async def _poll(self) -> None:
+        failures = 0
+        while not self._stopping:
+            offset = self.offset
+            try:
+                updates = await self.bot.get_updates(offset=offset, timeout=self.timeout, limit=self.limit,
+                                                     allowed_updates=self.allowed_updates)
+                if self._stopping:
+                    return  # not queued, not confirmed: the next start fetches them
+            except RetryAfter as flood:
+                await asyncio.sleep(retry_seconds(flood))
+                continue
+            except Exception as problem:  # noqa: BLE001 - polling goes on whatever one request did
+                if self._stopping:
+                    return
+                failures += 1
+                pause = min(self.MAX_BACKOFF, 2.0 ** (failures - 1))
+                if isinstance(problem, (Conflict, NetworkError)):
+                    log.warning("getUpdates failed (%s); again in %.0f s", problem, pause)
+                else:
+                    log.exception("getUpdates failed; again in %.0f s", pause)
+                await asyncio.sleep(pause)
+                continue
+            failures = 0
+            if offset is not None:
+                self._known = {update_id for update_id in self._known if update_id >= offset}
+            fresh = [update for update in updates if update.update_id not in self._known]
+            for update in fresh:
+                self._known.add(update.update_id)
+                self._unhandled.add(update.update_id)
+                await self.queue.put(update)
+            if self._unhandled and not fresh:  # nothing new: let the work go on before asking again
+                self._idle.clear()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._idle.wait(), self.RECHECK)
+
+
+class ChatRateLimiter(AIORateLimiter):
+    """PTB's AIORateLimiter (aiolimiter buckets: 30 messages a second, 20 a minute per group), but a
+    429 holds back only the chat it was about, for its `retry_after`, before the request goes again.
+
+    AIORateLimiter retrying by itself pauses every request of the bot while it waits, so one
+    flooded group would keep every private chat waiting for half a minute. Here it sends each
+    request once (no retries of its own) and the waiting happens per chat.
+    """
+
+    def __init__(self, *, overall_max_rate: float = 30, group_max_rate: float = 20, max_retries: int = 3) -> None:
+        super().__init__(overall_max_rate=overall_max_rate, group_max_rate=group_max_rate, max_retries=0)
+        self.retries = max_retries
+        self._held_until: dict[object, float] = {}  # chat -> loop time its 429 ends
+
+    async def process_request(self, callback: Callable[..., Any], args: Any, kwargs: dict[str, Any],
+                              endpoint: str, data: dict[str, Any], rate_limit_args: int | None) -> Any:
+        chat = data.get("chat_id")
+        retries = self.retries if rate_limit_args is None else rate_limit_args
+        for attempt in range(retries + 1):
+            await self._held(chat)
+            try:
+                return await super().process_request(callback, args, kwargs, endpoint, data, None)
+            except RetryAfter as flood:
+                if attempt == retries:
+                    raise
+                pause = retry_seconds(flood) + 0.1
+                log.info("Telegram asked to wait %.1f s before %s in chat %s", pause, endpoint, chat)
+                until = asyncio.get_running_loop().time() + pause
+                self._held_until[chat] = max(until, self._held_until.get(chat, 0.0))
+        raise AssertionError("unreachable")
+
+    async def _held(self, chat: object) -> None:
+        until = self._held_until.get(chat)
+        if until is None:
+            return
+        wait = until - asyncio.get_running_loop().time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        if self._held_until.get(chat) == until:
+            del self._held_until[chat]
+
+
+def retry_seconds(flood: RetryAfter) -> float:
+    """A 429's `retry_after` in seconds (an int today, a timedelta in PTB's next major version)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        value = flood.retry_after
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
