@@ -59,7 +59,7 @@ from handlers.i18n import normalize_locale, t
 from handlers.messages import Attachment, Form, FormSubmission, Reply, Request
 from handlers.registry import find_command
 from handlers.transfer import MAX_BYTES
-from reminders.delivery import DeliveryError, RecipientBlocked
+from reminders.delivery import DeliveryError, RecipientBlocked, leaving
 from storage import blocking
 
 if TYPE_CHECKING:
@@ -96,6 +96,23 @@ def web_client(token: str, base_url: str | None, *, rate_limit_retries: int = 2)
         retry_handlers=[AsyncConnectionErrorRetryHandler(max_retry_count=2),
                         AsyncRateLimitErrorRetryHandler(max_retry_count=rate_limit_retries)],
     )
+
+
+#: Web API methods that post what a delivery sends: the requests it marks as on the wire.
+POSTING_METHODS = frozenset({"chat.postMessage", "files.completeUploadExternal"})
+
+
+def leaving_trace() -> aiohttp.TraceConfig:
+    """Tells a delivery under way that its message is leaving (reminders.delivery.leaving), as the
+    request that posts it starts."""
+    async def on_request_start(session: aiohttp.ClientSession, context: Any,
+                               params: aiohttp.TraceRequestStartParams) -> None:
+        if params.url.path.rsplit("/", 1)[-1] in POSTING_METHODS:
+            await leaving()
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_start.append(on_request_start)
+    return trace
 
 
 def error_code(error: SlackApiError) -> str:
@@ -407,7 +424,8 @@ class SlackPlatform:
             web_server.add_route("POST", EVENTS_PATH, self._on_http)
 
     async def start(self) -> None:
-        self.client.session = aiohttp.ClientSession()  # one connection pool for every Web API call
+        # one connection pool for every Web API call
+        self.client.session = aiohttp.ClientSession(trace_configs=[leaving_trace()])
         if self.socket_token is not None:
             self._socket = AsyncSocketModeHandler(self.bolt, self.socket_token, web_client=self.client)
             await self._socket.connect_async()

@@ -10,6 +10,7 @@ import asyncio
 import json
 import re
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,7 +22,7 @@ from bot.slack import EVENTS_PATH, SHORTCUTS
 from bot.slack_blocks import MESSAGE_BLOCKS, message_blocks
 from handlers.messages import Attachment, Button, Reply
 from handlers.registry import COMMANDS, find_command
-from reminders.delivery import DeliveryError, RecipientBlocked
+from reminders.delivery import Delivery, DeliveryError, Outcome, RecipientBlocked, Route
 from storage.models import Customer, CustomerTag, Identity, Interaction, Member, Reminder, Workspace
 from tests.chat import Chat
 from tests.e2e.slack_api import (
@@ -589,6 +590,35 @@ async def test_a_rate_limited_post_waits_out_retry_after(slack, slack_rig, slack
 
 
 @sqlite_only
+async def test_a_delivery_is_marked_on_the_wire_as_the_posting_request_starts(slack_rig, slack_api, db) -> None:
+    """What reminders.claims reads after a crash: marked when chat.postMessage (or the upload's
+    completion) starts, never for the calls before it, and not for replies to commands."""
+    platform = await slack_rig.start(rate_limit_retries=0)
+    alice = slack_rig.person("U0ALICE01", "Alice")
+    await alice.command("me")
+    delivery = Delivery(db, {"slack": platform.sender}, clock=lambda: datetime.now(timezone.utc))
+
+    class Marks:
+        def __init__(self) -> None:
+            self.seen: list[list[str]] = []
+
+        async def on_wire(self) -> None:
+            self.seen.append([call.method for call in slack_api.calls])
+
+        async def not_on_wire(self) -> None:
+            raise AssertionError("nothing failed")
+
+    marks = Marks()
+    before = len(slack_api.calls)
+    image = Reply(text="", image=Attachment("week.png", b"\x89PNG...", "image/png"))
+    result = await delivery.deliver([Route("slack", "U0ALICE01")], [Reply(text="Call Tom"), image], marks=marks)
+    assert result.outcome is Outcome.SENT and len(marks.seen) == 2
+    assert marks.seen[0][before:] == []  # chat.postMessage had not reached the stand-in yet
+    assert "files.getUploadURLExternal" in marks.seen[1] and "files.completeUploadExternal" not in marks.seen[1][before:]
+    await alice.command("me")  # a reply to a command: no delivery under way, no mark
+    assert len(marks.seen) == 2
+
+
 async def test_sender_delivers_to_the_dm_and_maps_failures(slack_rig, slack_api, db) -> None:
     platform = await slack_rig.start(rate_limit_retries=0)
     alice = slack_rig.person("U0ALICE01", "Alice")
