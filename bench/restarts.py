@@ -336,7 +336,7 @@ def report(args: argparse.Namespace, planned: list[Planned], result: dict[str, A
         kill = min(bot.killed_at, key=lambda k: abs(k - first))
         when = f"{abs(kill - first) * 1000:.1f} ms {'before' if first <= kill else 'after'}"
         print(f"            {token}: first copy accepted {when} kill -9 no. {bot.killed_at.index(kill) + 1}")
-    print(f"late        {result['late']} marked late (due more than {2 * POLL_SECONDS + 60:.0f} s before they went out)")
+    print(f"late        {result['late']} marked late (due before the bot started, sent over {max(POLL_SECONDS, 60):.0f} s after)")
     print(f"delay       due → arrived p50 {percentile(delays, 50):.2f} s, p95 {percentile(delays, 95):.2f} s, "
           f"max {max(delays, default=float('nan')):.2f} s")
     arrived = sum(1 for note in state.cut_off if not any(token in note for token in result["missing"]))

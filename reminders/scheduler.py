@@ -49,8 +49,9 @@ class Scheduler:
     ) -> None:
         self.db, self.services, self.poll_seconds = db, services, poll_seconds
         self.delivery = Delivery(db, senders, clock=services.clock, sleep=sleep)
-        #: Due before the process started and overdue by more than a poll: the bot was down.
-        late_after = timedelta(seconds=poll_seconds)
+        #: Due before the process started and overdue by more than a poll (and a minute, which
+        #: nobody would call late): the bot was down.
+        late_after = max(timedelta(seconds=poll_seconds), timedelta(minutes=1))
         self.deliveries = DueDeliveries(db, services, self.delivery, late_after=late_after)
         self.cleanup = DailyCleanup(db, services)
         self._aps: AsyncIOScheduler | None = None
