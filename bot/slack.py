@@ -103,15 +103,20 @@ POSTING_METHODS = frozenset({"chat.postMessage", "files.completeUploadExternal"}
 
 
 def leaving_trace() -> aiohttp.TraceConfig:
-    """Tells a delivery under way that its message is leaving (reminders.delivery.leaving), as the
-    request that posts it starts."""
+    """Tells a delivery under way that its message is leaving (reminders.delivery.leaving): once the
+    request that posts it has its connection, right before it is written."""
     async def on_request_start(session: aiohttp.ClientSession, context: Any,
                                params: aiohttp.TraceRequestStartParams) -> None:
-        if params.url.path.rsplit("/", 1)[-1] in POSTING_METHODS:
+        context.posting = params.url.path.rsplit("/", 1)[-1] in POSTING_METHODS
+
+    async def on_connection(session: aiohttp.ClientSession, context: Any, params: Any) -> None:
+        if getattr(context, "posting", False):
             await leaving()
 
     trace = aiohttp.TraceConfig()
     trace.on_request_start.append(on_request_start)
+    trace.on_connection_create_end.append(on_connection)
+    trace.on_connection_reuseconn.append(on_connection)
     return trace
 
 

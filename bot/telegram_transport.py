@@ -4,8 +4,8 @@ message leaves.
 - `ChatOrderedProcessor`: updates of different chats concurrently, each chat's in order.
 - `ChatRateLimiter`: PTB's AIORateLimiter, with a 429 holding back only its chat.
 - `ConfirmingPoller`: long polling that tells Telegram an update arrived only once it was handled.
-- `leaving_hooks`: the httpx event hook that tells a delivery under way its message is leaving
-  (reminders.delivery.leaving), after the rate limiter and just before the request is written.
+- `LEAVING_HOOKS`: the httpx event hook that tells a delivery under way its message is leaving
+  (reminders.delivery.leaving), after the rate limiter, as the request starts to be written.
 """
 from __future__ import annotations
 
@@ -33,7 +33,14 @@ POSTING_METHODS = frozenset({"sendMessage", "sendPhoto", "sendDocument"})
 
 
 async def _mark_posting(request: httpx.Request) -> None:
+    """An httpx request hook: a posting request marks its delivery as it starts writing, once its
+    connection is ready (httpcore's trace), so a crash before that point sends it again."""
     if request.url.path.rsplit("/", 1)[-1] in POSTING_METHODS:
+        request.extensions = {**request.extensions, "trace": _on_the_wire}
+
+
+async def _on_the_wire(event: str, info: dict[str, Any]) -> None:
+    if event == "http11.send_request_headers.started":
         await leaving()
 
 
