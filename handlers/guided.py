@@ -5,9 +5,14 @@ modal; Telegram and the console get the first question, with Skip and Cancel
 buttons. Each answer is stored in `conversations`, so a restart mid-way loses
 nothing. The last answer submits the values to the same `@form` handler a
 modal would, and a field error sends the user back to that question.
+
+A button names its flow (a random token kept with the answers) and its
+question, so a double tap, or a button of an earlier question or of a form
+since replaced, changes nothing and says it is out of date.
 """
 from __future__ import annotations
 
+import secrets
 from dataclasses import asdict
 from typing import Any
 
@@ -20,8 +25,17 @@ from handlers.registry import FORM_CHECKS, FORMS, Result, action, button_number,
 from storage.models import Conversation
 
 
+#: Where a conversation keeps the token its buttons carry (keys starting with "_" are not answers).
+FLOW_KEY = "_flow"
+
+
 def chat_key(ctx: Context) -> str:
     return f"{ctx.request.platform}:{ctx.request.chat_id}"[:96]
+
+
+def flow_of(conversation: Conversation) -> str:
+    """The token of the flow (empty for one started before buttons carried it)."""
+    return str(conversation.values.get(FLOW_KEY, ""))
 
 
 def _load(data: dict[str, Any]) -> Form:
@@ -35,12 +49,13 @@ async def start(ctx: Context, form: Form) -> Reply:
     if ctx.request.supports_forms:
         return Reply(form=form)
     await abandon(ctx)
-    ctx.session.add(Conversation(
+    conversation = Conversation(
         workspace_id=ctx.ws.id, member_id=ctx.me.id, chat_key=chat_key(ctx),
-        form=asdict(form), values={}, step=0, updated_at=ctx.now,
-    ))
+        form=asdict(form), values={FLOW_KEY: secrets.token_urlsafe(4)}, step=0, updated_at=ctx.now,
+    )
+    ctx.session.add(conversation)
     await ctx.session.flush()
-    return _question(ctx, form, 0, intro=True)
+    return _question(ctx, conversation, form, intro=True)
 
 
 async def active(ctx: Context) -> Conversation | None:
@@ -55,18 +70,26 @@ async def abandon(ctx: Context) -> None:
     )
 
 
-def _question(ctx: Context, form: Form, step: int, *, intro: bool = False, error: str = "") -> Reply:
+def _question(ctx: Context, conversation: Conversation, form: Form, *, intro: bool = False,
+              error: str = "") -> Reply:
+    """The conversation's current question, with buttons that name the flow and the question."""
+    step, flow = conversation.step, flow_of(conversation)
     field = form.fields[step]
     lines = [error] if error else []
     if intro:
         lines.append(ctx.t("guided.intro", title=form.title))
-    lines.append(ctx.t("guided.question", n=step + 1, total=len(form.fields), label=field.label))
+    in_group = not ctx.request.is_private and ctx.request.space is not None  # Telegram privacy: replies only
+    lines.append(_question_line(ctx, form, step, key="guided.question_in_group" if in_group else "guided.question"))
     if field.hint:
         lines.append(field.hint)
-    rows = [[Button(label, payload("gopt", i))] for i, (_, label) in enumerate(field.options)]
-    last = [] if field.required else [Button(ctx.t("guided.skip"), payload("gskip"))]
-    rows.append([*last, Button(ctx.t("common.cancel"), payload("gcancel"))])
+    rows = [[Button(label, payload("gopt", flow, step, i))] for i, (_, label) in enumerate(field.options)]
+    last = [] if field.required else [Button(ctx.t("guided.skip"), payload("gskip", flow, step))]
+    rows.append([*last, Button(ctx.t("common.cancel"), payload("gcancel", flow))])
     return Reply(text="\n".join(lines), buttons=rows)
+
+
+def _question_line(ctx: Context, form: Form, step: int, *, key: str = "guided.question") -> str:
+    return ctx.t(key, n=step + 1, total=len(form.fields), label=form.fields[step].label)
 
 
 async def answer(ctx: Context, conversation: Conversation, text: str) -> Result:
@@ -77,13 +100,13 @@ async def answer(ctx: Context, conversation: Conversation, text: str) -> Result:
     if field.options:
         value = _option(field, value)
         if value is None:
-            return _question(ctx, form, conversation.step, error=ctx.t("guided.pick_option"))
+            return _question(ctx, conversation, form, error=ctx.t("guided.pick_option"))
     if not value and field.required:
-        return _question(ctx, form, conversation.step, error=ctx.t("guided.required"))
+        return _question(ctx, conversation, form, error=ctx.t("guided.required"))
     check = FORM_CHECKS.get(form.name)
     problem = await check(ctx, field.key, value) if check is not None and value else None
     if problem:
-        return _question(ctx, form, conversation.step, error=problem)
+        return _question(ctx, conversation, form, error=problem)
     return await _advance(ctx, conversation, form, value)
 
 
@@ -103,7 +126,7 @@ async def _advance(ctx: Context, conversation: Conversation, form: Form, value: 
         following = len(form.fields)
     if following < len(form.fields):
         conversation.step = following
-        return _question(ctx, form, following)
+        return _question(ctx, conversation, form)
     values = {k: v for k, v in conversation.values.items() if not k.startswith("_")}
     result = await FORMS[form.name](ctx, FormSubmission(form.name, values, form.context))
     replies = result if isinstance(result, list) else [result]
@@ -111,32 +134,38 @@ async def _advance(ctx: Context, conversation: Conversation, form: Form, value: 
     if errors:
         step = next(i for i, f in enumerate(form.fields) if f.key in errors)
         conversation.step = step
-        conversation.values = {**values, "_revisit": "1"}
-        return _question(ctx, form, step, error=errors[form.fields[step].key])
+        conversation.values = {**conversation.values, "_revisit": "1"}
+        return _question(ctx, conversation, form, error=errors[form.fields[step].key])
     await ctx.session.delete(conversation)
     return result
 
 
-async def _current(ctx: Context) -> tuple[Conversation, Form]:
+async def _pressed(ctx: Context, args: list[str], *, any_step: bool = False) -> tuple[Conversation, Form, list[str]]:
+    """The flow a button `<flow>:<step>:…` belongs to, still at that question (`any_step`: at any),
+    and the button's other arguments."""
     conversation = await active(ctx)
     if conversation is None:
         raise UserError("error.choice_expired")
-    return conversation, _load(conversation.form)
+    form = _load(conversation.form)
+    flow, step = (args + ["", ""])[:2]
+    if flow != flow_of(conversation) or not (any_step or button_number(step) == conversation.step):
+        raise UserError("guided.stale", question=_question_line(ctx, form, conversation.step))
+    return conversation, form, args[2:]
 
 
 @action("gskip")
 async def skip(ctx: Context, args: list[str]) -> Result:
-    conversation, form = await _current(ctx)
+    conversation, form, _ = await _pressed(ctx, args)
     if form.fields[conversation.step].required:
-        return _question(ctx, form, conversation.step, error=ctx.t("guided.required"))
+        return _question(ctx, conversation, form, error=ctx.t("guided.required"))
     return await _advance(ctx, conversation, form, "")
 
 
 @action("gopt")
 async def choose(ctx: Context, args: list[str]) -> Result:
-    conversation, form = await _current(ctx)
+    conversation, form, rest = await _pressed(ctx, args)
     options = form.fields[conversation.step].options
-    index = button_number(args[0]) if args else None
+    index = button_number(rest[0]) if rest else None
     if index is None or index >= len(options):
         raise UserError("error.choice_expired")
     return await _advance(ctx, conversation, form, options[index][0])
@@ -144,6 +173,8 @@ async def choose(ctx: Context, args: list[str]) -> Result:
 
 @action("gcancel")
 async def cancel(ctx: Context, args: list[str]) -> Result:
+    """Cancel ends its own flow from any of its questions, never a flow started since."""
+    await _pressed(ctx, args, any_step=True)
     await abandon(ctx)
     return Reply(text=ctx.t("common.cancelled"), edit=True)
 

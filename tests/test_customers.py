@@ -160,6 +160,62 @@ async def test_guided_add_takes_command_words_as_answers_and_cancels(alice: Chat
     assert await count_customers(alice) == 0
 
 
+async def test_a_guided_button_pressed_twice_acts_once(alice: Chat) -> None:
+    await alice.say("/add")
+    await alice.say("张三")
+    question = alice.last  # (2/8) Company?
+    await alice.press("Skip", question)
+    assert "(3/8) Title?" in alice.text
+    await alice.press("Skip", question)  # a double tap: the same button again
+    assert alice.text == "That button belongs to an earlier question, so nothing changed. Now: (3/8) Title?"
+    assert alice.last[0].private and not alice.last[0].buttons
+    await alice.say("CTO")  # the title is still asked for
+    assert "(4/8) Phone?" in alice.text
+    await alice.press("Cancel", question)  # Cancel of an earlier question still ends the form
+    assert "Cancelled" in alice.text
+    await alice.press("Skip", question)
+    assert "That button has expired" in alice.text
+    assert await count_customers(alice) == 0
+
+
+async def test_a_guided_button_of_another_form_does_not_answer_this_one(alice: Chat) -> None:
+    await alice.say("/add 李伟")
+    await alice.say("/add")
+    await alice.say("张三")
+    adding = alice.last  # (2/8) Company? with Skip
+    await alice.say("/show 李伟")
+    logging = await alice.press("Log")  # the /add form is dropped, the log form asks its first question
+    assert "(1/3) Channel?" in alice.text
+    await alice.press("Skip", adding)
+    assert "belongs to an earlier question" in alice.text and "(1/3) Channel?" in alice.text
+    await alice.press("Cancel", adding)
+    assert "belongs to an earlier question" in alice.text
+    for old in ("gskip", "gcancel", "gopt:0", "gopt:x:y:z", "gskip:1:99999999999999"):  # payloads of older releases
+        await alice.send(alice.request(action=old))
+        assert "belongs to an earlier question" in alice.text, old
+    await alice.press("visit", logging)  # the log form is still at its first question
+    assert "(2/3) What happened?" in alice.text
+    assert await count_customers(alice) == 1
+
+
+async def test_a_guided_question_in_a_group_says_to_reply_to_it(core) -> None:
+    erin = Chat(core, user_id="erin", name="Erin", platform="telegram", space="-100777", chat_id="-100777",
+                private=False)
+    await erin.say("/add")
+    assert "(1/8) Name? (reply to this message)\n" in erin.text
+    await erin.say("张三")
+    assert "(2/8) Company? (reply to this message)" in erin.text
+    await erin.press("Skip")
+    await erin.say("/cancel")
+    chen = Chat(core, user_id="chen", name="陈", language="zh", platform="telegram", space="-100777",
+                chat_id="-100777", private=False)
+    await chen.say("/add")
+    assert "（1/8）姓名？（请回复这条消息）" in chen.text
+    dm = Chat(core, user_id="erin", name="Erin", platform="telegram", space=None)
+    await dm.say("/add")
+    assert "(1/8) Name?" in dm.text and "reply to this message" not in dm.text
+
+
 async def test_phone_reference_does_not_swallow_the_next_number(alice: Chat) -> None:
     await alice.say("/add 李伟 138 0013 8000")
     await alice.say("/deal 13800138000 12000")
