@@ -22,7 +22,7 @@ from handlers.context import Context
 from handlers.errors import UserError
 from handlers.messages import Button, Form, FormField, FormSubmission, Reply
 from handlers.registry import FORM_CHECKS, FORMS, Result, action, button_number, command, payload
-from storage.models import Conversation
+from storage.models import Conversation, Identity
 
 
 #: Where a conversation keeps the token its buttons carry (keys starting with "_" are not answers).
@@ -56,6 +56,19 @@ async def start(ctx: Context, form: Form) -> Reply:
     ctx.session.add(conversation)
     await ctx.session.flush()
     return _question(ctx, conversation, form, intro=True)
+
+
+async def workspace_of_flow(ctx: Context, flow: str) -> int | None:
+    """The workspace of the flow `flow` in this chat, among the conversations of any of the requesting
+    account's memberships (a private chat may hold one per workspace)."""
+    request = ctx.request
+    rows = await ctx.session.execute(
+        select(Conversation.workspace_id, Conversation.values)
+        .join(Identity, Identity.member_id == Conversation.member_id)
+        .where(Identity.platform == request.platform, Identity.external_id == request.user_id,
+               Conversation.chat_key == chat_key(ctx))
+    )
+    return next((workspace_id for workspace_id, values in rows if flow and values.get(FLOW_KEY) == flow), None)
 
 
 async def active(ctx: Context) -> Conversation | None:

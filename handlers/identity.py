@@ -4,16 +4,37 @@
   user becomes admin, later ones join as reps.
 - A Telegram group becomes a workspace with `/start`; members who use the bot
   there join as reps.
-- A Telegram private chat belongs to the member's most recently used workspace.
+- A Telegram private chat belongs to the member's most recently used workspace,
+  except a button press there: it works on the workspace of what the button
+  names (a reminder, a customer, a stored choice, a guided flow), if the
+  presser is a member of it, and that becomes the chat's latest workspace.
+  Whoever is not a member there gets the latest one, where the object is not
+  found: a button never reaches into a workspace its presser is not in.
 """
 from __future__ import annotations
 
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from sqlalchemy import select
+
+from handlers import guided
 from handlers.context import Context
 from handlers.i18n import normalize_locale
+from handlers.registry import button_number
 from storage import workspaces
-from storage.models import Identity, Member, Workspace
+from storage.models import Customer, Identity, Member, PendingChoice, Reminder, Workspace
+
+#: Per action, the key column that finds what a button's first payload argument names, and that row's
+#: workspace column; None for buttons that name nothing (the "my day" ones work on the latest workspace).
+BUTTON_SUBJECTS: dict[str, tuple[Any, Any] | None] = {
+    **dict.fromkeys(("rdone", "rsnz"), (Reminder.id, Reminder.workspace_id)),
+    **dict.fromkeys(("flog", "frem", "ftag", "show", "ssnz", "slost", "mgq"), (Customer.id, Customer.workspace_id)),
+    **dict.fromkeys(("pick", "dup", "pg", "rec"), (PendingChoice.token, PendingChoice.workspace_id)),
+    "home": None,
+}
+#: Guided-flow buttons name their flow (handlers.guided), kept with the presser's conversation in this chat.
+FLOW_BUTTONS = ("gskip", "gopt", "gcancel")
 
 
 async def resolve(ctx: Context) -> None:
@@ -30,7 +51,7 @@ async def resolve(ctx: Context) -> None:
                 await join(ctx, workspace, role="admin" if not await workspaces.member_count(session, workspace.id) else "rep")
                 return
     else:
-        identity = await workspaces.latest_identity(session, request.platform, request.user_id)
+        identity = await _private_chat_identity(ctx)
     if identity is not None:
         workspace = await session.get(Workspace, identity.workspace_id)
         member = await session.get(Member, identity.member_id)
@@ -38,6 +59,33 @@ async def resolve(ctx: Context) -> None:
         enter(ctx, workspace, member, identity)
     else:  # not a member yet (before /start or /join): answer in the account's language
         ctx.locale = normalize_locale(request.language, ctx.locale)
+
+
+async def _private_chat_identity(ctx: Context) -> Identity | None:
+    """The membership a private chat works on: the button's object's workspace, else the latest one."""
+    request = ctx.request
+    subject = await _button_workspace(ctx) if request.action else None
+    if subject is not None:
+        found = await workspaces.identity_in(ctx.session, request.platform, request.user_id, subject)
+        if found is not None:
+            return found
+    return await workspaces.latest_identity(ctx.session, request.platform, request.user_id)
+
+
+async def _button_workspace(ctx: Context) -> int | None:
+    """The workspace of what the pressed button names, whoever it belongs to (None: it names nothing)."""
+    name, *args = (ctx.request.action or "").split(":")
+    first = args[0] if args else ""
+    if name in FLOW_BUTTONS:
+        return await guided.workspace_of_flow(ctx, first)
+    subject = BUTTON_SUBJECTS.get(name)
+    if subject is None or not first:
+        return None
+    key, workspace_id = subject
+    wanted = button_number(first) if key.type.python_type is int else first
+    if wanted is None:
+        return None
+    return await ctx.session.scalar(select(workspace_id).where(key == wanted))
 
 
 async def open_workspace(ctx: Context, name: str, *, bind: bool) -> Workspace:

@@ -5,6 +5,7 @@ is the space "-100123" that waits for /start (space_autocreate off).
 """
 from __future__ import annotations
 
+import importlib
 import re
 from dataclasses import replace
 
@@ -13,8 +14,12 @@ from sqlalchemy import func, select
 from handlers.core import Core
 from handlers.help import command_menu
 from handlers.i18n import catalogue
-from handlers.registry import COMMANDS
-from storage.models import AuditEntry, Identity, Member, Space, Workspace
+from handlers.identity import BUTTON_SUBJECTS, FLOW_BUTTONS
+from handlers.messages import Reply
+from handlers.registry import ACTIONS, COMMANDS
+from reminders.delivery import leaving
+from reminders.scheduler import Scheduler
+from storage.models import AuditEntry, Identity, Member, Reminder, Space, Workspace
 from tests.chat import Chat
 
 GROUP = "-100123"
@@ -188,6 +193,96 @@ async def test_an_invite_code_never_opens_a_workspace_without_joining(core: Core
     assert "unknown or has expired" in dave.text
     alices = (await member(alice)).workspace_id
     assert await member(dave) is None and await count(alice, Member, Member.workspace_id == alices) == 1
+
+
+class Inbox:
+    """A Telegram sender for the scheduler that keeps what it delivers."""
+
+    platform = "telegram"
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, Reply]] = []
+
+    async def send(self, chat_id: str, reply: Reply) -> None:
+        await leaving()
+        self.sent.append((chat_id, reply))
+
+
+async def reminder_status(chat: Chat) -> str:
+    async with chat.core.db.transaction() as session:
+        return await session.scalar(select(Reminder.status))
+
+
+async def test_a_button_in_a_private_chat_works_on_the_book_of_what_it_names(core: Core, services, clock) -> None:
+    """A member of two books: a reminder from the first, pressed in the private chat after using the second's
+    group, is done in the first; someone who is not a member of that book never acts through it."""
+    dave = Telegram(core, "dave", "Dave")
+    await dave.say("/start")  # his own book
+    await dave.say("/add Tom Li")
+    await dave.say("/remind #1 in 2 hours call back")
+    card = await dave.say("/show #1")
+    erin, dave_in_group = Telegram(core, "erin", "Erin", group=True), Telegram(core, "dave", "Dave", group=True)
+    await erin.say("/start")
+    clock.advance(minutes=1)
+    await dave_in_group.say("/add Globex")  # now the private chat's latest book is the group's
+    await dave.say("/show #1")
+    assert dave.last[0].title == "#1 Globex"
+
+    inbox = Inbox()
+    clock.advance(hours=3)
+    await Scheduler(core.db, services, {"telegram": inbox}).poll()
+    [(chat, delivered)] = inbox.sent
+    assert chat == "dm-dave" and "Tom Li" in delivered.plain_text()
+
+    mallory = Telegram(core, "mallory", "Mallory")  # in the group's book only
+    await Telegram(core, "mallory", "Mallory", group=True).say("/team")
+    for label in ("Done", "Snooze 1 day", "Log"):
+        await mallory.press(label, [delivered])
+        assert "That button has expired" in mallory.text, label
+    await mallory.press("Tag", card)
+    assert "That button has expired" in mallory.text
+    assert await reminder_status(dave) == "pending"
+
+    await dave.press("Done", [delivered])
+    assert "Reminder #1 done" in dave.text and await reminder_status(dave) == "done"
+    await dave.press("Log", [delivered])  # the log form, in that book: typed answers go on in it
+    await dave.say("visit")
+    await dave.say("talked it over")
+    await dave.press("Skip")  # no next follow-up
+    assert "Logged for #1 Tom Li: visit" in dave.text
+    await dave.say("/show #1")
+    assert dave.last[0].title == "#1 Tom Li" and "talked it over" in dave.text
+    await dave_in_group.say("/show #1")  # the group keeps its own book
+    assert dave_in_group.last[0].title == "#1 Globex"
+
+    clock.advance(minutes=1)
+    await dave.press("Tag", card)  # his book again …
+    await dave.say("/add")  # … with a guided flow in the private chat
+    await dave.say("Ann")
+    question = dave.last
+    clock.advance(minutes=1)
+    await dave_in_group.say("/team")  # its buttons go on in his book after he used the group
+    await dave.press("Skip", question)
+    assert "(3/8) Title?" in dave.text
+    await dave.press("Cancel", question)
+    assert "Cancelled" in dave.text
+    await dave.say("Ann")  # the flow is gone from the private chat
+    assert "don't know the command" in dave.text
+
+    clock.advance(minutes=1)
+    await dave.press("Tag", card)
+    await dave.say('/add "Tom Wang"')
+    which = await dave.say("/show tom")  # a stored choice of his book
+    clock.advance(minutes=1)
+    await dave_in_group.say("/team")
+    await dave.press("Tom Li", which)
+    assert dave.last[-1].title == "#1 Tom Li"
+
+
+def test_every_button_says_which_book_it_belongs_to() -> None:
+    """A new button action has to say what its payload names, or a private chat would press it in the wrong book."""
+    importlib.import_module("handlers.commands")
+    assert set(ACTIONS) == set(BUTTON_SUBJECTS) | set(FLOW_BUTTONS)
 
 
 # --- /role ------------------------------------------------------------------------------------
