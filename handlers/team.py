@@ -37,9 +37,11 @@ def platform_label(ctx: Context, platform: str) -> str:
     return catalogue(ctx.locale).get(f"platform.{platform}", platform)
 
 
-def require_private(ctx: Context, command_name: str) -> None:
+def require_private(ctx: Context, command_name: str, reason: str = "error.private_only") -> None:
+    """Refuse a command outside a private chat (a group has no reply only its asker sees on every
+    platform); `reason` says why, and how to get it."""
     if not ctx.request.is_private:
-        raise UserError("error.private_only", command=command_name)
+        raise UserError(reason, command=command_name)
 
 
 def require_chat_can_use(ctx: Context, workspace_id: int) -> None:

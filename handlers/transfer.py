@@ -17,6 +17,7 @@ from handlers.i18n import LOCALES, catalogue, t
 from handlers.messages import Attachment, Reply
 from handlers.registry import Result, command
 from handlers.tags import auto_tag_names
+from handlers.team import require_private
 from storage import transfer
 from storage.scoring import STAGES
 from storage.transfer import CsvProblem, ImportResult, Rejected, Table
@@ -147,6 +148,7 @@ def _progress_message(ctx: Context) -> Callable[[int, int], Awaitable[None]] | N
 
 @command("export", role="manager", aliases=("导出",))
 async def export(ctx: Context, args: str) -> Result:
+    require_private(ctx, "export", "export.private_only")  # the whole book, for everyone in a group
     content = await transfer.export_csv(ctx.session, ctx.scope, export_headers(ctx.locale), tz=ctx.tz,
                                         stage_names=stage_names(ctx.locale))
     count = await transfer.count_visible(ctx.session, ctx.scope)

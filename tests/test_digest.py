@@ -303,6 +303,28 @@ async def test_a_quiet_day_says_none(alice: Chat, clock) -> None:
     assert alice.last[1].image is not None and alice.last[1].image.content.startswith(PNG_SIGNATURE)
 
 
+async def test_the_digest_in_a_group_is_refused_for_a_private_chat(core: Core) -> None:
+    """The team's figures would be shown to everyone in the group; turning it on or off is fine there."""
+    group = {"platform": "telegram", "space": "-100555", "chat_id": "-100555", "private": False}
+    erin = Chat(core, user_id="erin", name="Erin", **group)
+    await erin.say("/add Acme")
+    await erin.say("/digest")
+    [reply] = erin.last
+    assert reply.private and not reply.fields and erin.text == (
+        "The digest shows the team's figures, and everyone in this chat would see them. "
+        "Send /digest in a private chat with the bot.")
+    chen = Chat(core, user_id="chen", name="陈", language="zh", **group)
+    await chen.say("/team")
+    await erin.say("/role 陈 manager")
+    await chen.say("/日报")
+    assert "请私聊机器人发送 /digest" in chen.text
+    await erin.say("/digest on 07:45")
+    assert "07:45" in erin.text
+    dm = Chat(core, user_id="erin", name="Erin", platform="telegram", space=None)
+    await dm.say("/digest")
+    assert dm.last[0].title == "Daily digest — 2026-11-17"
+
+
 def test_digest_period_is_the_local_day_or_the_local_week() -> None:
     daily = digest_period(utc(11, 17, 16), SHANGHAI)  # 00:00 on Wednesday 11-18 in Shanghai
     assert (daily.first_day, daily.start, daily.end) == (date(2026, 11, 17), utc(11, 16, 16), utc(11, 17, 16))

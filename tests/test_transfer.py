@@ -274,6 +274,26 @@ async def test_export_is_for_managers_with_bom_and_member_language(alice: Chat, 
     assert "已导出 2 位客户" in bob.text
 
 
+async def test_export_in_a_group_is_refused_for_a_private_chat(core: Core) -> None:
+    """Everyone in a group would get the whole book's file (reps under visibility=own too)."""
+    group = {"platform": "telegram", "space": "-100555", "chat_id": "-100555", "private": False}
+    erin = Chat(core, user_id="erin", name="Erin", **group)
+    chen = Chat(core, user_id="chen", name="陈", language="zh", **group)
+    await erin.say("/add Acme")
+    await chen.say("/add 华东贸易")
+    await erin.say("/role 陈 manager")
+    await erin.say("/export")
+    [reply] = erin.last
+    assert reply.file is None and reply.private
+    assert erin.text == ("The export holds the whole customer book, and everyone in this chat would see it. "
+                         "Send /export in a private chat with the bot.")
+    await chen.say("/导出")
+    assert chen.last[0].file is None and "请私聊机器人发送 /export" in chen.text
+    dm = Chat(core, user_id="erin", name="Erin", platform="telegram", space=None)
+    await dm.say("/export")
+    assert dm.last[0].file is not None and "2 customers exported" in dm.text
+
+
 async def test_export_holds_only_what_the_scope_sees(db: Database, alice: Chat, bob: Chat) -> None:
     await alice.say("/add Alice Customer")
     await bob.say("/add Bob Customer")
