@@ -10,7 +10,15 @@ from storage.customers import missing_fields
 from storage.models import Customer, CustomerTag, Feedback, Interaction, Member, Purchase
 
 LAST_INTERACTIONS = 5
+#: An interaction's summary on the card, in characters: five whole notes could fill several messages.
+CARD_SUMMARY_CHARS = 200
 _BASIC = ("company", "title", "phone", "email", "address", "region", "industry", "size", "gender", "source")
+
+
+def shortened(text: str, limit: int) -> str:
+    """Free text as one line of at most `limit` characters, "…" where it was cut."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[:limit - 1] + "…"
 
 
 def customer_label(customer: Customer) -> str:
@@ -103,6 +111,7 @@ async def recent_interactions(ctx: Context, customer_id: int) -> list[str]:
         .order_by(Interaction.occurred_at.desc(), Interaction.id.desc()).limit(LAST_INTERACTIONS)
     )
     return [
-        f"{ctx.fmt_time(i.occurred_at)} · {ctx.t(f'channel.{i.channel}')} · {who or '—'}: {i.summary}"
+        f"{ctx.fmt_time(i.occurred_at)} · {ctx.t(f'channel.{i.channel}')} · {who or '—'}: "
+        f"{shortened(i.summary, CARD_SUMMARY_CHARS)}"
         for i, who in rows
     ]

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from storage.models import AuditEntry, Customer
+from handlers.cards import CARD_SUMMARY_CHARS
+from storage.models import AuditEntry, Customer, Interaction
 from tests.chat import Chat
 
 
@@ -214,6 +215,25 @@ async def test_a_guided_question_in_a_group_says_to_reply_to_it(core) -> None:
     dm = Chat(core, user_id="erin", name="Erin", platform="telegram", space=None)
     await dm.say("/add")
     assert "(1/8) Name?" in dm.text and "reply to this message" not in dm.text
+
+
+async def test_the_card_shortens_long_interaction_notes(alice: Chat) -> None:
+    await alice.say("/add Tom")
+    await alice.say("/log #1 call: short and sweet")
+    long_note = "\n".join(f"line {i} " + "x" * 90 for i in range(20))[:1900]
+    for _ in range(5):
+        await alice.say(f"/log #1 note: {long_note}")
+    await alice.say("/show #1")
+    [card] = alice.last
+    assert len(card.items) == 5 and all(item.endswith("…") and "\n" not in item for item in card.items)
+    summary = card.items[0].split(": ", 1)[1]
+    assert summary == " ".join(long_note.split())[:CARD_SUMMARY_CHARS - 1] + "…"
+    assert len(card.plain_text()) < 4096  # one Telegram message
+    async with alice.core.db.transaction() as session:  # only the card is short: the notes are kept whole
+        assert set(await session.scalars(select(func.length(Interaction.summary)))) == {15, len(long_note)}
+    await alice.say("/log #1 visit: brief")
+    await alice.say("/show #1")
+    assert alice.last[0].items[0].endswith("visit · Alice: brief")
 
 
 async def test_phone_reference_does_not_swallow_the_next_number(alice: Chat) -> None:
