@@ -6,6 +6,7 @@ import asyncio
 import logging
 import sys
 from datetime import datetime
+from http import HTTPStatus
 from pathlib import Path
 from typing import Awaitable, Callable
 from zoneinfo import ZoneInfo
@@ -15,6 +16,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from telegram.error import InvalidToken, TelegramError
 
 from bot.app import App, quiet_logs_for_the_terminal
 from bot.config import Settings
@@ -140,6 +142,14 @@ async def _export(app: App, target: str | None, workspace_id: int | None) -> int
     return 0
 
 
+def refused_token(problem: InvalidToken) -> str:
+    """Why Telegram refused the token, as its HTTP status (`401 Unauthorized`; a malformed token gets
+    `404 Not Found`), without the token python-telegram-bot writes into its own message."""
+    said = problem.__cause__.message if isinstance(problem.__cause__, TelegramError) else ""
+    status = next((status for status in HTTPStatus if status.phrase == said), None)
+    return f"{status.value} {status.phrase}" if status is not None else "invalid token"
+
+
 async def _disposing(app: App, work: Awaitable[int]) -> int:
     try:
         return await work
@@ -163,6 +173,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except CliError as problem:
         print(f"crm-bot {args.verb}: {problem}", file=sys.stderr)
+        return EXIT_FAILED
+    except InvalidToken as refused:  # from getMe as the Telegram platform starts
+        print(f"crm-bot {args.verb}: TELEGRAM_BOT_TOKEN was refused by Telegram ({refused_token(refused)})",
+              file=sys.stderr)
         return EXIT_FAILED
 
 
