@@ -1,9 +1,12 @@
 """My day: what a rep has to do today, on one screen (Slack's App Home tab; /today everywhere).
 
-Reminders due today or overdue, each with Done / Snooze / Log; customers gone
-silent, each with Log / Snooze / Lost; the member's latest logged activity; a
-hint. Buttons up top open the add and log forms (a modal on Slack, the guided
-flow elsewhere) and the full reminder and silent lists.
+The heading (with what is due, and buttons that open the add and log forms: a
+modal on Slack, the guided flow elsewhere); each reminder due today or
+overdue as a reply of its own with Done / Snooze / Log, so a press redraws
+only that one (a Telegram message, a part of the Slack message or tab);
+customers gone silent, each with Log / Snooze / Lost; the member's latest
+logged activity, with a hint. In a chat that is three messages and one per
+reminder.
 """
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from datetime import datetime, time, timedelta
 from sqlalchemy import select
 
 from handlers import guided
-from handlers.cards import customer_label
+from handlers.cards import customer_label, shortened
 from handlers.context import Context
 from handlers.customers import add_form
 from handlers.errors import UserError
@@ -41,14 +44,14 @@ async def today(ctx: Context, args: str) -> Result:
 async def my_day(ctx: Context) -> list[Reply]:
     due = await _due_today(ctx)
     silent_total = await followups.count_silent_customers(ctx.session, ctx.scope, ctx.me.id, ctx.now)
+    summary = ctx.t("home.summary", date=_day(ctx), due=len(due), silent=silent_total)
     heading = Reply(
         title=ctx.t("home.title", name=ctx.me.name or "—"),
-        text=ctx.t("home.summary", date=_day(ctx), due=len(due), silent=silent_total),
+        text=summary if due else f"{summary}\n{ctx.t('home.no_due')}",
         buttons=[[Button(ctx.t("home.add"), payload("home", "add"), "primary"),
                   Button(ctx.t("home.log"), payload("home", "log"))]],
     )
-    return [heading, *_reminders(ctx, due), await _silent(ctx, silent_total), await _activity(ctx),
-            Reply(text=ctx.t("home.hint"))]
+    return [heading, *_reminders(ctx, due), await _silent(ctx, silent_total), await _activity(ctx)]
 
 
 def _day(ctx: Context) -> str:
@@ -69,8 +72,8 @@ async def _due_today(ctx: Context) -> list[followups.PendingReminder]:
 
 
 def _reminders(ctx: Context, due: list[followups.PendingReminder]) -> list[Reply]:
-    """A heading, then one reply per reminder so each has its own Done / Snooze / Log."""
-    replies = [Reply(title=ctx.t("home.due_title", count=len(due)), text="" if due else ctx.t("home.no_due"))]
+    """One reply per reminder, so each has its own Done / Snooze / Log."""
+    replies = []
     for row in due[:SHOWN_REMINDERS]:
         line = reminder_line(ctx, row.reminder, row.customer)
         if row.reminder.due_at < ctx.now:
@@ -97,7 +100,7 @@ async def _silent(ctx: Context, total: int) -> Reply:
 
 
 async def _activity(ctx: Context) -> Reply:
-    """What I logged last, on customers I can still see."""
+    """What I logged last, on customers I can still see, under the hint to log (or how to start)."""
     visible = ctx.scope.customers().with_only_columns(Customer.id)
     rows = await ctx.session.execute(
         select(Interaction, Customer).join(Customer, Customer.id == Interaction.customer_id)
@@ -107,10 +110,11 @@ async def _activity(ctx: Context) -> Reply:
     items = [
         ctx.t("home.activity_row", when=ctx.fmt_time(interaction.occurred_at),
               channel=ctx.t(f"channel.{interaction.channel}"), customer=customer_label(customer),
-              summary=interaction.summary[:SUMMARY_CHARS] or "—")
+              summary=shortened(interaction.summary, SUMMARY_CHARS) or "—")
         for interaction, customer in rows
     ]
-    return Reply(title=ctx.t("home.activity_title"), text="" if items else ctx.t("home.no_activity"), items=items)
+    return Reply(title=ctx.t("home.activity_title"), text=ctx.t("home.hint" if items else "home.no_activity"),
+                 items=items)
 
 
 @action("home")

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from handlers.i18n import t
+from handlers.home import SUMMARY_CHARS as SHOWN_SUMMARY_CHARS
 from storage import followups
 from storage.models import AuditEntry, Customer, Identity, Member, Reminder, Workspace
 from tests.chat import Chat
@@ -445,3 +446,37 @@ async def test_words_the_date_skips_stay_in_the_note(alice: Chat) -> None:
     assert "— after restart" in alice.text
     await alice.say("/remind Kim next monday 10am bring samples")
     assert "2026-11-23 Mon 10:00 — bring samples" in alice.text
+
+
+# --- /today -----------------------------------------------------------------------------------------
+
+async def test_my_day_is_three_messages_and_one_per_reminder_due(alice: Chat, clock: Clock) -> None:
+    """A chat gets the day in few messages; each reminder keeps its own, so Done redraws only it."""
+    await alice.say("/today")
+    heading, silent, activity = alice.last
+    assert heading.title == "My day · Alice" and [b.label for b in heading.all_buttons()] == [
+        "➕ Add customer", "📝 Log a call or visit"]
+    assert heading.text == ("Wed 2026-11-18 · 0 due today · 0 silent customers\n"
+                            "Nothing due today. Set a reminder with /remind #12 friday 3pm call back.")
+    assert silent.title == "Gone silent: 0" and activity.title == "My latest activity"
+    assert activity.text.startswith("Nothing logged yet.") and not activity.items
+
+    await alice.say('/add "Li Wei"')
+    await alice.say("/remind #1 in 1 hour call back")
+    await alice.say("/remind #1 in 2 hours send the quote")
+    long_summary = "asked for samples " * 20
+    await alice.say(f"/log #1 call: {long_summary}")
+    clock.advance(days=40)
+    await alice.say("/remind #1 in 3 hours follow up")
+    await alice.say("/today")
+    heading, *reminders, silent, activity = alice.last
+    assert heading.text == "Mon 2026-12-28 · 3 due today · 1 silent customers"
+    assert [r.text.split(":")[0] for r in reminders] == ["⚠ Overdue · Reminder #1", "⚠ Overdue · Reminder #2",
+                                                         "Reminder #3"]
+    assert all(r.buttons for r in reminders)
+    assert silent.items == ["#1 Li Wei · silent 40 days"]
+    assert activity.text.startswith("Log right after each call or visit")
+    [row] = activity.items
+    assert row.endswith("call · #1 Li Wei: " + " ".join(long_summary.split())[:SHOWN_SUMMARY_CHARS - 1] + "…")
+    await alice.press("Done", [reminders[1]])
+    assert alice.last[0].edit and "Reminder #2 done" in alice.text
