@@ -24,7 +24,7 @@ from handlers.i18n import t
 from handlers.messages import Attachment, Field, Reply
 from handlers.parsing import parse_hhmm
 from handlers.registry import Result, command
-from handlers.team import require_private
+from handlers.team import for_the_asker
 from storage import audit
 from storage.access import Scope
 from storage.digest import (
@@ -225,10 +225,12 @@ def parse_digest(ctx: Context, text: str) -> DigestCommand:
 @command("digest", parse=parse_digest, role="manager", aliases=("日报",))
 async def digest(ctx: Context, request: DigestCommand) -> Result:
     if request.verb == "show":
-        require_private(ctx, "digest", "digest.private_only")  # team figures, for everyone in a group
+        private = for_the_asker(ctx, "digest", "digest.private_only")  # the team's figures
         replies = await build_digest(ctx.session, ctx.ws, ctx.me, now=ctx.now, locale=ctx.locale, tz=ctx.tz)
         if not ctx.me.digest_enabled:
             replies[0].text = ctx.t("digest.hint_subscribe")
+        for reply in replies:
+            reply.private = private
         return replies
     me = ctx.me
     before = {"digest_enabled": me.digest_enabled, "digest_time": me.digest_time}

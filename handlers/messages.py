@@ -162,6 +162,9 @@ class Request:
     file: Attachment | None = None
     update_key: str | None = None
     supports_forms: bool = False
+    #: The platform can show a reply to the asker alone in a shared channel, and put its files in
+    #: their direct messages (Slack: ephemeral messages). Telegram groups cannot.
+    answers_privately: bool = False
     progress: ProgressSink | None = None
     #: Where a direct message to this user goes on this platform (Telegram private
     #: chat id, Slack DM channel or user id); recorded for reminders and digests.

@@ -44,6 +44,17 @@ def require_private(ctx: Context, command_name: str, reason: str = "error.privat
         raise UserError(reason, command=command_name)
 
 
+def for_the_asker(ctx: Context, command_name: str, reason: str) -> bool:
+    """What only the asker should see (the whole book, the team's figures): fine in a private chat;
+    in a channel where the platform can answer the asker alone, True: mark the replies private;
+    elsewhere (a Telegram group) refused, `reason` saying how to get it."""
+    if ctx.request.is_private:
+        return False
+    if ctx.request.answers_privately:
+        return True
+    raise UserError(reason, command=command_name)
+
+
 def require_chat_can_use(ctx: Context, workspace_id: int) -> None:
     """A chat bound to a space can only work on that space's workspace."""
     if ctx.request.space is not None and (ctx.workspace is None or ctx.workspace.id != workspace_id):

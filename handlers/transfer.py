@@ -17,7 +17,7 @@ from handlers.i18n import LOCALES, catalogue, t
 from handlers.messages import Attachment, Reply
 from handlers.registry import Result, command
 from handlers.tags import auto_tag_names
-from handlers.team import require_private
+from handlers.team import for_the_asker
 from storage import transfer
 from storage.scoring import STAGES
 from storage.transfer import CsvProblem, ImportResult, Rejected, Table
@@ -148,10 +148,10 @@ def _progress_message(ctx: Context) -> Callable[[int, int], Awaitable[None]] | N
 
 @command("export", role="manager", aliases=("导出",))
 async def export(ctx: Context, args: str) -> Result:
-    require_private(ctx, "export", "export.private_only")  # the whole book, for everyone in a group
+    private = for_the_asker(ctx, "export", "export.private_only")  # the whole book
     content = await transfer.export_csv(ctx.session, ctx.scope, export_headers(ctx.locale), tz=ctx.tz,
                                         stage_names=stage_names(ctx.locale))
     count = await transfer.count_visible(ctx.session, ctx.scope)
     name = f"customers-{ctx.local(ctx.now):%Y-%m-%d}.csv"
     text = ctx.t("export.done", count=f"{count:,}") if count else ctx.t("export.empty")
-    return Reply(text=text, file=Attachment(name, content, "text/csv"))
+    return Reply(text=text, file=Attachment(name, content, "text/csv"), private=private)

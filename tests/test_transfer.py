@@ -256,7 +256,7 @@ async def test_export_is_for_managers_with_bom_and_member_language(alice: Chat, 
     await alice.say("/export")
     reply = alice.last[0]
     assert reply.file is not None and reply.file.name == "customers-2026-11-18.csv" and reply.file.mime == "text/csv"
-    assert reply.text.startswith("2 customers exported.")
+    assert reply.text.startswith("Customers exported: 2.")
     content = reply.file.content
     assert content.startswith(b"\xef\xbb\xbf")
     lines = content.decode("utf-8-sig").splitlines()
@@ -291,7 +291,17 @@ async def test_export_in_a_group_is_refused_for_a_private_chat(core: Core) -> No
     assert chen.last[0].file is None and "请私聊机器人发送 /export" in chen.text
     dm = Chat(core, user_id="erin", name="Erin", platform="telegram", space=None)
     await dm.say("/export")
-    assert dm.last[0].file is not None and "2 customers exported" in dm.text
+    assert dm.last[0].file is not None and "Customers exported: 2" in dm.text and not dm.last[0].private
+
+
+async def test_export_in_a_channel_that_can_answer_privately_goes_to_the_asker_alone(core: Core) -> None:
+    """Slack: an ephemeral answer, the file in the asker's direct messages."""
+    channel = Chat(core, user_id="U1", name="Una", platform="slack", space="T1", chat_id="C1", private=False)
+    await channel.say("/add Acme")
+    [reply] = await channel.send(channel.request(text="/export", answers_privately=True))
+    assert reply.private and reply.file is not None and "Customers exported: 1" in reply.text
+    replies = await channel.send(channel.request(text="/digest", answers_privately=True))
+    assert replies and all(r.private for r in replies)
 
 
 async def test_export_holds_only_what_the_scope_sees(db: Database, alice: Chat, bob: Chat) -> None:

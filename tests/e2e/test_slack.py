@@ -365,7 +365,7 @@ EVERY_COMMAND: list[tuple[str, str]] = [
     ("settings", "Settings of"),
     ("me", "*Accounts*\nSlack"),
     ("import", "send me the CSV file in a direct message"),
-    ("export", "3 customers exported"),
+    ("export", "Customers exported: 3"),
     ("digest", "Daily digest"),
     ("help", "What I can do"),
     ("today", "My day · Alice"),
@@ -417,11 +417,13 @@ async def test_import_a_gbk_csv_shared_in_the_dm_and_export_with_a_bom(slack, sl
     await alice.share("notes.csv", b"name\nNobody\n", text="log #1 call: sent the file")  # not an import: no download
     assert len(slack_api.ok_calls("download")) == 2
 
-    await alice.command("export")  # in the channel: into the channel, files.upload v2
+    await alice.command("export")  # in the channel: the whole book goes to the asker's DM only, files.upload v2
     calls = [c.method for c in slack_api.calls if c.method.startswith("files.") or c.method == "upload"]
     assert calls[-3:] == ["files.getUploadURLExternal", "upload", "files.completeUploadExternal"]
     completed = slack_api.ok_calls("files.completeUploadExternal")[-1].params
-    assert completed["channel_id"] == "C0SALES01"
+    assert completed["channel_id"] == "DU0ALICE01"
+    assert not [c for c in slack_api.ok_calls("chat.postMessage") if c.params.get("channel") == "C0SALES01"
+                and "exported" in c.params.get("text", "")]
     exported = slack_api.files[completed["files"][0]["id"]]
     assert exported.content.startswith(b"\xef\xbb\xbf") and "李伟" in exported.content.decode("utf-8-sig")
 
