@@ -607,7 +607,8 @@ class SlackPlatform:
             space_name=origin.team_name or await self.teams.name(origin.team) or origin.team,
             space_autocreate=True, is_private=origin.dm,
             language=person.locale, timezone=person.timezone, supports_forms=origin.trigger_id is not None,
-            answers_privately=True, progress=outbox.progress, dm_chat_id=origin.user, **fields,
+            answers_privately=True, takes_answers=origin.dm, progress=outbox.progress, dm_chat_id=origin.user,
+            **fields,
         )
         return outbox, await self.core.handle(request)
 

@@ -45,9 +45,15 @@ def _load(data: dict[str, Any]) -> Form:
 
 
 async def start(ctx: Context, form: Form) -> Reply:
-    """Open `form` as a modal where the platform has them, else as a guided flow."""
+    """Open `form` as a modal where the platform has them, else as a guided flow; where neither
+    works now (a Slack mention carries nothing to open a modal with, and answers would not
+    arrive), a button that opens it."""
     if ctx.request.supports_forms:
         return Reply(form=form)
+    if not ctx.request.takes_answers:
+        token = await ctx.remember("form", asdict(form))
+        return Reply(text=ctx.t("guided.open_form", title=form.title), private=True,
+                     buttons=[[Button(ctx.t("guided.open"), payload("gform", token), "primary")]])
     await abandon(ctx)
     conversation = Conversation(
         workspace_id=ctx.ws.id, member_id=ctx.me.id, chat_key=chat_key(ctx),
@@ -182,6 +188,12 @@ async def choose(ctx: Context, args: list[str]) -> Result:
     if index is None or index >= len(options):
         raise UserError("error.choice_expired")
     return await _advance(ctx, conversation, form, options[index][0])
+
+
+@action("gform")
+async def open_form(ctx: Context, args: list[str]) -> Result:
+    """The button `start` offers: the press can open the form."""
+    return await start(ctx, _load(await ctx.recall(args[0] if args else "", "form", consume=True)))
 
 
 @action("gcancel")

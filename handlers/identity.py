@@ -30,7 +30,7 @@ from storage.models import Customer, Identity, Member, PendingChoice, Reminder, 
 BUTTON_SUBJECTS: dict[str, tuple[Any, Any] | None] = {
     **dict.fromkeys(("rdone", "rsnz"), (Reminder.id, Reminder.workspace_id)),
     **dict.fromkeys(("flog", "frem", "ftag", "show", "ssnz", "slost", "mgq"), (Customer.id, Customer.workspace_id)),
-    **dict.fromkeys(("pick", "dup", "pg", "rec"), (PendingChoice.token, PendingChoice.workspace_id)),
+    **dict.fromkeys(("pick", "dup", "pg", "rec", "gform"), (PendingChoice.token, PendingChoice.workspace_id)),
     "home": None,
 }
 #: Guided-flow buttons name their flow (handlers.guided), kept with the presser's conversation in this chat.

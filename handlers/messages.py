@@ -165,6 +165,9 @@ class Request:
     #: The platform can show a reply to the asker alone in a shared channel, and put its files in
     #: their direct messages (Slack: ephemeral messages). Telegram groups cannot.
     answers_privately: bool = False
+    #: Plain messages in this chat reach the bot, so a guided flow's questions can be answered
+    #: (False in a Slack channel, where only mentions arrive: a form is opened from a button instead).
+    takes_answers: bool = True
     progress: ProgressSink | None = None
     #: Where a direct message to this user goes on this platform (Telegram private
     #: chat id, Slack DM channel or user id); recorded for reminders and digests.

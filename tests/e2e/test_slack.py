@@ -259,6 +259,12 @@ async def test_mentions_and_direct_messages(slack, slack_rig, slack_api, db) -> 
     await slack_rig.settle()
     assert posts(slack_api) == before and await count(db, Customer) == 2
 
+    await alice.mention("add")  # a channel mention: no trigger_id, and answers would not arrive
+    [offer] = [m for m in alice.ephemerals() if "Open the form" in json.dumps(m["blocks"])]
+    opened = len(slack_api.ok_calls("views.open"))
+    await alice.press("Open the form", offer)  # the press carries a trigger_id: the modal opens
+    assert len(slack_api.ok_calls("views.open")) == opened + 1
+
     await bob.say("add")  # no trigger_id in a DM: the guided flow, one question at a time
     assert "Name" in text_of(bob.last(bob.dm))
     await bob.say("Qian Wei")
