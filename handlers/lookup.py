@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import func
+from sqlalchemy import func, select
+from sqlalchemy.orm import aliased
 
 from handlers.context import Context
 from handlers.errors import UserError
@@ -64,21 +65,45 @@ class NeedChoice(Exception):
 async def take_customer(
     ctx: Context, tokens: list[Token], action: str, *, deleted: bool = False
 ) -> tuple[Customer, list[Token]]:
-    """The customer the leading tokens name, checked for `action`, and the tokens after it."""
+    """The customer the leading tokens name, checked for `action`, and the tokens after it.
+
+    An unquoted name of several words counts when a customer is called so,
+    the longest such name winning (several customers called so: "which
+    one?"); every candidate is looked up in one query.
+    """
     tokens = join_phone_runs(tokens)
     if not tokens:
         raise UserError("error.need_customer")
     first = tokens[0]
+    leading = [first] if first.quoted or deleted else _unquoted_run(tokens[:MAX_NAME_WORDS])
+    named = await _named_exactly(ctx, [" ".join(w.text for w in leading[:count]) for count in
+                                       range(1, len(leading) + 1)], deleted=deleted)
     customer, used = None, 1
-    if not first.quoted and not deleted:
-        customer, used = await _multiword_name(ctx, tokens)
+    for count in range(len(leading), 1, -1):
+        if len(named[count - 1]) == 1:
+            customer, used = named[count - 1][0], count
+            break
+        if named[count - 1]:
+            raise NeedChoice(named[count - 1], first.start, leading[count - 1].end)
     if customer is None:
-        customer = await find_customer(ctx, first, deleted=deleted)
+        customer = await find_customer(ctx, first, deleted=deleted, exact=named[0])
     ctx.scope.require(action, customer)
     return customer, tokens[used:]
 
 
-async def find_customer(ctx: Context, token: Token, *, deleted: bool = False) -> Customer:
+def _unquoted_run(tokens: list[Token]) -> list[Token]:
+    run = []
+    for token in tokens:
+        if token.quoted:
+            break
+        run.append(token)
+    return run or tokens[:1]
+
+
+async def find_customer(
+    ctx: Context, token: Token, *, deleted: bool = False, exact: list[Customer] | None = None
+) -> Customer:
+    """The customer `token` refers to; `exact` holds the customers named exactly so, if already looked up."""
     ref = classify_ref(token.text) if not token.quoted else None
     query = ctx.scope.customers(deleted=deleted)
     if ref is not None and ref.kind == "id":
@@ -89,32 +114,33 @@ async def find_customer(ctx: Context, token: Token, *, deleted: bool = False) ->
         number = standardise.phone(ref.value, ctx.ws.phone_region)
         found = await ctx.session.scalar(query.where(Customer.phone == number).limit(1))
     else:
-        return await _by_name(ctx, token, deleted=deleted)
+        if exact is None:
+            exact = (await _named_exactly(ctx, [token.text], deleted=deleted))[0]
+        return await _by_name(ctx, token, exact, deleted=deleted)
     if found is None:
         raise UserError("error.no_customer", ref=token.text[:80])
     return found
 
 
-async def _exact(ctx: Context, name: str, *, deleted: bool = False) -> list[Customer]:
-    folded = standardise.fold(name).lower()
-    query = ctx.scope.customers(deleted=deleted).where(func.lower(Customer.name) == folded)
-    return list(await ctx.session.scalars(query.order_by(Customer.number).limit(MAX_CHOICES)))
+async def _named_exactly(ctx: Context, names: list[str], *, deleted: bool = False) -> list[list[Customer]]:
+    """For each name, the (first few) customers called exactly that, ignoring case: one query for all."""
+    keys = [standardise.fold(name).lower() for name in names]
+    key = func.lower(Customer.name)
+    ranked = (
+        ctx.scope.customers(deleted=deleted).where(key.in_(set(keys)))
+        .add_columns(key.label("key"), func.row_number().over(partition_by=key, order_by=Customer.number).label("n"))
+        .subquery()
+    )
+    customer = aliased(Customer, ranked)
+    rows = await ctx.session.execute(
+        select(customer, ranked.c.key).where(ranked.c.n <= MAX_CHOICES).order_by(ranked.c.number))
+    by_key: dict[str, list[Customer]] = {}
+    for found, found_key in rows:
+        by_key.setdefault(found_key, []).append(found)
+    return [by_key.get(k, []) for k in keys]
 
 
-async def _multiword_name(ctx: Context, tokens: list[Token]) -> tuple[Customer | None, int]:
-    """An unquoted name of several words counts when it names exactly one customer."""
-    for count in range(min(MAX_NAME_WORDS, len(tokens)), 1, -1):
-        words = tokens[:count]
-        if any(w.quoted for w in words):
-            continue
-        found = await _exact(ctx, " ".join(w.text for w in words))
-        if len(found) == 1:
-            return found[0], count
-    return None, 1
-
-
-async def _by_name(ctx: Context, token: Token, *, deleted: bool) -> Customer:
-    exact = await _exact(ctx, token.text, deleted=deleted)
+async def _by_name(ctx: Context, token: Token, exact: list[Customer], *, deleted: bool) -> Customer:
     if len(exact) == 1:
         return exact[0]
     if len(exact) > 1:

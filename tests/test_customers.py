@@ -82,6 +82,22 @@ async def test_show_by_pinyin_initials_phone_email_number(alice: Chat) -> None:
     assert "couldn't find a customer" in alice.text
 
 
+async def test_the_longest_unquoted_name_that_is_one_customer_wins(alice: Chat) -> None:
+    await alice.say("/add Wang company=Acme")
+    await alice.say("/add Wang Wei company=Globex")
+    await alice.say("/log wang wei call: met at the fair")  # case folded; "Wang" alone is also a customer
+    assert "Logged for #2 Wang Wei" in alice.text
+    assert "met at the fair" in alice.text
+    await alice.say("/log Wang call: a word more")
+    assert "Logged for #1 Wang" in alice.text
+    await alice.say("/add Wang Wei company=Initech")
+    await alice.press("Add anyway") if "same person" in alice.text else None
+    await alice.say("/log Wang Wei call: which?")  # two called so: ask which, not log "Wei …" for Wang
+    assert "Which one?" in alice.text
+    await alice.press("Initech")
+    assert "Logged for #3 Wang Wei" in alice.text and "“which?”" in alice.text
+
+
 async def test_which_one_carries_on_without_retyping(alice: Chat) -> None:
     await alice.say("/add 李伟 company=Acme")
     await alice.say("/add 李伟 company=Globex")
