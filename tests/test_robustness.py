@@ -290,9 +290,10 @@ async def check(chat: Chat, said: str, replies: list[Reply]) -> None:
 
 
 def typed(label: str, said: str) -> bool:
-    """Whether the member wrote `label` themselves: a phone number in any spacing counts."""
+    """Whether the member wrote `label` themselves: in any case (e-mails are stored lower-case), and a
+    phone number in any spacing."""
     digits = "".join(ch for ch in said if ch.isdigit())
-    return label in said or (label.startswith("+86") and label[3:] in digits)
+    return label.casefold() in said.casefold() or (label.startswith("+86") and label[3:] in digits)
 
 
 async def say(chat: Chat, text: str, **kwargs: Any) -> list[Reply]:
