@@ -13,7 +13,8 @@
 - Reminders and digests: `TelegramSender`, whose HTTP client marks a delivery's
   message as leaving just before the request is written (reminders.delivery).
 - An update Telegram delivers twice carries the same `update_key`, and the core
-  applies it once. A user who blocked the bot is recorded on their identity and
+  applies it once; replies are reported as shown (`Core.answered`), so an update
+  applied by a process killed before it answered is answered after the restart. A user who blocked the bot is recorded on their identity and
   the bot serves everyone else; any other failure answers with a short apology
   in the user's language and is logged with the update.
 - The command menu is registered in English and Chinese from /help's list.
@@ -27,7 +28,7 @@ import logging
 import re
 import secrets
 from dataclasses import dataclass, replace
-from typing import Any, Awaitable
+from typing import Any, AsyncIterator, Awaitable, Callable
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -58,7 +59,7 @@ from handlers.i18n import normalize_locale, t
 from handlers.messages import Attachment, ProgressSink, Reply, Request
 from handlers.registry import find_command
 from handlers.transfer import MAX_BYTES
-from reminders.delivery import DeliveryError, RecipientBlocked
+from reminders.delivery import DeliveryError, RecipientBlocked, sending
 from storage import blocking, workspaces
 
 log = logging.getLogger(__name__)
@@ -268,7 +269,9 @@ class TelegramPlatform:
             return  # a photo, a sticker, a document without a command: nothing to answer
         request = self._request(update, text=text, addressed=is_addressed, file=file,
                                 progress=self._progress_sink(where))
-        await self._answer(where, await self._handle(request))
+        replies = await self._handle(request)
+        async with self._answering(request, replies):
+            await self._answer(where, replies)
 
     async def _download(self, document: Document, where: Where, language: str | None) -> Attachment | None:
         """The file sent with /import, through getFile; None (and the user told) when it is too big."""
@@ -317,20 +320,23 @@ class TelegramPlatform:
             await query.answer()
             return
         where = replace(self._where(message), reply_to=None)  # the answer belongs under the buttons' message
+        request = self._request(update, action=query.data, chat=message.chat)
         try:
-            replies = await self._handle(self._request(update, action=query.data, chat=message.chat))
+            replies = await self._handle(request)
         except Exception:
             await _quietly(query.answer())
             raise
         alert = None if message.chat.type == ChatType.PRIVATE else render.alert(replies)
         # a refusal in a group is for the one who pressed, not the whole group; a press answered too late
         # (a busy chat: Telegram waits about 15 s) shows no toast, so its words go into the chat after all
-        if alert is not None and await _quietly(query.answer(alert, show_alert=True)):
-            return
-        notice = next((reply.notice for reply in replies if reply.notice), "")
-        toasted = await _quietly(query.answer(notice[:200] or None)) and bool(notice)
-        editable = message if isinstance(message, Message) and not isinstance(message, InaccessibleMessage) else None
-        await self._answer(where, replies, editable=editable, toasted=toasted)
+        async with self._answering(request, replies):
+            if alert is not None and await _quietly(query.answer(alert, show_alert=True)):
+                return
+            notice = next((reply.notice for reply in replies if reply.notice), "")
+            toasted = await _quietly(query.answer(notice[:200] or None)) and bool(notice)
+            editable = message if isinstance(message, Message) and not isinstance(message, InaccessibleMessage) \
+                else None
+            await self._answer(where, replies, editable=editable, toasted=toasted)
 
     async def _group_upgraded(self, message: Message) -> None:
         """A group became a supergroup (topics on, made public…): its customer book follows the new chat id.
@@ -367,15 +373,30 @@ class TelegramPlatform:
             platform=PLATFORM, user_id=str(user.id), chat_id=str(chat.id), user_name=user.full_name,
             space=None if private else str(chat.id), space_name="" if private else (chat.title or ""),
             space_autocreate=False, is_private=private, language=language_of(user),
-            update_key=f"telegram:{self.bot.id}:{update.update_id}", supports_forms=False,
+            update_key=f"telegram:{self.bot.id}:{update.update_id}", reports_answers=True, supports_forms=False,
             dm_chat_id=str(user.id), **fields,
         )
 
     async def _handle(self, request: Request) -> list[Reply]:
-        if self._one_writer is None:
+        async with self._one_writer or contextlib.nullcontext():
             return await self.core.handle(request)
-        async with self._one_writer:
-            return await self.core.handle(request)
+
+    @contextlib.asynccontextmanager
+    async def _answering(self, request: Request, replies: list[Reply]) -> AsyncIterator[None]:
+        """Around answering an update: the core keeps the replies until the first request that posts
+        them leaves (or, for an answer that only edits or toasts, until it is done), so a process
+        killed before that answers again after the restart (handlers.kept_replies)."""
+        if not replies or request.update_key is None:
+            yield
+            return
+        answer = _KeptAnswer(self._keep_answer, request.update_key, replies)
+        async with sending(answer):
+            yield
+        await answer.on_wire()
+
+    async def _keep_answer(self, update_key: str, replies: list[Reply] | None) -> None:
+        async with self._one_writer or contextlib.nullcontext():
+            await self.core.answered(update_key, replies)
 
     @staticmethod
     def _where(message: Any) -> Where:
@@ -415,6 +436,8 @@ class TelegramPlatform:
             log.info("chat %s refused a reply: %s", where.chat_id, blocked.message)
             if where.private:
                 await self.note_blocked(dm_chat_id=str(where.chat_id))
+        except TelegramError as failed:
+            raise AnswerNotShown(str(failed)) from failed
 
     async def _send(self, where: Where, reply: Reply, *, editable: Message | None = None,
                     notice_text: bool = True) -> Message | None:
@@ -486,10 +509,34 @@ class TelegramPlatform:
         language = normalize_locale(language_of(user), self.default_locale)
         message = update.effective_message
         where = self._where(message) if message is not None else Where(update.effective_chat.id)
+        apology = "error.answer_not_shown" if isinstance(context.error, AnswerNotShown) else "error.internal"
         try:
-            await self._send(where, Reply(text=t(language, "error.internal")))
+            await self._send(where, Reply(text=t(language, apology)))
         except TelegramError:
             log.warning("could not send the apology to chat %s", update.effective_chat.id, exc_info=True)
+
+
+class AnswerNotShown(Exception):
+    """Telegram refused the answer to a command the core had already applied."""
+
+
+class _KeptAnswer:
+    """reminders.delivery.WireMarks for the answer to one update: leaving, it is no longer kept."""
+
+    def __init__(self, keep: Callable[[str, list[Reply] | None], Awaitable[None]], update_key: str,
+                 replies: list[Reply]) -> None:
+        self.keep, self.update_key, self.replies = keep, update_key, replies
+        self.shown = False
+
+    async def on_wire(self) -> None:
+        if not self.shown:
+            await self.keep(self.update_key, None)
+            self.shown = True
+
+    async def not_on_wire(self) -> None:
+        if self.shown:
+            await self.keep(self.update_key, self.replies)
+            self.shown = False
 
 
 class TelegramSender:

@@ -21,7 +21,7 @@ from telegram import Update
 from telegram.error import Conflict, NetworkError, RetryAfter, TelegramError
 from telegram.ext import AIORateLimiter, BaseUpdateProcessor
 
-from reminders.delivery import leaving
+from reminders.delivery import leaving, refused
 
 log = logging.getLogger(__name__)
 # AIORateLimiter logs every 429 it does not retry itself as an error with a traceback; ChatRateLimiter
@@ -241,6 +241,7 @@ class ChatRateLimiter(AIORateLimiter):
             except RetryAfter as flood:
                 if attempt == retries:
                     raise
+                await refused()  # not sent: a crash while waiting must not count it as on the wire
                 pause = retry_seconds(flood) + 0.1
                 log.info("Telegram asked to wait %.1f s before %s in chat %s", pause, endpoint, chat)
                 until = asyncio.get_running_loop().time() + pause

@@ -2,7 +2,9 @@
 
 Each request is one database transaction: the redelivery key, the member's
 sighting and the command's work commit together, so a platform that delivers
-an update twice gets it applied once. The command itself runs inside a
+an update twice gets it applied once; an adapter that reports when its replies
+were shown (`answered`) gets them again on a redelivery that comes before that
+(the process died in between). The command itself runs inside a
 savepoint: a `UserError`, a refused permission or a crash rolls back exactly
 the command's changes, and the member gets a short message in their language
 instead of a stack trace.
@@ -16,10 +18,10 @@ from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 
-from handlers import guided, identity
+from handlers import guided, identity, kept_replies
 from handlers.cards import customer_label
 from handlers.context import Context, Services
 from handlers.errors import UserError
@@ -28,7 +30,7 @@ from handlers.messages import Button, Reply, Request
 from handlers.parsing import fold
 from handlers.registry import ACTIONS, FORMS, Result, action, button_number, find_command, payload
 from storage.access import Forbidden
-from storage.db import Database
+from storage.db import Database, commit_without_waiting_for_the_disk
 from storage.models import Conversation, Customer, Invite, LinkCode, PendingChoice, ProcessedUpdate
 from storage.standardise import InvalidValue
 
@@ -45,16 +47,21 @@ class Core:
         now = self.services.clock()
         try:
             async with self.db.transaction() as session:
+                processed = None
                 if request.update_key:
-                    if await session.get(ProcessedUpdate, request.update_key) is not None:
-                        return []
-                    session.add(ProcessedUpdate(key=request.update_key, processed_at=now))
+                    done = await session.get(ProcessedUpdate, request.update_key)
+                    if done is not None:
+                        return _still_unanswered(done)
+                    processed = ProcessedUpdate(key=request.update_key, processed_at=now)
+                    session.add(processed)
                 ctx = Context(
                     services=self.services, session=session, request=request, now=now,
                     locale=self.services.default_locale, tz=ZoneInfo(self.services.default_timezone),
                 )
                 await identity.resolve(ctx)
                 replies = await self._run(ctx)
+                if processed is not None and request.reports_answers and replies:
+                    processed.unanswered = kept_replies.dumps(replies)
         except IntegrityError:
             if request.update_key:  # the same update, applied by a concurrent delivery
                 log.info("update %s was applied concurrently; skipping", request.update_key)
@@ -62,6 +69,14 @@ class Core:
             raise
         ctx.run_after_commit()
         return replies
+
+    async def answered(self, update_key: str, replies: list[Reply] | None = None) -> None:
+        """The replies to this update are leaving (a redelivery now gets nothing), or, given
+        `replies`, that try failed and a redelivery should get them after all."""
+        async with self.db.transaction() as session:
+            await commit_without_waiting_for_the_disk(session)  # the answer's request waits for this
+            await session.execute(update(ProcessedUpdate).where(ProcessedUpdate.key == update_key).values(
+                unanswered=kept_replies.dumps(replies) if replies else None))
 
     async def _run(self, ctx: Context) -> list[Reply]:
         try:
@@ -169,6 +184,17 @@ async def _reload(ctx: Context) -> None:
     for row in (ctx.workspace, ctx.member):
         if row is not None:
             await ctx.session.refresh(row)
+
+
+def _still_unanswered(done: ProcessedUpdate) -> list[Reply]:
+    """An update applied before: its replies if they were never shown (the process died first), else none."""
+    if done.unanswered is None:
+        return []
+    try:
+        return kept_replies.loads(done.unanswered)
+    except ValueError:
+        log.warning("the kept replies of update %s cannot be read; it stays unanswered", done.key)
+        return []
 
 
 def _describe(request: Request) -> dict[str, Any]:

@@ -16,11 +16,12 @@ sends it again (reminders.claims).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Awaitable, Callable, Mapping, Protocol
+from typing import AsyncIterator, Awaitable, Callable, Mapping, Protocol
 
 from handlers.context import Clock
 from handlers.messages import Reply
@@ -81,10 +82,35 @@ _attempt: ContextVar[_Attempt | None] = ContextVar("crm_delivery_attempt", defau
 
 async def leaving() -> None:
     """Called by a sender's HTTP client right before a request that posts a message goes out;
-    outside a delivery (replies to commands) it does nothing."""
+    outside `sending()` it does nothing."""
     attempt = _attempt.get()
     if attempt is not None:
         await attempt.leaving()
+
+
+async def refused() -> None:
+    """Called when the platform refused such a request and it will be tried again (a 429): the
+    message is not on the wire after all, until the next `leaving()`."""
+    attempt = _attempt.get()
+    if attempt is not None:
+        await attempt.failed()
+
+
+@contextlib.asynccontextmanager
+async def sending(marks: WireMarks | None) -> AsyncIterator[None]:
+    """One try at sending one message: within, `leaving()` reaches `marks` once, `refused()` takes
+    the mark back, and so does an exception out of the try. Deliveries use it for each reply; the
+    Telegram adapter for the answer to a command (handlers.kept_replies)."""
+    attempt = _Attempt(marks) if marks is not None else None
+    token = _attempt.set(attempt)
+    try:
+        yield
+    except Exception:
+        if attempt is not None:
+            await attempt.failed()
+        raise
+    finally:
+        _attempt.reset(token)
 
 
 class Outcome(Enum):
@@ -189,16 +215,8 @@ class Delivery:
     @staticmethod
     async def _send_marked(sender: Sender, chat_id: str, reply: Reply, marks: WireMarks | None) -> None:
         """One try, with `leaving()` reaching `marks`; a failed try takes its mark back."""
-        attempt = _Attempt(marks) if marks is not None else None
-        token = _attempt.set(attempt)
-        try:
+        async with sending(marks):
             await sender.send(chat_id, reply)
-        except Exception:
-            if attempt is not None:
-                await attempt.failed()
-            raise
-        finally:
-            _attempt.reset(token)
 
     def _backoff(self, attempt: int) -> float:
         return self.first_backoff * 2 ** (attempt - 1)

@@ -13,7 +13,7 @@ from typing import AsyncIterator
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -83,6 +83,16 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+async def commit_without_waiting_for_the_disk(session: AsyncSession) -> None:
+    """For a mark a message's request waits on: on PostgreSQL this transaction's commit does not
+    wait for the disk (`synchronous_commit` off, for it alone), keeping that wait to a round trip.
+
+    PostgreSQL finishes a commit whose client was killed meanwhile, so a kill of the bot loses
+    nothing; a crash of the database could lose the mark, and the message would go again."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SET LOCAL synchronous_commit TO OFF"))
 
 
 def alembic_config(connection: Connection | None = None) -> Config:

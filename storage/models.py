@@ -355,6 +355,8 @@ class ProcessedUpdate(Base):
 
     key: Mapped[str] = mapped_column(String(128), primary_key=True)
     processed_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    #: The replies (handlers.kept_replies) until the adapter reports them sent; a redelivery gets them.
+    unanswered: Mapped[str | None] = mapped_column(Text)
 
 
 class PendingChoice(Base):

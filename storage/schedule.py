@@ -33,12 +33,13 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Select, and_, delete, or_, select, text, update
+from sqlalchemy import Select, and_, delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
+from storage.db import commit_without_waiting_for_the_disk
 from storage.models import Identity, Member, OutboxMessage, Reminder, Workspace
 
 UTC = timezone.utc
@@ -382,14 +383,9 @@ async def start_send(session: AsyncSession, model: Deliverable, row_id: int, cla
 async def record_on_wire(session: AsyncSession, model: Deliverable, row_id: int, lease: datetime, *,
                          on_wire: bool = True) -> None:
     """The message is leaving for the platform (or, `on_wire=False`, that attempt failed and the
-    next one has not left yet): what a crash from now on should make of the send.
-
-    The request waits for this commit, and PostgreSQL finishes a commit whose client was killed
-    meanwhile: so on PostgreSQL it does not wait for the disk (`synchronous_commit` off for this
-    transaction only), which keeps that moment to a round trip. A database crash could lose the
-    mark, and the message would then be sent again; nothing else is at stake."""
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+    next one has not left yet): what a crash from now on should make of the send. The request
+    waits for this commit (see `commit_without_waiting_for_the_disk`)."""
+    await commit_without_waiting_for_the_disk(session)
     await session.execute(update(model).where(_fenced(model, row_id, lease))
                           .values(last_error=None if on_wire else STARTED))
 

@@ -271,7 +271,9 @@ class TelegramStandIn:
         return app
 
     async def start(self) -> TelegramStandIn:
-        self._runner = web.AppRunner(self.application(), access_log=None, shutdown_timeout=0.5)
+        # a long poll whose bot went away ends there, as at Telegram: it must not consume what arrives later
+        self._runner = web.AppRunner(self.application(), access_log=None, shutdown_timeout=0.5,
+                                     handler_cancellation=True)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()

@@ -576,6 +576,29 @@ async def test_an_update_delivered_twice_is_applied_once(telegram_rig: TelegramR
     assert await scalar(db, select(func.count()).select_from(ProcessedUpdate).where(ProcessedUpdate.key == key)) == 1
 
 
+@SQLITE_ONLY
+async def test_an_answer_telegram_refused_is_explained_and_kept_for_a_redelivery(
+    telegram_rig: TelegramRig, telegram_api: TelegramStandIn, db: Database
+) -> None:
+    bot = await telegram_rig.start()
+    await one(telegram_api, ALICE, "/start")
+    await one(telegram_api, ALICE, "/add Tom")
+    telegram_api.fail_next("sendMessage", chat_id=ALICE.id, code=500, description="Internal Server Error")
+    update = telegram_api.says(ALICE, "/log Tom call: said yes")  # applied; then the answer is refused
+    apology = await telegram_api.take_one(ALICE.id)
+    assert apology.text == t("en", "error.answer_not_shown")  # not "nothing was changed": it was
+    assert await interactions(db) == ["said yes"]
+    await telegram_rig.stop(bot)  # as if killed before Telegram heard the update was handled
+    telegram_api.redeliver(update)
+    await telegram_rig.start()
+    answer = await telegram_api.take_one(ALICE.id)  # the answer after all, and the log not repeated
+    assert answer.text.startswith("Logged for #1 Tom") and "said yes" in answer.text
+    assert await interactions(db) == ["said yes"]
+    telegram_api.redeliver(update)  # shown now: a further redelivery gets nothing
+    await one(telegram_api, ALICE, "/tags")
+    assert telegram_api.unread(ALICE.id) == []
+
+
 class BotProcess:
     """The real `crm-bot run` in its own process, against the stand-in, as a team runs it."""
 
@@ -607,36 +630,61 @@ class BotProcess:
             await self.process.wait()
 
 
-@BOTH_DATABASES
-async def test_a_bot_killed_mid_burst_loses_no_update_and_applies_none_twice(
-    telegram_api: TelegramStandIn, db: Database, tmp_path: Path
-) -> None:
+@pytest.fixture
+async def bot(telegram_api: TelegramStandIn, db: Database, tmp_path: Path):
+    """`crm-bot run` in its own process, serving Alice, whose book holds Tom; stopped after the test."""
     bot = BotProcess(telegram_api, db, tmp_path)
     try:
         await bot.start()
         await one(telegram_api, ALICE, "/start")
         await one(telegram_api, ALICE, "/add Tom")
-        burst = [f"burst {n}" for n in range(40)]
-        for summary in burst:
-            telegram_api.says(ALICE, f"/log Tom call: {summary}")
-        await telegram_api.take_one(ALICE.id, timeout=30)  # the first is handled, most are still waiting
-        await bot.kill()
-        handled_before = len(await interactions(db))
-        assert handled_before < len(burst)
-        # what was fetched but not handled was not confirmed: Telegram still holds it for the next process
-        assert len(telegram_api.queue) >= len(burst) - handled_before
-        await bot.start()
-
-        async def all_handled() -> bool:
-            return len(await interactions(db)) >= len(burst)
-
-        await eventually(all_handled, timeout=60)
-        await one(telegram_api, ALICE, "/tags")  # the chat is handled in order: the burst is done
-        assert await interactions(db) == burst
-        replies = Counter(m.text.split("“")[1].split("”")[0] for m in telegram_api.sent(ALICE.id) if "burst" in m.text)
-        assert max(replies.values()) == 1 and len(replies) >= len(burst) - 1
+        yield bot
     finally:
         await bot.stop()
+
+
+@BOTH_DATABASES
+async def test_a_bot_killed_mid_burst_loses_no_update_and_applies_none_twice(
+    bot: BotProcess, telegram_api: TelegramStandIn, db: Database
+) -> None:
+    burst = [f"burst {n}" for n in range(40)]
+    for summary in burst:
+        telegram_api.says(ALICE, f"/log Tom call: {summary}")
+    await telegram_api.take_one(ALICE.id, timeout=30)  # the first is handled, most are still waiting
+    await bot.kill()
+    handled_before = len(await interactions(db))
+    assert handled_before < len(burst)
+    # what was fetched but not handled was not confirmed: Telegram still holds it for the next process
+    assert len(telegram_api.queue) >= len(burst) - handled_before
+    await bot.start()
+
+    async def all_handled() -> bool:
+        return len(await interactions(db)) >= len(burst)
+
+    await eventually(all_handled, timeout=60)
+    await one(telegram_api, ALICE, "/tags")  # the chat is handled in order: the burst is done
+    assert await interactions(db) == burst
+    replies = Counter(m.text.split("“")[1].split("”")[0] for m in telegram_api.sent(ALICE.id) if "burst" in m.text)
+    assert max(replies.values()) == 1 and len(replies) == len(burst)  # every answer, once
+
+
+@BOTH_DATABASES
+async def test_a_bot_killed_before_its_answer_left_answers_after_the_restart(
+    bot: BotProcess, telegram_api: TelegramStandIn, db: Database
+) -> None:
+    telegram_api.fail_next("sendMessage", chat_id=ALICE.id, code=429, retry_after=60)
+    telegram_api.says(ALICE, "/log Tom call: said yes")
+    await telegram_api.wait_until(lambda: telegram_api.calls_of("sendMessage", ok=False), timeout=30,
+                                  what="the answer held back by a 429")
+    assert await interactions(db) == ["said yes"]  # applied, and its answer waits out the 429
+    await bot.kill()
+    telegram_api.clear_rules()
+    await bot.start()
+    answer = await telegram_api.take_one(ALICE.id, timeout=30)
+    assert answer.text.startswith("Logged for #1 Tom") and "said yes" in answer.text
+    await one(telegram_api, ALICE, "/tags")
+    assert telegram_api.unread(ALICE.id) == []
+    assert await interactions(db) == ["said yes"]
 
 
 @SQLITE_ONLY
