@@ -6,6 +6,11 @@ nightly `recompute_workspace()` passes the whole workspace, so the two cannot
 disagree. Per-customer facts are correlated subqueries (index seeks on
 `(customer_id, …)`); only the ids of changed customers come back to Python.
 
+Every value a rule takes from the batch (the workspace, its settings, the
+clock, the ids) is a named bind parameter, so each statement is built once per
+dialect and kind of batch and then only executed with the batch's `params()`:
+building SQLAlchemy expressions costs more than running them for a few ids.
+
 Days are whole days, floored, from a moment to the injected `now`
 (`_Batch.days_since`, exact to the microsecond on SQLite and PostgreSQL).
 Windows that do not depend on the row ("the last 365 days") are a cutoff
@@ -15,6 +20,7 @@ computed in Python, so they can use the `(workspace_id, occurred_at)` indexes:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable
 
@@ -27,6 +33,7 @@ from sqlalchemy import (
     Subquery,
     Time,
     and_,
+    bindparam,
     case,
     cast,
     delete,
@@ -100,17 +107,26 @@ async def _recompute(session: AsyncSession, batch: _Batch, *, tiers: bool = True
     tier), auto tags need the new tier and stage, hence these steps in order.
     """
     await session.flush()
-    await _update_contacts_and_ltv(session, batch)
-    changed = await _update_tiers(session, batch) if tiers else set()
-    changed |= await _update_stages(session, batch)
-    changed |= await _sync_auto_tags(session, batch)
+    sql, params = _Statements.of(batch), batch.params()
+    await session.execute(sql.contacts_and_ltv, params)
+    changed: set[int] = set()
+    if tiers:
+        changed |= set(await session.scalars(sql.tiers_scored, params))
+        changed |= set(await session.scalars(sql.tiers_cleared, params))
+    changed |= set(await session.scalars(sql.stages, params))
+    changed |= set(await session.scalars(sql.auto_tags_deleted, params))
+    changed |= set(await session.scalars(sql.auto_tags_inserted, params))
     await _reload_held_customers(session, batch)
     return changed
 
 
 @dataclass(frozen=True)
 class _Batch:
-    """The customers being recomputed, and the clock and dialect of this run."""
+    """The customers being recomputed, and the clock and dialect of this run.
+
+    Its SQL names each value it takes (`params()`), so a statement built from
+    one batch runs for any other batch of the same `kind`.
+    """
 
     workspace: Workspace
     now: datetime  # aware, UTC
@@ -121,14 +137,44 @@ class _Batch:
     def of(cls, session: AsyncSession, workspace: Workspace, now: datetime, ids: tuple[int, ...] | None) -> _Batch:
         return cls(workspace, now.astimezone(timezone.utc), session.get_bind().dialect.name, ids)
 
+    @property
+    def kind(self) -> tuple[str, bool]:
+        return self.dialect, self.ids is None
+
+    def params(self) -> dict[str, Any]:
+        """The value of every parameter the batch's SQL names."""
+        return self._values
+
+    @cached_property
+    def _values(self) -> dict[str, Any]:
+        ws, now = self.workspace, self.now
+        values: dict[str, Any] = {
+            "workspace_id": ws.id, "currency": ws.currency, "lifetime_years": ws.lifetime_years,
+            "cadence_a": ws.cadence_a, "cadence_b": ws.cadence_b, "cadence_c": ws.cadence_c,
+            "cadence_none": ws.cadence_none, **{f"after_{days}": now - timedelta(days=days) for days in WINDOWS},
+        }
+        if self.dialect == "sqlite":
+            values |= {"today": now.date().isoformat(), "clock": now.strftime("%H:%M:%S.%f")}
+        else:
+            values |= {"today": now.date(), "clock": now.time()}
+        if self.ids is not None:
+            values["ids"] = list(self.ids)
+        # prefixed: a bind parameter may not share a name with a column of the table an UPDATE writes
+        return {f"{PREFIX}{name}": value for name, value in values.items()}
+
+    def value(self, name: str, type_: Any = None) -> Any:
+        """The parameter `name`, holding this batch's value (so SQL built for one query runs as is)."""
+        return bindparam(f"{PREFIX}{name}", self.params()[f"{PREFIX}{name}"], type_=type_)
+
     def customers(self) -> ColumnElement[bool]:
         """The batch's rows of `customers`: live, in the workspace, and among the ids if given."""
-        live = and_(Customer.workspace_id == self.workspace.id, Customer.deleted_at.is_(None))
-        return live if self.ids is None else and_(live, Customer.id.in_(self.ids))
+        live = and_(Customer.workspace_id == self.value("workspace_id", Integer), Customer.deleted_at.is_(None))
+        return live if self.ids is None else and_(live, Customer.id.in_(bindparam(f"{PREFIX}ids", expanding=True)))
 
     def within(self, moment: Any, days: int) -> ColumnElement[bool]:
         """`days_since(moment) < days`, as an index-friendly comparison with a constant."""
-        return moment > self.now - timedelta(days=days)
+        assert days in WINDOWS, f"add {days} to WINDOWS"
+        return moment > self.value(f"after_{days}", moment.type)
 
     def days_since(self, moment: Any) -> ColumnElement[int]:
         """Whole days from `moment` to now, floored: calendar days apart, less one if its clock is later.
@@ -137,18 +183,18 @@ class _Batch:
         text 'YYYY-MM-DD HH:MM:SS.ffffff', PostgreSQL dates and times.
         """
         if self.dialect == "sqlite":
-            dates_apart = func.julianday(self.now.date().isoformat()) - func.julianday(func.date(moment))
-            clock_later = func.substr(moment, 12) > self.now.strftime("%H:%M:%S.%f")
+            dates_apart = func.julianday(self.value("today", String)) - func.julianday(func.date(moment))
+            clock_later = func.substr(moment, 12) > self.value("clock", String)
         else:
-            dates_apart = literal(self.now.date(), Date) - cast(moment, Date)
-            clock_later = cast(moment, Time) > literal(self.now.time(), Time)
+            dates_apart = self.value("today", Date) - cast(moment, Date)
+            clock_later = cast(moment, Time) > self.value("clock", Time)
         return cast(dates_apart, Integer) - case((clock_later, 1), else_=0)
 
     def cadence(self) -> ColumnElement[int]:
         """SQL twin of `cadence_days()`."""
-        ws, tier = self.workspace, Customer.tier
-        default = case((tier == "A", ws.cadence_a), (tier == "B", ws.cadence_b), (tier == "C", ws.cadence_c),
-                       else_=ws.cadence_none)
+        tier = Customer.tier
+        default = case(*((tier == name, self.value(f"cadence_{name.lower()}", Integer)) for name in "ABC"),
+                       else_=self.value("cadence_none", Integer))
         return func.coalesce(Customer.cadence_days, default)
 
     def silent_beyond(self, times: int) -> ColumnElement[bool]:
@@ -157,11 +203,39 @@ class _Batch:
         return silence > times * self.cadence()
 
 
-async def _update_contacts_and_ltv(session: AsyncSession, batch: _Batch) -> None:
+#: The day windows of the rules (see `_Batch.within`).
+WINDOWS = (WINDOW_DAYS,)
+PREFIX = "batch_"
+
+
+@dataclass(frozen=True)
+class _Statements:
+    """The statements of `_recompute`, built once per kind of batch."""
+
+    contacts_and_ltv: Any
+    tiers_scored: Any
+    tiers_cleared: Any
+    stages: Any
+    auto_tags_deleted: Any
+    auto_tags_inserted: Any
+
+    @classmethod
+    def of(cls, batch: _Batch) -> _Statements:
+        built = _BUILT.get(batch.kind)
+        if built is None:
+            built = _BUILT[batch.kind] = cls(
+                _contacts_and_ltv(batch), *_tiers(batch), _stages(batch), *_auto_tags(batch))
+        return built
+
+
+_BUILT: dict[tuple[str, bool], _Statements] = {}
+
+
+def _contacts_and_ltv(batch: _Batch) -> Any:
     """Last contact, next follow-up and LTV, written only where they differ."""
     followup = (
         select(Reminder.customer_id, func.min(Reminder.due_at).label("at"))
-        .where(Reminder.workspace_id == batch.workspace.id, Reminder.status == "pending",
+        .where(Reminder.workspace_id == batch.value("workspace_id", Integer), Reminder.status == "pending",
                Reminder.customer_id.in_(select(Customer.id).where(batch.customers())))
         .group_by(Reminder.customer_id)
         .subquery()
@@ -173,7 +247,7 @@ async def _update_contacts_and_ltv(session: AsyncSession, batch: _Batch) -> None
         .where(batch.customers())
         .subquery()
     )
-    await session.execute(
+    return (
         update(customers)
         .where(Customer.id == new.c.id, or_(
             Customer.last_contact_at.is_distinct_from(new.c.last_contact),
@@ -207,19 +281,20 @@ def _lifetime_value(batch: _Batch) -> Any:
     total = cast(func.sum(Purchase.amount_minor), BigInteger)
     days = batch.days_since(func.min(Purchase.occurred_at))
     span = case((days > 365, days), else_=365)
-    ltv = (total * (2 * batch.workspace.lifetime_years * 365) + span) // (2 * span)
-    return _of_customer(select(ltv).where(Purchase.currency == batch.workspace.currency), Purchase)
+    ltv = (total * (batch.value("lifetime_years", Integer) * (2 * 365)) + span) // (2 * span)
+    return _of_customer(select(ltv).where(Purchase.currency == batch.value("currency", String)), Purchase)
 
 
-async def _update_tiers(session: AsyncSession, batch: _Batch) -> set[int]:
-    """Tiers of the batch's buyers from the workspace-wide RFM, NULL for the others; the ids written.
+def _tiers(batch: _Batch) -> tuple[Any, Any]:
+    """Tiers of the batch's buyers from the workspace-wide RFM, then NULL for the others; each
+    returns the ids it wrote.
 
     Driven from the scored buyers (a primary-key join), then the ones who
     stopped buying are cleared: a join from customers to the window-function
     subquery would be a nested scan on SQLite.
     """
     tiers = _workspace_tiers(batch)
-    scored = await session.scalars(
+    scored = (
         update(customers)
         .where(Customer.id == tiers.c.customer_id, batch.customers(),
                Customer.tier.is_distinct_from(tiers.c.tier))
@@ -228,25 +303,24 @@ async def _update_tiers(session: AsyncSession, batch: _Batch) -> set[int]:
     )
     bought_recently = exists().where(Purchase.customer_id == Customer.id,
                                      batch.within(Purchase.occurred_at, WINDOW_DAYS))
-    cleared = await session.scalars(
+    cleared = (
         update(customers)
         .where(batch.customers(), Customer.tier.is_not(None), ~bought_recently)
         .values(tier=None)
         .returning(Customer.id)
     )
-    return set(scored) | set(cleared)
+    return scored, cleared
 
 
-async def _update_stages(session: AsyncSession, batch: _Batch) -> set[int]:
-    """Stage from the new last contact and tier, written only where it differs; the ids written."""
+def _stages(batch: _Batch) -> Any:
+    """Stage from the new last contact and tier, written only where it differs; returns the ids written."""
     new = select(Customer.id, _stage(batch).label("stage")).where(batch.customers()).subquery()
-    written = await session.scalars(
+    return (
         update(customers)
         .where(Customer.id == new.c.id, Customer.stage != new.c.stage)
         .values(stage=new.c.stage)
         .returning(Customer.id)
     )
-    return set(written)
 
 
 def _workspace_tiers(batch: _Batch) -> Subquery:
@@ -256,16 +330,17 @@ def _workspace_tiers(batch: _Batch) -> Subquery:
     among all buyers. R ranks days since the latest purchase (fewer is better),
     F the number of purchases, M what they spent in the workspace currency.
     """
-    ws = batch.workspace
     buyers = (
         select(
             Purchase.customer_id,
             batch.days_since(func.max(Purchase.occurred_at)).label("days"),
             func.count().label("orders"),
-            func.sum(case((Purchase.currency == ws.currency, Purchase.amount_minor), else_=0)).label("spent"),
+            func.sum(case((Purchase.currency == batch.value("currency", String), Purchase.amount_minor),
+                          else_=0)).label("spent"),
         )
         .join(Customer, Customer.id == Purchase.customer_id)
-        .where(Purchase.workspace_id == ws.id, batch.within(Purchase.occurred_at, WINDOW_DAYS),
+        .where(Purchase.workspace_id == batch.value("workspace_id", Integer),
+               batch.within(Purchase.occurred_at, WINDOW_DAYS),
                Customer.deleted_at.is_(None))
         .group_by(Purchase.customer_id)
         .subquery()
@@ -333,8 +408,9 @@ def _auto_tag_rules(batch: _Batch) -> dict[str, ColumnElement[bool]]:
     }
 
 
-async def _sync_auto_tags(session: AsyncSession, batch: _Batch) -> set[int]:
-    """Delete the auto tags that no longer hold, insert the missing ones; the ids touched.
+def _auto_tags(batch: _Batch) -> tuple[Any, Any]:
+    """Delete the auto tags that no longer hold, then insert the missing ones; each returns the ids
+    it touched.
 
     An auto tag no rule gives (a retired rule) no longer holds. Manual tags
     (auto=False) are never touched. The insert skips rows a concurrent refresh
@@ -345,24 +421,24 @@ async def _sync_auto_tags(session: AsyncSession, batch: _Batch) -> set[int]:
     holds = func.coalesce(case(*((CustomerTag.name == name, rule) for name, rule in rules.items()), else_=false()),
                           false())
     no_longer_holds = exists().where(Customer.id == CustomerTag.customer_id, batch.customers(), ~holds)
-    deleted = await session.scalars(
+    deleted = (
         delete(customer_tags)
-        .where(CustomerTag.auto.is_(True), CustomerTag.workspace_id == batch.workspace.id, no_longer_holds)
+        .where(CustomerTag.auto.is_(True), CustomerTag.workspace_id == batch.value("workspace_id", Integer),
+               no_longer_holds)
         .returning(CustomerTag.customer_id)
     )
-    changed = set(deleted)
     missing = union_all(*(
-        select(literal(batch.workspace.id, Integer), Customer.id, literal(name, String), true())
+        select(batch.value("workspace_id", Integer), Customer.id, literal(name, String), true())
         .where(batch.customers(), rule, ~_has_auto_tag(name))
         for name, rule in rules.items()
     ))
-    inserted = await session.scalars(
+    inserted = (
         _insert_or_skip(batch.dialect)
         .from_select(["workspace_id", "customer_id", "name", "auto"], missing)
         .on_conflict_do_nothing()
         .returning(CustomerTag.customer_id)
     )
-    return changed | set(inserted)
+    return deleted, inserted
 
 
 def _has_auto_tag(name: str) -> Any:
