@@ -124,7 +124,10 @@ def crm_bot(app: App, options: dict[str, Any], *, core_stubbed: bool = False,
             async def handle(request: Request) -> list[Reply]:
                 return [Reply(text=f"Logged: {request.text}")]
 
-            platform.core = SimpleNamespace(handle=handle)  # type: ignore[assignment]
+            async def answered(update_key: str, replies: list[Reply] | None = None) -> None:
+                return None
+
+            platform.core = SimpleNamespace(handle=handle, answered=answered)  # type: ignore[assignment]
         await platform.start()
         return platform.stop
 
