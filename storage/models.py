@@ -147,6 +147,8 @@ SILENT_SINCE = text("coalesce(last_contact_at, created_at)")
 OWN_CADENCE_PASSED = text("(coalesce(last_contact_at, created_at) + cadence_days * interval '1 day')")
 SWEPT_ON_DEFAULT = text("cadence_days IS NULL AND lost_at IS NULL AND deleted_at IS NULL")
 SWEPT_ON_OWN = text("cadence_days IS NOT NULL AND lost_at IS NULL AND deleted_at IS NULL")
+#: A name typed in any case (handlers.lookup compares `lower(name)`; migration 0005).
+FOLDED_NAME = text("lower(name)")
 
 
 class Customer(Base):
@@ -155,6 +157,7 @@ class Customer(Base):
         UniqueConstraint("workspace_id", "number"),
         Index("ix_customers_ws_phone", "workspace_id", "phone"),
         Index("ix_customers_ws_email", "workspace_id", "email"),
+        Index("ix_customers_ws_folded_name", "workspace_id", FOLDED_NAME),
         Index("ix_customers_ws_updated", "workspace_id", "updated_at"),
         Index("ix_customers_ws_owner_contact", "workspace_id", "owner_id", "last_contact_at"),
         # silence ranges on the stored columns (`/find silent:30d`, handlers.customers)

@@ -1,0 +1,91 @@
+"""Alembic migrations (storage/migrations) on a real SQLite file and a real PostgreSQL database.
+
+The suite's databases are built by the migrations (tests/conftest.py), so every
+other test runs on what they make; here: that it is what the models describe,
+that each step can be undone and done again, and that an upgrade keeps the rows.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+import pytest
+from sqlalchemy import Column, Index, inspect, text
+from sqlalchemy.engine import Connection
+
+from storage.db import Database
+from storage.models import Base
+
+WHEN = datetime(2026, 11, 18, 7, 0, tzinfo=timezone.utc)
+pytestmark = pytest.mark.filterwarnings("ignore:autogenerate skipping", "ignore:Skipped unsupported reflection")
+
+
+def _set_apart(index: Index) -> bool:
+    """Indexes on expressions or for one dialect only: autogenerate cannot compare them (it cannot
+    reflect the expressions, or ignores `ddl_if`), so they are checked by name (`index_names`)."""
+    return index._ddl_if is not None or any(not isinstance(e, Column) for e in index.expressions)
+
+
+SET_APART = {index.name for table in Base.metadata.tables.values() for index in table.indexes if _set_apart(index)}
+
+
+def _compared(thing: Any, name: str | None, kind: str, reflected: bool, compare_to: Any) -> bool:
+    return not (kind == "index" and name in SET_APART)
+
+
+def _differences(connection: Connection) -> list[Any]:
+    context = MigrationContext.configure(connection, opts={"include_object": _compared})
+    return compare_metadata(context, Base.metadata)
+
+
+async def differences(db: Database) -> list[Any]:
+    async with db.engine.connect() as connection:
+        return await connection.run_sync(_differences)
+
+
+def expected_index_names(dialect: str) -> set[str]:
+    """Every index the models give this dialect (those set apart included)."""
+    return {index.name for table in Base.metadata.tables.values() for index in table.indexes
+            if index._ddl_if is None or index._ddl_if.dialect == dialect}
+
+
+async def index_names(db: Database) -> set[str]:
+    catalogue = ("SELECT name FROM sqlite_master WHERE type = 'index'" if db.is_sqlite
+                 else "SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")
+    async with db.engine.connect() as connection:
+        return set((await connection.execute(text(catalogue))).scalars())
+
+
+async def tables(db: Database) -> set[str]:
+    async with db.engine.connect() as connection:
+        return set(await connection.run_sync(lambda c: inspect(c).get_table_names()))
+
+
+async def test_the_migrations_build_what_the_models_describe(db: Database) -> None:
+    assert await differences(db) == []
+    assert set(Base.metadata.tables) <= await tables(db)
+    dialect = "sqlite" if db.is_sqlite else "postgresql"
+    assert expected_index_names(dialect) <= await index_names(db)
+
+
+async def test_every_migration_can_be_undone_and_done_again(db: Database) -> None:
+    await db.downgrade("base")
+    assert await tables(db) <= {"alembic_version"}
+    await db.upgrade()
+    assert await differences(db) == []
+    assert SET_APART & expected_index_names("sqlite" if db.is_sqlite else "postgresql") <= await index_names(db)
+
+
+async def test_an_upgrade_keeps_the_rows_it_finds(db: Database) -> None:
+    await db.downgrade("0003")  # before processed updates kept their replies
+    async with db.transaction() as session:
+        await session.execute(text("INSERT INTO processed_updates (key, processed_at) VALUES (:key, :at)"),
+                              {"key": "telegram:1:42", "at": WHEN.replace(tzinfo=None)})
+    await db.upgrade()
+    async with db.transaction() as session:
+        rows = (await session.execute(text("SELECT key, unanswered FROM processed_updates"))).all()
+        version = await session.scalar(text("SELECT version_num FROM alembic_version"))
+    assert [tuple(row) for row in rows] == [("telegram:1:42", None)]
+    assert version == "0005"
