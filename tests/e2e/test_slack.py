@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+import yaml
 from sqlalchemy import func, select, text
 
 from bot.slack import EVENTS_PATH, SHORTCUTS
@@ -72,7 +73,6 @@ def opened(api: SlackApiStandIn) -> dict[str, Any]:
 # --- the app manifest ------------------------------------------------------------------------------------------
 
 def test_the_manifest_asks_for_exactly_what_the_adapter_serves() -> None:
-    yaml = pytest.importorskip("yaml")
     manifest = yaml.safe_load((Path(__file__).parents[2] / "slack-manifest.yml").read_text())
     features, settings = manifest["features"], manifest["settings"]
     urls = [settings["event_subscriptions"]["request_url"], settings["interactivity"]["request_url"],
