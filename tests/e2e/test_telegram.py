@@ -813,6 +813,30 @@ async def test_a_delivery_is_marked_on_the_wire_before_its_request_reaches_teleg
 
 
 @SQLITE_ONLY
+async def test_a_delivery_waiting_out_a_429_is_not_on_the_wire_while_it_waits(
+    telegram_rig: TelegramRig, telegram_api: TelegramStandIn, db: Database
+) -> None:
+    """A kill during the wait must send it again: the limiter takes the mark back until the retry leaves."""
+    bot = await telegram_rig.start()
+    await one(telegram_api, ALICE, "/start")
+    delivery = Delivery(db, {"telegram": bot.sender}, clock=lambda: datetime.now(timezone.utc))
+    events: list[tuple[str, int]] = []
+
+    class Marks:
+        async def on_wire(self) -> None:
+            events.append(("on wire", len(telegram_api.calls_of("sendMessage"))))
+
+        async def not_on_wire(self) -> None:
+            events.append(("waiting", len(telegram_api.calls_of("sendMessage"))))
+
+    telegram_api.fail_next("sendMessage", chat_id=ALICE.id, code=429, retry_after=1)
+    result = await delivery.deliver([Route("telegram", str(ALICE.id))], [Reply(text="Call Tom")], marks=Marks())
+    assert result.outcome is Outcome.SENT
+    assert events == [("on wire", 1), ("waiting", 2), ("on wire", 2)]  # /start's answer, the 429, the retry
+    assert (await telegram_api.take_one(ALICE.id)).text == "Call Tom"
+
+
+@SQLITE_ONLY
 async def test_a_rep_who_only_used_the_group_is_reachable_once_they_press_start(
     telegram: TelegramPlatform, telegram_api: TelegramStandIn, db: Database
 ) -> None:
