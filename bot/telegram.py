@@ -13,10 +13,11 @@
 - Reminders and digests: `TelegramSender`, whose HTTP client marks a delivery's
   message as leaving just before the request is written (reminders.delivery).
 - An update Telegram delivers twice carries the same `update_key`, and the core
-  applies it once; replies are reported as shown (`Core.answered`), so an update
-  applied by a process killed before it answered is answered after the restart. A user who blocked the bot is recorded on their identity and
-  the bot serves everyone else; any other failure answers with a short apology
-  in the user's language and is logged with the update.
+  applies it once; replies are reported as they leave (`Core.answered`), so an
+  update applied by a process killed before it answered is answered after the
+  restart. A user who blocked the bot is recorded on their identity and the bot
+  serves everyone else; any other failure answers with a short apology in the
+  user's language and is logged with the update.
 - The command menu is registered in English and Chinese from /help's list.
 """
 from __future__ import annotations
@@ -59,7 +60,7 @@ from handlers.i18n import normalize_locale, t
 from handlers.messages import Attachment, ProgressSink, Reply, Request
 from handlers.registry import find_command
 from handlers.transfer import MAX_BYTES
-from reminders.delivery import DeliveryError, RecipientBlocked, sending
+from reminders.delivery import DeliveryError, RecipientBlocked, leaving, sending
 from storage import blocking, workspaces
 
 log = logging.getLogger(__name__)
@@ -377,8 +378,12 @@ class TelegramPlatform:
             dm_chat_id=str(user.id), **fields,
         )
 
+    def _writing(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        """Around a write to the database: one at a time on SQLite (it has one writer)."""
+        return self._one_writer or contextlib.nullcontext()
+
     async def _handle(self, request: Request) -> list[Reply]:
-        async with self._one_writer or contextlib.nullcontext():
+        async with self._writing():
             return await self.core.handle(request)
 
     @contextlib.asynccontextmanager
@@ -389,13 +394,12 @@ class TelegramPlatform:
         if not replies or request.update_key is None:
             yield
             return
-        answer = _KeptAnswer(self._keep_answer, request.update_key, replies)
-        async with sending(answer):
+        async with sending(_KeptAnswer(self._keep_answer, request.update_key, replies)):
             yield
-        await answer.on_wire()
+            await leaving()  # an answer that only edited or toasted posted nothing: it is out now
 
     async def _keep_answer(self, update_key: str, replies: list[Reply] | None) -> None:
-        async with self._one_writer or contextlib.nullcontext():
+        async with self._writing():
             await self.core.answered(update_key, replies)
 
     @staticmethod
@@ -520,23 +524,20 @@ class AnswerNotShown(Exception):
     """Telegram refused the answer to a command the core had already applied."""
 
 
+@dataclass(frozen=True)
 class _KeptAnswer:
-    """reminders.delivery.WireMarks for the answer to one update: leaving, it is no longer kept."""
+    """reminders.delivery.WireMarks for the answer to one update: leaving, it is no longer kept;
+    a try that failed keeps it again (`sending()` calls each only in turn)."""
 
-    def __init__(self, keep: Callable[[str, list[Reply] | None], Awaitable[None]], update_key: str,
-                 replies: list[Reply]) -> None:
-        self.keep, self.update_key, self.replies = keep, update_key, replies
-        self.shown = False
+    keep: Callable[[str, list[Reply] | None], Awaitable[None]]
+    update_key: str
+    replies: list[Reply]
 
     async def on_wire(self) -> None:
-        if not self.shown:
-            await self.keep(self.update_key, None)
-            self.shown = True
+        await self.keep(self.update_key, None)
 
     async def not_on_wire(self) -> None:
-        if self.shown:
-            await self.keep(self.update_key, self.replies)
-            self.shown = False
+        await self.keep(self.update_key, self.replies)
 
 
 class TelegramSender:

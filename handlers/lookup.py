@@ -8,6 +8,7 @@ the command again with `#number` in place of the name.
 from __future__ import annotations
 
 import re
+from itertools import takewhile
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import aliased
@@ -75,7 +76,10 @@ async def take_customer(
     if not tokens:
         raise UserError("error.need_customer")
     first = tokens[0]
-    leading = [first] if first.quoted or deleted else _unquoted_run(tokens[:MAX_NAME_WORDS])
+    if first.quoted or deleted:
+        leading = [first]
+    else:  # the unquoted words before any quoted one: the candidates for a name of several words
+        leading = list(takewhile(lambda token: not token.quoted, tokens[:MAX_NAME_WORDS]))
     named = await _named_exactly(ctx, [" ".join(w.text for w in leading[:count]) for count in
                                        range(1, len(leading) + 1)], deleted=deleted)
     customer, used = None, 1
@@ -89,15 +93,6 @@ async def take_customer(
         customer = await find_customer(ctx, first, deleted=deleted, exact=named[0])
     ctx.scope.require(action, customer)
     return customer, tokens[used:]
-
-
-def _unquoted_run(tokens: list[Token]) -> list[Token]:
-    run = []
-    for token in tokens:
-        if token.quoted:
-            break
-        run.append(token)
-    return run or tokens[:1]
 
 
 async def find_customer(

@@ -8,7 +8,7 @@ disagree. Per-customer facts are correlated subqueries (index seeks on
 
 Every value a rule takes from the batch (the workspace, its settings, the
 clock, the ids) is a named bind parameter, so each statement is built once per
-dialect and kind of batch and then only executed with the batch's `params()`:
+dialect and kind of batch and then only executed with the batch's `params`:
 building SQLAlchemy expressions costs more than running them for a few ids.
 
 Days are whole days, floored, from a moment to the injected `now`
@@ -107,7 +107,7 @@ async def _recompute(session: AsyncSession, batch: _Batch, *, tiers: bool = True
     tier), auto tags need the new tier and stage, hence these steps in order.
     """
     await session.flush()
-    sql, params = _Statements.of(batch), batch.params()
+    sql, params = _Statements.of(batch), batch.params
     await session.execute(sql.contacts_and_ltv, params)
     changed: set[int] = set()
     if tiers:
@@ -124,7 +124,7 @@ async def _recompute(session: AsyncSession, batch: _Batch, *, tiers: bool = True
 class _Batch:
     """The customers being recomputed, and the clock and dialect of this run.
 
-    Its SQL names each value it takes (`params()`), so a statement built from
+    Its SQL names each value it takes (`params`), so a statement built from
     one batch runs for any other batch of the same `kind`.
     """
 
@@ -141,12 +141,9 @@ class _Batch:
     def kind(self) -> tuple[str, bool]:
         return self.dialect, self.ids is None
 
+    @cached_property
     def params(self) -> dict[str, Any]:
         """The value of every parameter the batch's SQL names."""
-        return self._values
-
-    @cached_property
-    def _values(self) -> dict[str, Any]:
         ws, now = self.workspace, self.now
         values: dict[str, Any] = {
             "workspace_id": ws.id, "currency": ws.currency, "lifetime_years": ws.lifetime_years,
@@ -164,7 +161,7 @@ class _Batch:
 
     def value(self, name: str, type_: Any = None) -> Any:
         """The parameter `name`, holding this batch's value (so SQL built for one query runs as is)."""
-        return bindparam(f"{PREFIX}{name}", self.params()[f"{PREFIX}{name}"], type_=type_)
+        return bindparam(PREFIX + name, self.params[PREFIX + name], type_=type_)
 
     def customers(self) -> ColumnElement[bool]:
         """The batch's rows of `customers`: live, in the workspace, and among the ids if given."""

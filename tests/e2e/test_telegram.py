@@ -781,6 +781,20 @@ async def test_the_sender_renders_deliveries_and_maps_failures(
         await bot.sender.send("5999999999", Reply(text="never started the bot"))
 
 
+class RecordedMarks:
+    """reminders.delivery.WireMarks that record each mark with the number of sendMessage calls so far."""
+
+    def __init__(self, api: TelegramStandIn) -> None:
+        self.api = api
+        self.events: list[tuple[str, int]] = []
+
+    async def on_wire(self) -> None:
+        self.events.append(("on wire", len(self.api.calls_of("sendMessage"))))
+
+    async def not_on_wire(self) -> None:
+        self.events.append(("failed", len(self.api.calls_of("sendMessage"))))
+
+
 @SQLITE_ONLY
 async def test_a_delivery_is_marked_on_the_wire_before_its_request_reaches_telegram_and_only_then(
     telegram_rig: TelegramRig, telegram_api: TelegramStandIn, db: Database
@@ -789,18 +803,7 @@ async def test_a_delivery_is_marked_on_the_wire_before_its_request_reaches_teleg
     bot = await telegram_rig.start(max_retries=0)
     await one(telegram_api, ALICE, "/start")
     delivery = Delivery(db, {"telegram": bot.sender}, clock=lambda: datetime.now(timezone.utc), first_backoff=0.05)
-
-    class Marks:
-        def __init__(self) -> None:
-            self.events: list[tuple[str, int]] = []
-
-        async def on_wire(self) -> None:
-            self.events.append(("on wire", len(telegram_api.calls_of("sendMessage"))))
-
-        async def not_on_wire(self) -> None:
-            self.events.append(("failed", len(telegram_api.calls_of("sendMessage"))))
-
-    marks = Marks()
+    marks = RecordedMarks(telegram_api)
     result = await delivery.deliver([Route("telegram", str(ALICE.id))], [Reply(text="Call Tom")], marks=marks)
     assert result.outcome is Outcome.SENT and marks.events == [("on wire", 1)]  # one sendMessage so far: /start's
     await telegram_api.take_one(ALICE.id)
@@ -820,19 +823,12 @@ async def test_a_delivery_waiting_out_a_429_is_not_on_the_wire_while_it_waits(
     bot = await telegram_rig.start()
     await one(telegram_api, ALICE, "/start")
     delivery = Delivery(db, {"telegram": bot.sender}, clock=lambda: datetime.now(timezone.utc))
-    events: list[tuple[str, int]] = []
-
-    class Marks:
-        async def on_wire(self) -> None:
-            events.append(("on wire", len(telegram_api.calls_of("sendMessage"))))
-
-        async def not_on_wire(self) -> None:
-            events.append(("waiting", len(telegram_api.calls_of("sendMessage"))))
-
+    marks = RecordedMarks(telegram_api)
     telegram_api.fail_next("sendMessage", chat_id=ALICE.id, code=429, retry_after=1)
-    result = await delivery.deliver([Route("telegram", str(ALICE.id))], [Reply(text="Call Tom")], marks=Marks())
+    result = await delivery.deliver([Route("telegram", str(ALICE.id))], [Reply(text="Call Tom")], marks=marks)
     assert result.outcome is Outcome.SENT
-    assert events == [("on wire", 1), ("waiting", 2), ("on wire", 2)]  # /start's answer, the 429, the retry
+    # /start's answer went before; the 429 takes the mark back while it waits; the retry marks again
+    assert marks.events == [("on wire", 1), ("failed", 2), ("on wire", 2)]
     assert (await telegram_api.take_one(ALICE.id)).text == "Call Tom"
 
 
