@@ -59,7 +59,7 @@ from handlers.i18n import normalize_locale, t
 from handlers.messages import Attachment, Form, FormSubmission, Reply, Request
 from handlers.registry import find_command
 from handlers.transfer import MAX_BYTES
-from reminders.delivery import DeliveryError, RecipientBlocked, leaving
+from reminders.delivery import DeliveryError, RecipientBlocked, leaving, refused
 from storage import blocking
 
 if TYPE_CHECKING:
@@ -104,7 +104,8 @@ POSTING_METHODS = frozenset({"chat.postMessage", "files.completeUploadExternal"}
 
 def leaving_trace() -> aiohttp.TraceConfig:
     """Tells a delivery under way that its message is leaving (reminders.delivery.leaving): once the
-    request that posts it has its connection, right before it is written."""
+    request that posts it has its connection, right before it is written. A 429 takes that back
+    (reminders.delivery.refused) while the client waits out Retry-After; its retry leaves anew."""
     async def on_request_start(session: aiohttp.ClientSession, context: Any,
                                params: aiohttp.TraceRequestStartParams) -> None:
         context.posting = params.url.path.rsplit("/", 1)[-1] in POSTING_METHODS
@@ -113,10 +114,16 @@ def leaving_trace() -> aiohttp.TraceConfig:
         if getattr(context, "posting", False):
             await leaving()
 
+    async def on_request_end(session: aiohttp.ClientSession, context: Any,
+                             params: aiohttp.TraceRequestEndParams) -> None:
+        if getattr(context, "posting", False) and params.response.status == 429:
+            await refused()
+
     trace = aiohttp.TraceConfig()
     trace.on_request_start.append(on_request_start)
     trace.on_connection_create_end.append(on_connection)
     trace.on_connection_reuseconn.append(on_connection)
+    trace.on_request_end.append(on_request_end)
     return trace
 
 

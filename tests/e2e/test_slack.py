@@ -627,6 +627,33 @@ async def test_a_delivery_is_marked_on_the_wire_as_the_posting_request_starts(sl
     assert len(marks.seen) == 2
 
 
+@sqlite_only
+async def test_a_delivery_waiting_out_a_429_is_not_on_the_wire_while_it_waits(slack_rig, slack_api, db) -> None:
+    """A kill during the wait must send it again: the 429 takes the mark back until the retry leaves."""
+    platform = await slack_rig.start()
+    alice = slack_rig.person("U0ALICE01", "Alice")
+    await alice.command("me")
+    delivery = Delivery(db, {"slack": platform.sender}, clock=lambda: datetime.now(timezone.utc))
+
+    class Marks:
+        def __init__(self) -> None:
+            self.events: list[tuple[str, int]] = []
+
+        async def on_wire(self) -> None:
+            self.events.append(("on wire", len(slack_api.calls_to("chat.postMessage"))))
+
+        async def not_on_wire(self) -> None:
+            self.events.append(("failed", len(slack_api.calls_to("chat.postMessage"))))
+
+    marks = Marks()
+    before = len(slack_api.calls_to("chat.postMessage"))
+    slack_api.fail_next("chat.postMessage", "ratelimited", retry_after=1)
+    result = await delivery.deliver([Route("slack", "U0ALICE01")], [Reply(text="Call Tom")], marks=marks)
+    assert result.outcome is Outcome.SENT
+    assert marks.events == [("on wire", before), ("failed", before + 1), ("on wire", before + 1)]
+    assert text_of(slack_api.ok_calls("chat.postMessage")[-1].params) == "Call Tom"
+
+
 async def test_sender_delivers_to_the_dm_and_maps_failures(slack_rig, slack_api, db) -> None:
     platform = await slack_rig.start(rate_limit_retries=0)
     alice = slack_rig.person("U0ALICE01", "Alice")
