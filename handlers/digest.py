@@ -4,7 +4,8 @@
 manager, the clock and the manager's language and time zone: the scheduler
 calls it at each manager's digest time, `/digest` calls it on demand. It
 covers yesterday (local midnight to midnight); on a Monday, the week before,
-with a chart.
+with a chart. `/digest today` shows the same figures for today so far, for a
+manager who wants them before tomorrow morning.
 """
 from __future__ import annotations
 
@@ -47,6 +48,7 @@ NAME_CHARS = 16
 TEXT_BUDGET = 3500
 
 ON_WORDS = ("on", "开", "开启", "订阅")
+TODAY_WORDS = ("today", "今天", "今日")
 OFF_WORDS = ("off", "关", "关闭", "退订")
 
 
@@ -54,12 +56,14 @@ OFF_WORDS = ("off", "关", "关闭", "退订")
 
 @dataclass(frozen=True)
 class DigestPeriod:
-    """Whole local days `first_day`..`last_day`, as the UTC bounds `[start, end)`."""
+    """Whole local days `first_day`..`last_day`, as the UTC bounds `[start, end)`; `so_far` when
+    the period is today up to `end` (now)."""
 
     first_day: date
     last_day: date
     start: datetime
     end: datetime
+    so_far: bool = False
 
     @property
     def weekly(self) -> bool:
@@ -77,17 +81,25 @@ def digest_period(now: datetime, tz: ZoneInfo) -> DigestPeriod:
     return DigestPeriod(first_day, today - timedelta(days=1), midnight(first_day, tz), midnight(today, tz))
 
 
+def today_so_far(now: datetime, tz: ZoneInfo) -> DigestPeriod:
+    """From local midnight today until `now`, which counts: a call logged this instant is in."""
+    today = now.astimezone(tz).date()
+    return DigestPeriod(today, today, midnight(today, tz), now + timedelta(microseconds=1), so_far=True)
+
+
 async def build_digest(
-    session: AsyncSession, workspace: Workspace, member: Member, *, now: datetime, locale: str, tz: ZoneInfo
+    session: AsyncSession, workspace: Workspace, member: Member, *, now: datetime, locale: str, tz: ZoneInfo,
+    period: DigestPeriod | None = None,
 ) -> list[Reply]:
     """The digest for `member` (a manager of `workspace`) as of `now`: the text, and on Mondays the chart.
+    `period` defaults to the scheduled digest's (`digest_period`).
 
     Raises `storage.access.Forbidden` for a member who is not a manager.
     """
     if member.workspace_id != workspace.id:
         raise ValueError(f"member {member.id} is not in workspace {workspace.id}")
     Scope(workspace.id, member.id, member.role, workspace.visibility).require_role("manager", "digest")
-    period = digest_period(now, tz)
+    period = period or digest_period(now, tz)
     numbers = await digest_numbers(session, workspace, start=period.start, end=period.end, now=now)
     replies = [compose(numbers, period, locale=locale, tz=tz)]
     if period.weekly:
@@ -107,6 +119,9 @@ def compose(numbers: DigestNumbers, period: DigestPeriod, *, locale: str, tz: Zo
     say = writer.say
     if period.weekly:
         title = say("digest.title_weekly", start=f"{period.first_day:%m-%d}", end=f"{period.last_day:%m-%d}")
+    elif period.so_far:
+        title = say("digest.title_today", date=period.first_day.isoformat(),
+                    time=f"{period.end.astimezone(tz):%H:%M}")
     else:
         title = say("digest.title_daily", date=period.first_day.isoformat())
     interactions = writer.per_rep(numbers.interactions, numbers.interactions_by_rep)
@@ -206,12 +221,12 @@ def _fit(lists: list[list[str]], budget: int) -> list[str]:
 
 @dataclass(frozen=True)
 class DigestCommand:
-    verb: Literal["show", "on", "off"]
+    verb: Literal["show", "today", "on", "off"]
     time: str | None = None  # HH:MM, with "on"
 
 
 def parse_digest(ctx: Context, text: str) -> DigestCommand:
-    """`` (the digest now), `on [HH:MM]`, `off`; Chinese 开/关 too."""
+    """`` (the digest now), `today` (today so far), `on [HH:MM]`, `off`; Chinese 今天/开/关 too."""
     verb, _, rest = text.strip().partition(" ")
     if not verb:
         return DigestCommand("show")
@@ -219,14 +234,18 @@ def parse_digest(ctx: Context, text: str) -> DigestCommand:
         return DigestCommand("on", parse_hhmm(rest) if rest.strip() else None)
     if verb.lower() in OFF_WORDS and not rest.strip():
         return DigestCommand("off")
+    if verb.lower() in TODAY_WORDS and not rest.strip():
+        return DigestCommand("today")
     raise UserError("error.digest_usage")
 
 
 @command("digest", parse=parse_digest, role="manager", aliases=("日报",))
 async def digest(ctx: Context, request: DigestCommand) -> Result:
-    if request.verb == "show":
+    if request.verb in ("show", "today"):
         private = for_the_asker(ctx, "digest", "digest.private_only")  # the team's figures
-        replies = await build_digest(ctx.session, ctx.ws, ctx.me, now=ctx.now, locale=ctx.locale, tz=ctx.tz)
+        period = today_so_far(ctx.now, ctx.tz) if request.verb == "today" else None
+        replies = await build_digest(ctx.session, ctx.ws, ctx.me, now=ctx.now, locale=ctx.locale, tz=ctx.tz,
+                                     period=period)
         if not ctx.me.digest_enabled:
             replies[0].text = ctx.t("digest.hint_subscribe")
         for reply in replies:

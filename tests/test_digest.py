@@ -303,6 +303,32 @@ async def test_a_quiet_day_says_none(alice: Chat, clock) -> None:
     assert alice.last[1].image is not None and alice.last[1].image.content.startswith(PNG_SIGNATURE)
 
 
+async def test_digest_today_counts_from_local_midnight_until_now(core: Core, team: dict[str, Chat], clock) -> None:
+    await seed(core)
+    alice, chen = team["alice"], team["chen"]
+    await alice.say("/log 李伟 visit: brought the contract")  # 15:00 in Shanghai, after Bob's call at 00:00
+    await alice.say("/digest today")
+    [reply] = alice.last
+    assert reply.title == "Today so far — 2026-11-18, until 15:00"
+    fields = {f.label: f.value for f in reply.fields}
+    assert fields["Interactions"] == "2 — Alice 1, Bob 1; idle reps: 1"  # Dan
+    assert fields["Deals"] == "none" and fields["New customers"] == "none"
+    assert fields["Overdue follow-ups"] == "3 — Alice 2, Bob 1"  # overdue is as of now, whatever the period
+    clock.advance(minutes=1)
+    await chen.say("/日报 今天")
+    assert chen.last[0].title == "今日至今 — 2026-11-18（截至 15:01）"
+    assert {f.label: f.value for f in chen.last[0].fields}["客户互动"] == "2（Alice 1、Bob 1）；1 名销售无记录"
+    clock.now = local(11, 23, 8, 30)  # a Monday: today so far is today, no weekly chart
+    await alice.say("/digest today")
+    [monday] = alice.last
+    assert monday.title == "Today so far — 2026-11-23, until 08:30" and monday.image is None
+    before = alice.text
+    await alice.say("/digest today please")
+    assert alice.text == t("en", "error.digest_usage") and "/digest today" in alice.text
+    await alice.say("/digest")
+    assert alice.text != before and alice.last[0].title == "Weekly digest — 11-16 … 11-22"
+
+
 async def test_the_digest_in_a_group_is_refused_for_a_private_chat(core: Core) -> None:
     """The team's figures would be shown to everyone in the group; turning it on or off is fine there."""
     group = {"platform": "telegram", "space": "-100555", "chat_id": "-100555", "private": False}
