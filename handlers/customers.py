@@ -1,6 +1,7 @@
 """Customers: /add (with the "same person?" check and the guided form), /show, /edit, /find."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -189,9 +190,11 @@ async def edit(ctx: Context, args: str) -> Result:
 
 FILTER_KEYS = {
     "tag": "tag", "标签": "tag", "region": "region", "地区": "region", "industry": "industry",
-    "行业": "industry", "stage": "stage", "阶段": "stage", "tier": "tier", "等级": "tier",
-    "owner": "owner", "负责人": "owner", "silent": "silent", "沉默": "silent",
+    "行业": "industry", "company": "company", "公司": "company", "stage": "stage", "阶段": "stage",
+    "tier": "tier", "等级": "tier", "owner": "owner", "负责人": "owner", "silent": "silent", "沉默": "silent",
 }
+#: `tag:vip` as the spec writes it, or `tag=vip` as /edit and /settings take their fields.
+FILTER = re.compile(r"(?P<key>[^:=]+)[:=](?P<value>.*)", re.DOTALL)
 
 
 @dataclass
@@ -205,11 +208,11 @@ def parse_find(ctx: Context, text: str) -> FindQuery:
     query = FindQuery(raw=text)
     words = []
     for token in tokenize(text):
-        key, colon, value = token.text.partition(":")
-        if colon and not token.quoted and key.casefold() in FILTER_KEYS:
-            if not value:
+        parts = FILTER.fullmatch(token.text)
+        if parts and not token.quoted and parts["key"].casefold() in FILTER_KEYS:
+            if not parts["value"]:
                 raise UserError("error.find_filter", filter=token.text)
-            query.filters[FILTER_KEYS[key.casefold()]] = value
+            query.filters[FILTER_KEYS[parts["key"].casefold()]] = parts["value"]
         else:
             words.append(token.text)
     query.text = " ".join(words)
@@ -257,7 +260,7 @@ async def _filter(ctx: Context, key: str, value: str) -> Any:
     if key == "tag":
         name = standardise.tag(value)
         return exists().where(CustomerTag.customer_id == Customer.id, CustomerTag.name == name)
-    if key in ("region", "industry"):
+    if key in ("region", "industry", "company"):
         column = getattr(Customer, key)
         return func.lower(column).contains(standardise.fold(value).lower(), autoescape=True)
     if key == "stage":

@@ -137,6 +137,22 @@ async def test_find_with_filters_and_pages(alice: Chat) -> None:
     assert "23 found" in alice.text
 
 
+async def test_find_filters_by_company_and_takes_key_equals_value_too(alice: Chat) -> None:
+    await alice.say("/add 张三 company=腾讯")
+    await alice.say("/tag 张三 重点")
+    await alice.say("/add 李四 company=阿里巴巴")
+    await alice.say('/add "Tom Li" company="Tencent Music"')
+    for text in ("/find company:腾讯", "/find company=腾讯", "/find 公司：腾讯", "/find tag=重点", "/find 标签=重点"):
+        await alice.say(text)
+        assert "#1 张三" in alice.text and "李四" not in alice.text, text
+    await alice.say("/find company:tencent")
+    assert "#3 Tom Li" in alice.text and "张三" not in alice.text
+    await alice.say('/find "company=腾讯"')  # quoted: words to look for, not a filter
+    assert alice.text.startswith("No customers match")
+    await alice.say("/find company=")
+    assert "couldn't use the filter “company=”" in alice.text
+
+
 async def test_guided_add_survives_a_restart(alice: Chat, db, services) -> None:
     from handlers.core import Core
 

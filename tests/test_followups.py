@@ -283,7 +283,7 @@ async def test_another_members_reminder_is_refused(alice: Chat, bob: Chat) -> No
 
     await set_role(bob, "manager")
     await bob.say("/推迟 1 明天上午10点")
-    assert bob.text.startswith("提醒 #1 已推迟到 2026-11-19 周四 10:00。")
+    assert bob.text.startswith("提醒 #1 已改到 2026-11-19 周四 10:00。")
     await bob.say("/完成 1")
     assert (await reminder(alice, 1)).status == "done"
 
