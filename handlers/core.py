@@ -124,6 +124,7 @@ async def run_text(ctx: Context, text: str) -> Result:
         raise UserError("error.start_first" if ctx.request.space and not ctx.request.is_private else "error.no_workspace")
     if ctx.workspace is not None:
         ctx.scope.require_role(entry.role, entry.name)
+    if conversation is not None:  # a command ends the form it interrupts
         await guided.abandon(ctx)
     args = args.strip()
     try:
