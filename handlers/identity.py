@@ -40,36 +40,33 @@ FLOW_BUTTONS = ("gskip", "gopt", "gcancel")
 async def resolve(ctx: Context) -> None:
     """Set `ctx.workspace`, `ctx.member`, language and time zone for the request."""
     request, session = ctx.request, ctx.session
-    identity: Identity | None = None
+    membership: workspaces.Membership | None = None
     if request.space is not None:
         workspace = await workspaces.workspace_for_space(session, request.platform, request.space)
         if workspace is None and request.space_autocreate:
             workspace = await open_workspace(ctx, request.space_name or request.space, bind=True)
         if workspace is not None:
-            identity = await workspaces.identity_in(session, request.platform, request.user_id, workspace.id)
-            if identity is None:
+            membership = await workspaces.membership_in(session, request.platform, request.user_id, workspace.id)
+            if membership is None:
                 await join(ctx, workspace, role="admin" if not await workspaces.member_count(session, workspace.id) else "rep")
                 return
     else:
-        identity = await _private_chat_identity(ctx)
-    if identity is not None:
-        workspace = await session.get(Workspace, identity.workspace_id)
-        member = await session.get(Member, identity.member_id)
-        assert workspace is not None and member is not None
-        enter(ctx, workspace, member, identity)
+        membership = await _private_chat_membership(ctx)
+    if membership is not None:
+        enter(ctx, membership.workspace, membership.member, membership.identity)
     else:  # not a member yet (before /start or /join): answer in the account's language
         ctx.locale = normalize_locale(request.language, ctx.locale)
 
 
-async def _private_chat_identity(ctx: Context) -> Identity | None:
+async def _private_chat_membership(ctx: Context) -> workspaces.Membership | None:
     """The membership a private chat works on: the button's object's workspace, else the latest one."""
     request = ctx.request
     subject = await _button_workspace(ctx) if request.action else None
     if subject is not None:
-        found = await workspaces.identity_in(ctx.session, request.platform, request.user_id, subject)
+        found = await workspaces.membership_in(ctx.session, request.platform, request.user_id, subject)
         if found is not None:
             return found
-    return await workspaces.latest_identity(ctx.session, request.platform, request.user_id)
+    return await workspaces.latest_membership(ctx.session, request.platform, request.user_id)
 
 
 async def _button_workspace(ctx: Context) -> int | None:

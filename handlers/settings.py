@@ -243,9 +243,9 @@ async def me(ctx: Context, args: str) -> Result:
             setattr(member, key, value)
         audit.record(ctx.session, workspace_id=ctx.ws.id, member_id=member.id, action="me",
                      before=old, after=new, at=ctx.now)
-        account = await workspaces.identity_in(ctx.session, ctx.request.platform, ctx.request.user_id, ctx.ws.id)
+        account = await workspaces.membership_in(ctx.session, ctx.request.platform, ctx.request.user_id, ctx.ws.id)
         if account is not None:
-            identity.enter(ctx, ctx.ws, member, account)  # the reply already speaks the new language
+            identity.enter(ctx, ctx.ws, member, account.identity)  # the reply already speaks the new language
     return await me_card(ctx, ctx.t("me.saved") if new else "")
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from functools import cache
+from typing import NamedTuple
 
 import pytz
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Identity, Member, Space, Workspace
@@ -67,24 +68,39 @@ async def member_count(session: AsyncSession, workspace_id: int) -> int:
     return await session.scalar(select(func.count()).select_from(Member).where(Member.workspace_id == workspace_id)) or 0
 
 
-async def identity_in(session: AsyncSession, platform: str, external_id: str, workspace_id: int) -> Identity | None:
-    return await session.scalar(
-        select(Identity).where(
-            Identity.platform == platform,
-            Identity.external_id == external_id,
-            Identity.workspace_id == workspace_id,
-        )
-    )
+class Membership(NamedTuple):
+    """A platform account's membership of one workspace: what every request starts from."""
+
+    identity: Identity
+    workspace: Workspace
+    member: Member
 
 
-async def latest_identity(session: AsyncSession, platform: str, external_id: str) -> Identity | None:
+async def membership_in(session: AsyncSession, platform: str, external_id: str, workspace_id: int) -> Membership | None:
+    return await _membership(session, select(Identity, Workspace, Member).where(
+        Identity.platform == platform,
+        Identity.external_id == external_id,
+        Identity.workspace_id == workspace_id,
+    ))
+
+
+async def latest_membership(session: AsyncSession, platform: str, external_id: str) -> Membership | None:
     """The account's most recently used membership (a private chat's workspace)."""
-    return await session.scalar(
-        select(Identity)
+    return await _membership(
+        session,
+        select(Identity, Workspace, Member)
         .where(Identity.platform == platform, Identity.external_id == external_id)
         .order_by(Identity.last_seen_at.desc().nulls_last(), Identity.id.desc())
-        .limit(1)
+        .limit(1),
     )
+
+
+async def _membership(session: AsyncSession, query: Select) -> Membership | None:
+    """One query for the identity, its workspace and its member."""
+    row = (await session.execute(
+        query.join(Workspace, Workspace.id == Identity.workspace_id).join(Member, Member.id == Identity.member_id)
+    )).first()
+    return Membership(*row) if row else None
 
 
 async def add_member(
