@@ -294,6 +294,8 @@ _FIELD_WORDS = {
 FIELD_ALIASES = {name: name for name in FIELD_NAMES} | {
     alias: name for name, aliases in _FIELD_WORDS.items() for alias in aliases}
 _FIELD_KEY = re.compile(r"[^\W\d_][\w-]*")  # a word: keeps 'x=1+2' or URLs positional
+#: `tags=…` is not a field (SPEC §1: tags come with /tag); the error says so rather than list fields.
+_TAG_KEYS = frozenset({"tag", "tags", "标签"})
 
 
 def split_fields(tokens: list[Token]) -> tuple[list[Token], dict[str, str]]:
@@ -311,6 +313,8 @@ def split_fields(tokens: list[Token]) -> tuple[list[Token], dict[str, str]]:
             positional.append(token)
             continue
         name = FIELD_ALIASES.get(key.lower())
+        if name is None and key.lower() in _TAG_KEYS:
+            raise UserError("error.tags_not_a_field", tags=_shorten(value.strip()) or "vip")
         if name is None:
             raise UserError("error.unknown_field", field=_shorten(key),
                             fields=", ".join(FIELD_NAMES))

@@ -137,6 +137,21 @@ async def test_find_with_filters_and_pages(alice: Chat) -> None:
     assert "23 found" in alice.text
 
 
+async def test_tags_written_as_a_field_point_to_tag_and_change_nothing(alice: Chat, core) -> None:
+    await alice.say("/add 张三 company=腾讯 tags=重点")
+    assert alice.text == "Tags aren't a field: add them with /tag <customer> 重点."
+    await alice.say("/find 张三")
+    assert alice.text.startswith("No customers match")
+    await alice.say("/add 张三")
+    await alice.say("/edit 张三 tag=重点")
+    assert alice.text == "Tags aren't a field: add them with /tag <customer> 重点."
+    await alice.say("/show 张三")
+    assert "重点" not in alice.text
+    chen = Chat(core, user_id="chen", name="陈", language="zh")
+    await chen.say("/add 李四 标签=重点")
+    assert chen.text == "标签不是字段：请用 /tag 客户 重点 添加。"
+
+
 async def test_find_filters_by_company_and_takes_key_equals_value_too(alice: Chat) -> None:
     await alice.say("/add 张三 company=腾讯")
     await alice.say("/tag 张三 重点")
