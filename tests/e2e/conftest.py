@@ -6,7 +6,7 @@ tests/conftest.py. Each platform has its own section below.
 from __future__ import annotations
 
 import socket
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 
@@ -35,6 +35,21 @@ async def telegram_api():
     api = await TelegramStandIn().start()
     yield api
     await api.stop()
+
+
+class RecordedMarks:
+    """reminders.delivery.WireMarks that record each mark with `posted()`, the number of posting
+    calls the platform stand-in had seen by then."""
+
+    def __init__(self, posted: Callable[[], int]) -> None:
+        self.posted = posted
+        self.events: list[tuple[str, int]] = []
+
+    async def on_wire(self) -> None:
+        self.events.append(("on wire", self.posted()))
+
+    async def not_on_wire(self) -> None:
+        self.events.append(("failed", self.posted()))
 
 
 class TelegramRig:

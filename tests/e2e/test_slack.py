@@ -36,6 +36,7 @@ from tests.e2e.slack_api import (
     recorded,
     visible_text,
 )
+from tests.e2e.conftest import RecordedMarks
 from tests.e2e.slack_socket import SocketModeStandIn
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
@@ -635,17 +636,7 @@ async def test_a_delivery_waiting_out_a_429_is_not_on_the_wire_while_it_waits(sl
     await alice.command("me")
     delivery = Delivery(db, {"slack": platform.sender}, clock=lambda: datetime.now(timezone.utc))
 
-    class Marks:
-        def __init__(self) -> None:
-            self.events: list[tuple[str, int]] = []
-
-        async def on_wire(self) -> None:
-            self.events.append(("on wire", len(slack_api.calls_to("chat.postMessage"))))
-
-        async def not_on_wire(self) -> None:
-            self.events.append(("failed", len(slack_api.calls_to("chat.postMessage"))))
-
-    marks = Marks()
+    marks = RecordedMarks(lambda: len(slack_api.calls_to("chat.postMessage")))
     before = len(slack_api.calls_to("chat.postMessage"))
     slack_api.fail_next("chat.postMessage", "ratelimited", retry_after=1)
     result = await delivery.deliver([Route("slack", "U0ALICE01")], [Reply(text="Call Tom")], marks=marks)

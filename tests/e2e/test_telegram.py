@@ -29,7 +29,7 @@ from reminders.delivery import Delivery, DeliveryError, Outcome, RecipientBlocke
 from storage.db import Database
 from storage.models import Customer, Identity, Interaction, Member, ProcessedUpdate, Space, Workspace
 from tests.chat import Chat
-from tests.e2e.conftest import TelegramRig, free_port
+from tests.e2e.conftest import RecordedMarks, TelegramRig, free_port
 from tests.e2e.telegram_api import BOT_USERNAME, NOT_MODIFIED, Outgoing, Person, TelegramStandIn, group_chat, payload
 
 ALICE = Person(5123456789, "Alice", "en", "alice_w")
@@ -789,20 +789,6 @@ async def test_the_sender_renders_deliveries_and_maps_failures(
         await bot.sender.send("5999999999", Reply(text="never started the bot"))
 
 
-class RecordedMarks:
-    """reminders.delivery.WireMarks that record each mark with the number of sendMessage calls so far."""
-
-    def __init__(self, api: TelegramStandIn) -> None:
-        self.api = api
-        self.events: list[tuple[str, int]] = []
-
-    async def on_wire(self) -> None:
-        self.events.append(("on wire", len(self.api.calls_of("sendMessage"))))
-
-    async def not_on_wire(self) -> None:
-        self.events.append(("failed", len(self.api.calls_of("sendMessage"))))
-
-
 @SQLITE_ONLY
 async def test_a_delivery_is_marked_on_the_wire_before_its_request_reaches_telegram_and_only_then(
     telegram_rig: TelegramRig, telegram_api: TelegramStandIn, db: Database
@@ -811,7 +797,7 @@ async def test_a_delivery_is_marked_on_the_wire_before_its_request_reaches_teleg
     bot = await telegram_rig.start(max_retries=0)
     await one(telegram_api, ALICE, "/start")
     delivery = Delivery(db, {"telegram": bot.sender}, clock=lambda: datetime.now(timezone.utc), first_backoff=0.05)
-    marks = RecordedMarks(telegram_api)
+    marks = RecordedMarks(lambda: len(telegram_api.calls_of("sendMessage")))
     result = await delivery.deliver([Route("telegram", str(ALICE.id))], [Reply(text="Call Tom")], marks=marks)
     assert result.outcome is Outcome.SENT and marks.events == [("on wire", 1)]  # one sendMessage so far: /start's
     await telegram_api.take_one(ALICE.id)
@@ -831,7 +817,7 @@ async def test_a_delivery_waiting_out_a_429_is_not_on_the_wire_while_it_waits(
     bot = await telegram_rig.start()
     await one(telegram_api, ALICE, "/start")
     delivery = Delivery(db, {"telegram": bot.sender}, clock=lambda: datetime.now(timezone.utc))
-    marks = RecordedMarks(telegram_api)
+    marks = RecordedMarks(lambda: len(telegram_api.calls_of("sendMessage")))
     telegram_api.fail_next("sendMessage", chat_id=ALICE.id, code=429, retry_after=1)
     result = await delivery.deliver([Route("telegram", str(ALICE.id))], [Reply(text="Call Tom")], marks=marks)
     assert result.outcome is Outcome.SENT
