@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -100,7 +101,30 @@ def _twelve_with_period(case: Case, got: datetime) -> bool:
     return case.expected.hour == 0 and got.hour == 12 and "afternoon" in case.text.lower()
 
 
-DEFENSIBLE = (_next_week_weekday, _this_week_weekday, _named_day_kept, _twelve_with_period)
+_NO_PERIOD = re.compile(r"[ap]\.?\s?m\b|morning|afternoon|evening|night|tonight|noon|上午|下午|晚|早|凌晨|中午")
+
+
+def _working_hours(case: Case, got: datetime) -> bool:
+    """An hour 1–6 with neither am/pm nor a period word is afternoon ('at 4:23' → 16:23); Duckling
+    takes the nearest on a 12-hour clock, which is 04:23, a time no sales call is set for."""
+    return got.date() == case.expected.date() and got.hour == case.expected.hour + 12 \
+        and 1 <= case.expected.hour <= 6 and got.minute == case.expected.minute \
+        and not _NO_PERIOD.search(case.text.lower())
+
+
+def _time_alone_ahead(case: Case, got: datetime) -> bool:
+    """A time alone is its next occurrence: at 04:30, '4:23am' is tomorrow's, not 7 minutes ago."""
+    return got - timedelta(days=1) == case.expected and case.expected < case.now.replace(tzinfo=None) \
+        and got > case.now.replace(tzinfo=None)
+
+
+def _years_keep_day(case: Case, got: datetime) -> bool:
+    """'in 4 years at 5pm' keeps today's day of the month; Duckling moves it to the 1st."""
+    return case.expected.day == 1 and got.replace(day=1) == case.expected and got.day == case.now.day
+
+
+DEFENSIBLE = (_next_week_weekday, _this_week_weekday, _named_day_kept, _twelve_with_period, _working_hours,
+              _time_alone_ahead, _years_keep_day)
 
 
 def verdict(case: Case, got: datetime | None, *, ours: bool) -> str:

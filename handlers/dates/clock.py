@@ -101,6 +101,11 @@ _EN_PATTERNS = [
     ("at_digits", re.compile(
         r"\bat\s+(?P<h>[0-9]{1,2})(?:\s+(?P<m>[0-9]{2})|(?P<m2>[0-9]{2}))?(?![0-9])(?!\s*[:/.\-][0-9])")),
     ("noon", re.compile(r"\b(?:the\s+)?(?P<w>noon|midday|mid\s+day|midnight)\b")),
+    # 8 tonight, 9 tomorrow evening, 3 in the morning: a bare number beside a day or period word
+    ("beside", re.compile(r"(?:^|(?<=\s))(?P<h>[0-9]{1,2})(?=\s+(?:in\s+the\s+|this\s+|tomorrow\b|today\b|"
+                          r"tonight\b|tonite\b))")),
+    # 15h, 19h: past 12, a bare 'h' is the hour on a 24-hour clock (a bare '3h' is three hours)
+    ("h24", re.compile(r"^(?P<h>1[3-9]|2[0-3])h$")),
     # half three (British: 3:30)
     ("half", re.compile(rf"\bhalf\s+(?P<h>[0-9]{{1,2}}|{_HOUR_WORD})\b(?!\s+(?:an?\s+)?hours?)")),
 ]
@@ -158,7 +163,7 @@ def _english(m: re.Match, kind: str) -> tuple[int, int, int, str | None] | None:
         return _HOUR_WORDS[g["h"]], minute, 0, _ampm(m)
     hour = int(g["h"])
     minute = int(g.get("m") or g.get("m2") or 0)
-    marker = _ampm(m) or (H24 if kind == "h" or hour == 0 or hour > 12 or g["h"].startswith("0") else None)
+    marker = _ampm(m) or (H24 if kind in ("h", "h24") or hour == 0 or hour > 12 or g["h"].startswith("0") else None)
     return hour, minute, int(g.get("s") or 0), marker
 
 

@@ -61,9 +61,11 @@ def week_day(today: date, weeks: int, weekday: int) -> date:
     return monday(today) + timedelta(weeks=weeks, days=weekday)
 
 
-def nearby_weekday(today: date, weekday: int) -> Day:
-    """A bare weekday: last week's, this week's and next week's; the reader picks by preference."""
-    return Day(tuple(today + timedelta(days=k) for k in range(-7, 8) if (today + timedelta(days=k)).weekday() == weekday))
+def nearby_weekday(today: date, weekday: int, past: bool) -> Day:
+    """A bare weekday: the last and the coming one (the reader picks by preference). Today's
+    weekday said today means next week's, since today is 'today' (for `at:` it may be today)."""
+    return Day(tuple(today + timedelta(days=k) for k in range(-7, 8)
+                     if (today + timedelta(days=k)).weekday() == weekday and (k != 0 or past)))
 
 
 def counted_weekday(today: date, weekday: int, count: int) -> date:

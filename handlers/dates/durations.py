@@ -63,6 +63,8 @@ def read_duration(text: str) -> Duration | None:
     """`text` (normalised) as a whole as a span from now, else None."""
     if m := _EN_BARE_MINUTES.fullmatch(text):
         return Duration(int(m["n"]), "minute", 1) if int(m["n"]) < 60 else None
+    if re.fullmatch(r"(?:1[3-9]|2[0-3])h", text):
+        return None  # '15h' is 15:00 (see clock.py); '3h' is three hours
     if m := _EN.fullmatch(text):
         return _english(m)
     if m := _CN.fullmatch(text):

@@ -61,7 +61,7 @@ _WEEKDAY_FORMS = [
 ]
 
 
-def _weekday(text: str, today: date) -> Day | None:
+def _weekday(text: str, today: date, past: bool) -> Day | None:
     for pattern, kind in _WEEKDAY_FORMS:
         if not (m := pattern.fullmatch(text)):
             continue
@@ -75,7 +75,7 @@ def _weekday(text: str, today: date) -> Day | None:
                 return day(days.counted_weekday(today, weekday, 1))
             if mod in ("last", "past", "previous"):
                 return day(days.counted_weekday(today, weekday, -1))
-            return days.nearby_weekday(today, weekday)
+            return days.nearby_weekday(today, weekday, past)
         if kind == "after_next":
             return day(days.counted_weekday(today, weekday, 2))
         if kind == "of_week":
@@ -193,7 +193,7 @@ def month_day(text: str, today: date) -> tuple[Day, int, int, bool] | None:
     return None
 
 
-def _dated(text: str, today: date) -> Day | None:
+def _dated(text: str, today: date, past: bool) -> Day | None:
     """Dates, with or without a weekday that must agree ('Fri, Jul 18', 'Tuesday the 19th')."""
     weekday = None
     if m := re.fullmatch(rf"(?P<wd>{_WD_DOT})\s+(?P<rest>.+)|(?P<rest2>.+?)\s+(?P<wd2>{_WD_DOT})", text):
@@ -215,7 +215,7 @@ def _dated(text: str, today: date) -> Day | None:
     return None
 
 
-def _of_month(text: str, today: date) -> Day | None:
+def _of_month(text: str, today: date, past: bool) -> Day | None:
     if m := _DOM_OF_MONTH.fullmatch(text):
         first = shift_day(today.replace(day=1), _offset(m["mod"].replace("current", "this")), "month")
         return day(days.safe_date(first.year, first.month, _dom(m["d"]) or 0))
@@ -254,6 +254,6 @@ def read_day(text: str, today: date, past: bool) -> Day | None:
     if text in _RELATIVE:
         return day(today + timedelta(days=_RELATIVE[text]))
     for rule in (_weekday, _of_month, _dated):
-        if (found := rule(text, today)) is not None:
+        if (found := rule(text, today, past)) is not None:
             return found
     return _periods(text, today, past) or _from_duration(text, today, past)

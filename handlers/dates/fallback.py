@@ -1,4 +1,4 @@
-"""dateparser, for dates in the words of other languages ('15 décembre', 'mañana', '3 de marzo').
+"""dateparser, for dates in the words of other languages ('15 décembre', 'mañana', 'morgen').
 
 Only what neither grammar reads comes here, and only an answer that accounts for
 every number in the text is kept: dateparser otherwise fills gaps with guesses
@@ -12,6 +12,9 @@ from datetime import date, datetime
 
 from handlers.dates.days import YEARS
 
+#: The languages asked about (all of dateparser's 200 make every miss slow); English and
+#: Chinese have their own grammars.
+LANGUAGES = ["es", "fr", "de", "pt", "it", "nl", "ru", "ja", "ko", "vi", "id", "ms", "th", "tr", "pl"]
 _LATIN_OTHER = re.compile(r"[a-zà-ÿ]")
 _ENGLISH_WORDS = re.compile(
     r"\b(?:in|at|on|of|the|next|last|this|ago|from|hence|after|before|to|past|half|quarter|and|a|an|"
@@ -32,10 +35,11 @@ def read(text: str, local_now: datetime, past: bool) -> tuple[date, tuple[int, i
         "PARSERS": ["relative-time", "absolute-time"],
     }
     try:
-        data = DateDataParser(settings=settings).get_date_data(text)
+        data = DateDataParser(languages=LANGUAGES, settings=settings).get_date_data(text)
     except Exception:  # dateparser raises all sorts of errors on odd input
         return None
-    if data is None or data.date_obj is None or data.period not in ("day", "time"):
+    if data is None or data.date_obj is None or data.period not in ("day", "time") or \
+            (data.locale or "en").startswith("en"):
         return None
     moment = data.date_obj
     if moment.tzinfo is not None:

@@ -23,13 +23,14 @@ _REGIONAL = [
     ("朝早", "早上"), ("夜晚", "晚上"), ("礼拜天", "礼拜日"), ("星期天", "星期日"), ("周天", "周日"),
     ("今星期", "这星期"), ("今礼拜", "这礼拜"), ("今周", "这周"), ("这一", "这"), ("此时", "现在"),
     ("此刻", "现在"), ("当前", "现在"), ("目前", "现在"), ("而今", "现在"),
+    ("今晚", "今天晚上"), ("明晚", "明天晚上"), ("昨晚", "昨天晚上"), ("今早", "今天早上"), ("明早", "明天早上"),
 ]
 _REGIONAL_RE = re.compile("|".join(re.escape(a) for a, _ in sorted(_REGIONAL, key=lambda p: -len(p[0]))))
 _REGIONAL_MAP = dict(_REGIONAL)
 
-#: Words that hedge or pad a date without changing it.
+#: Words that hedge or pad a date without changing it; before a number they mean 'at' ('around 1030').
 _FILLERS = re.compile(
-    r"\b(?:around|about|approximately|approx\.?|roughly|circa|sometime|some time|during)\b"
+    r"\b(?:around|about|approximately|approx\.?|roughly|circa|sometime|some time|during)\b(?P<number>\s+[0-9])?"
     r"|(?<=[0-9])ish\b|\bish\b|左右|大约|大概",
     re.I,
 )
@@ -40,7 +41,7 @@ def normalise(text: str) -> str:
     text = text.translate(_TRADITIONAL)
     text = _REGIONAL_RE.sub(lambda m: _REGIONAL_MAP[m.group()], text)
     text = text.lower().replace("@", " at ").replace("’", "'").replace("，", " ").replace(",", " ")
-    text = _FILLERS.sub(" ", text)
+    text = _FILLERS.sub(lambda m: f" at{m['number']}" if m["number"] else " ", text)
     text = re.sub(r"[()（）]", " ", text)
     return " ".join(text.split()).strip(" .。")
 

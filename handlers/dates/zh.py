@@ -44,12 +44,12 @@ _WEEKDAY_DATE = re.compile(rf"(?P<wd>{_WEEK}[一二三四五六日天1-7])\s*(?P
 _BY = re.compile(r"(?P<rest>.+?)(?:之前|以前|前)")
 
 
-def _weekday(text: str, today: date) -> Day | None:
+def _weekday(text: str, today: date, past: bool) -> Day | None:
     if m := _WEEKDAY.fullmatch(text):
         weekday = _WEEKDAY_NUMS[m["day"]]
         if m["mod"]:
             return day(days.week_day(today, _WEEK_OFFSETS[m["mod"].rstrip("个")], weekday))
-        return days.nearby_weekday(today, weekday)
+        return days.nearby_weekday(today, weekday, past)
     return None
 
 
@@ -61,7 +61,7 @@ def _year_of(m: re.Match, today: date) -> int | None:
     return None
 
 
-def _dated(text: str, today: date) -> Day | None:
+def _dated(text: str, today: date, past: bool = False) -> Day | None:
     """2026年12月1日, 12月1号, 二月十五號, 明年3月, 3月份, 下个月5号, 15号."""
     if m := _DATE.fullmatch(text):
         month, dom = cn_number(m["m"]), cn_number(m["d"])
@@ -89,7 +89,7 @@ def _dated(text: str, today: date) -> Day | None:
     return None
 
 
-def _periods(text: str, today: date) -> Day | None:
+def _periods(text: str, today: date, past: bool) -> Day | None:
     """下周 (its Monday), 下个月 (its 1st), 月底, 本周末, 十月第一个星期一."""
     if m := _WEEK_ONLY.fullmatch(text):
         offset = _WEEK_OFFSETS[m["mod"].rstrip("个")]
@@ -136,11 +136,11 @@ def _from_duration(text: str, today: date) -> Day | None:
     return day(shift_day(today, (duration.sign or 1) * int(duration.amount), duration.unit))
 
 
-def _simple(text: str, today: date) -> Day | None:
+def _simple(text: str, today: date, past: bool) -> Day | None:
     if text in _RELATIVE:
         return day(today + timedelta(days=_RELATIVE[text]))
     for rule in (_weekday, _dated, _periods):
-        if (found := rule(text, today)) is not None:
+        if (found := rule(text, today, past)) is not None:
             return found
     return None
 
@@ -150,7 +150,7 @@ def read_day(text: str, today: date, past: bool) -> Day | None:
     text = text.replace(" ", "").strip("的在于")
     if not text:
         return None
-    if (found := _simple(text, today)) is not None:
+    if (found := _simple(text, today, past)) is not None:
         return found
     if m := _WEEKDAY_DATE.fullmatch(text):
         weekday_text, date_text = (m["wd"], m["date"]) if m["wd"] else (m["wd2"], m["date2"])
@@ -160,5 +160,5 @@ def read_day(text: str, today: date, past: bool) -> Day | None:
     if (found := _from_duration(text, today)) is not None:
         return found
     if m := _BY.fullmatch(text):
-        return _simple(m["rest"], today)
+        return _simple(m["rest"], today, past)
     return None
