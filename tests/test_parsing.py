@@ -39,14 +39,15 @@ def local(text: str, *, past: bool = False, now: datetime = NOW, tz: ZoneInfo = 
     ("fri", "2026-11-20 09:00", False),
     ("on friday", "2026-11-20 09:00", False),
     ("wednesday", "2026-11-25 09:00", False),  # today's 09:00 is gone: next week's
-    ("wednesday 5pm", "2026-11-18 17:00", True),
+    ("wednesday 5pm", "2026-11-25 17:00", True),  # today's weekday said today: next week's
+    ("today 5pm", "2026-11-18 17:00", True),
     ("this friday", "2026-11-20 09:00", False),
     ("next friday", "2026-11-27 09:00", False),  # the Friday of next week, like 下周五
     ("next monday 10am", "2026-11-23 10:00", True),
     ("friday at 3pm", "2026-11-20 15:00", True),
     ("last monday", "2026-11-16 09:00", False),
     ("next week", "2026-11-23 09:00", False),
-    ("next month", "2026-12-18 09:00", False),
+    ("next month", "2026-12-01 09:00", False),  # its 1st, and the reply says so
     ("in 3 days", "2026-11-21 15:00", True),
     ("3 days", "2026-11-21 15:00", True),
     ("3d", "2026-11-21 15:00", True),
@@ -122,8 +123,8 @@ def local(text: str, *, past: bool = False, now: datetime = NOW, tz: ZoneInfo = 
     ("1个月后", "2026-12-18 15:00", True),
     ("3天前", "2026-11-15 15:00", True),
     ("3天后下午3点", "2026-11-21 15:00", True),
-    ("下个月", "2026-12-18 09:00", False),
-    ("下月", "2026-12-18 09:00", False),
+    ("下个月", "2026-12-01 09:00", False),
+    ("下月", "2026-12-01 09:00", False),
     ("12月1日", "2026-12-01 09:00", False),
     ("12月1号", "2026-12-01 09:00", False),
     ("十二月一日", "2026-12-01 09:00", False),
@@ -186,7 +187,7 @@ def test_parse_when_accepts_any_aware_now():
     ("", ""),
     ("   ", ""),
     ("garbage", "garbage"),
-    ("may", "may"),  # a month alone is too vague
+    ("may", "may"),  # alone, more often the verb than the month
     ("3", "3"),
     ("25:00", "25:00"),
     ("13pm", "13pm"),

@@ -32,6 +32,7 @@ class Clock:
     assumed: str | None = None  # "pm" / "am" when the working-hours rule chose
     next_day: bool = False  # midnight said as 'tonight at 12': the start of the next day
     period_day: int | None = None  # 'tonight', 'this morning' name today (0)
+    period_only: bool = False  # no hour was written, only 'afternoon' / 下午
 
 
 # --- periods ------------------------------------------------------------------------------
@@ -251,13 +252,13 @@ def find_clock(text: str) -> tuple[Clock | None, str]:
         if clock is None:
             raise UserError("error.bad_date", text=match.group().strip())
     elif period and _PERIODS[period][1] is not None:
-        clock = Clock(_PERIODS[period][1], 0)
+        clock = Clock(_PERIODS[period][1], 0, period_only=True)
     elif period:
         return None, text  # 凌晨 alone names no hour
     else:
         return None, text
     if names_today:
-        clock = Clock(clock.hour, clock.minute, clock.second, clock.assumed, clock.next_day, period_day=0)
+        clock = Clock(clock.hour, clock.minute, clock.second, clock.assumed, clock.next_day, 0, clock.period_only)
     return clock, " ".join(rest.split())
 
 
@@ -267,4 +268,4 @@ def read_clock(text: str) -> tuple[int, int] | None:
         clock, rest = find_clock(text.strip().lower())
     except UserError:
         return None
-    return (clock.hour, clock.minute) if clock and not rest.strip() else None
+    return (clock.hour, clock.minute) if clock and not clock.period_only and not rest.strip() else None

@@ -93,6 +93,8 @@ _WEEK = re.compile(rf"(?P<mod>{_NEXT}|{_LAST}|{_THIS})\s+week|(?P<after>the\s+)?
 _MONTH_REF = re.compile(rf"(?P<mod>{_NEXT}|{_LAST}|{_THIS})\s+month")
 _MONTH_NAME = re.compile(rf"(?:(?P<mod>next|this|last)\s+|in\s+)?(?P<m>{_MON})(?:\s+(?P<y>[0-9]{{4}}))?"
                          rf"|(?P<m2>{_MON})\s+after\s+next")
+#: Month words that alone are more often something else ('may' the verb, 'mar', 'jan' a name).
+_NOT_ALONE = {name for name in EN_MONTHS if len(name) <= 4 and name != "june" and name != "july"} | {"may"}
 _WEEKEND = re.compile(rf"(?:(?P<mod>{_NEXT}|{_LAST}|{_THIS})\s+)?weekend")
 _END = re.compile(rf"(?:the\s+)?(?P<which>end|beginning|start)\s+of\s+(?:(?P<mod>{_NEXT}|{_LAST}|{_THIS})\s+)?"
                   rf"(?P<unit>month|week|year)")
@@ -110,7 +112,7 @@ def _periods(text: str, today: date, past: bool) -> Day | None:
             return day(today, assumed="today")
         first = shift_day(today.replace(day=1), offset, "month")
         return day(first, assumed="first")
-    if m := _MONTH_NAME.fullmatch(text):
+    if (m := _MONTH_NAME.fullmatch(text)) and text not in _NOT_ALONE:
         month = EN_MONTHS[(m["m"] or m["m2"]).rstrip(".")]
         if m["y"]:
             return day(days.safe_date(int(m["y"]), month, 1), assumed="first")

@@ -76,7 +76,21 @@ def read(text: str, now: datetime, zone: tzinfo, past: bool, *, fallback_ok: boo
     """Read a folded date/time in the member's zone; see `parsing.parse_when` for the forms."""
     if len(text) > MAX_DATE_LEN:
         raise UserError("error.bad_date", text=text[:40] + "…")
-    return _read(normalise(text), now, zone, past, fallback_ok)
+    normalised = normalise(text)
+    try:
+        return _read(normalised, now, zone, past, fallback_ok)
+    except UserError as error:
+        error.params["text"] = _as_typed(str(error.params.get("text", "")), text, normalised)
+        raise
+
+
+def _as_typed(part: str, text: str, normalised: str) -> str:
+    """The part of the date that was not understood, as the member typed it."""
+    typed = " ".join(text.split())
+    if not part or len(part) >= len(normalised) - 3:
+        return typed
+    at = typed.lower().find(part)
+    return typed[at:at + len(part)] if at >= 0 else part
 
 
 @lru_cache(maxsize=512)
