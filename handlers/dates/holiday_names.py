@@ -59,21 +59,26 @@ def _year(year: int) -> dict[str, date]:
                 if not _OBSERVED.search(name):
                     names.setdefault(_clean(name), when)
     for name, (month, dom) in _LUNAR.items():
-        names.setdefault(name, LunarDate(year, month, dom).toSolarDate())
+        names.setdefault(name, LunarDate(year, month, dom).to_solar_date())
     return names
 
 
-def _known(name: str) -> str | None:
+#: A holiday's name has one of these; anything else is not looked up (the libraries load slowly).
+_LOOKS_LIKE = re.compile(r"节|日|夜|旦|夕|年|午|秋|宵|明|阳|庆|诞|一|八|day|eve|mas|ween|giving|easter|year|festival|"
+                         r"patrick|paddy|valentine")
+
+
+def _known(name: str, year: int) -> str | None:
     name = _ALIASES.get(name, name)
-    return name if name in _year(2020) else None
+    return name if name in _year(year) else None
 
 
 def holiday_dates(text: str, today: date) -> list[date] | None:
     """The dates a holiday's name may mean (last, this and next year's; or the year given)."""
-    m = _YEAR.fullmatch(_clean(text).replace("'s", "'s"))
-    if not m or len(text) > 40:
+    m = _YEAR.fullmatch(_clean(text))
+    if not m or len(text) > 40 or not _LOOKS_LIKE.search(text):
         return None
-    name = _known(m["name"].strip()) or _known(m["name"].replace("'", "").strip())
+    name = _known(m["name"].strip(), today.year) or _known(m["name"].replace("'", "").strip(), today.year)
     if name is None:
         return None
     if m["y"]:
