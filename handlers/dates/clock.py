@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from handlers.dates.days import EN_WEEKDAYS
 from handlers.dates.words import CN_NUM, EN_NUMBER_WORDS, cn_number
 from handlers.errors import UserError
 
@@ -105,11 +106,16 @@ _EN_PATTERNS = [
     # 8 tonight, 9 tomorrow evening, 3 in the morning: a bare number beside a day or period word
     ("beside", re.compile(r"(?:^|(?<=\s))(?P<h>[0-9]{1,2})(?=\s+(?:in\s+the\s+|this\s+|tomorrow\b|today\b|"
                           r"tonight\b|tonite\b))")),
+    # tomorrow 9, tonight 8: the same, after the word
+    ("after_day", re.compile(r"(?<=\s)(?P<h>[0-9]{1,2})$")),
     # 15h, 19h: past 12, a bare 'h' is the hour on a 24-hour clock (a bare '3h' is three hours)
     ("h24", re.compile(r"^(?P<h>1[3-9]|2[0-3])h$")),
     # half three (British: 3:30)
     ("half", re.compile(rf"\bhalf\s+(?P<h>[0-9]{{1,2}}|{_HOUR_WORD})\b(?!\s+(?:an?\s+)?hours?)")),
 ]
+
+
+_DAY_WORDS = {"tomorrow", "today", "tonight", "tonite", "tmrw", "tmr", "morning", "afternoon", "evening"} | set(EN_WEEKDAYS)
 
 
 def _number(text: str) -> int | None:
@@ -162,6 +168,8 @@ def _english(m: re.Match, kind: str) -> tuple[int, int, int, str | None] | None:
             return None  # 'three twenty' alone is not a time (Duckling's negative corpus)
         minute = _number(g["m0"] or g["m"] or "0")
         return _HOUR_WORDS[g["h"]], minute, 0, _ampm(m)
+    if kind == "after_day" and m.string[:m.start()].split()[-1] not in _DAY_WORDS:
+        return None
     hour = int(g["h"])
     minute = int(g.get("m") or g.get("m2") or 0)
     marker = _ampm(m) or (H24 if kind in ("h", "h24") or hour == 0 or hour > 12 or g["h"].startswith("0") else None)
@@ -217,8 +225,6 @@ def _shifted(hour: int, minute: int, second: int, ampm: str | None, period: str 
         hour += 12
     elif shift is None and 1 <= hour <= 6:
         hour, assumed = hour + 12, PM
-    elif shift is None and 7 <= hour <= 11:
-        assumed = AM
     if hour > 23 or minute > 59 or second > 59:
         return None
     return Clock(hour, minute, second, assumed, next_day)

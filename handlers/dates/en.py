@@ -200,15 +200,14 @@ def _dated(text: str, today: date, past: bool) -> Day | None:
     weekday = None
     if m := re.fullmatch(rf"(?P<wd>{_WD_DOT})\s+(?P<rest>.+)|(?P<rest2>.+?)\s+(?P<wd2>{_WD_DOT})", text):
         rest, word = (m["rest"], m["wd"]) if m["wd"] else (m["rest2"], m["wd2"])
-        if month_day(rest, today) or _DOM_ALONE.fullmatch(rest) or re.fullmatch(r"(?:the\s+)?[0-9]{1,2}", rest):
+        if month_day(rest, today) or _DOM_ALONE.fullmatch(rest):
             weekday, text = EN_WEEKDAYS[word.rstrip(".")], rest
     if found := month_day(text, today):
         dates, month, dom, year_given = found
         if weekday is None:
             return dates
         return days.agreeing(dates, weekday, today, text, month=month, dom=dom, year_given=year_given)
-    m = _DOM_ALONE.fullmatch(text) or (re.fullmatch(r"(?:the\s+)?(?P<n>[0-9]{1,2})", text) if weekday is not None else None)
-    if m:
+    if m := _DOM_ALONE.fullmatch(text):
         dom = _dom(m.groupdict().get("d") or m["n"])
         found = days.around_months(dom, today) if dom else None
         if found is None:
