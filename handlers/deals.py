@@ -56,12 +56,15 @@ async def deal(ctx: Context, args: str) -> Result:
                    customer=customer_label(customer), date=ctx.fmt_date(occurred_at))]
     if note:
         lines.append(echo(note))
+    buttons = [card_buttons(ctx, customer)]
     if follow_up is not None:
-        lines.append(await plan_followup(ctx, customer, follow_up, note))
+        planned, move = await plan_followup(ctx, customer, follow_up, note)
+        lines.append(planned)
+        buttons.append([move])
     await saved(ctx, customer)
     after = await derived(ctx, customer)
     return Reply(text="\n".join(lines), fields=derived_fields(ctx, before, after, always=("tier", "ltv", "stage")),
-                 buttons=[card_buttons(ctx, customer)])
+                 buttons=buttons)
 
 
 # --- /feedback ------------------------------------------------------------------------------

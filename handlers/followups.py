@@ -24,7 +24,8 @@ from handlers.interactions import customer_by_id
 from handlers.lookup import take_customer
 from handlers.messages import Button, Field, Form, FormField, FormSubmission, Reply
 from handlers.paging import PAGE_SIZE, page_buttons
-from handlers.parsing import Token, When, parse_when, tokenize
+from handlers.parsing import Token, When, parse_when, split_when, tokenize
+from handlers.readings import MOVE_ACTION, move_button, reading_note
 from handlers.registry import Result, action, button_number, command, form, payload
 from storage import followups, scoring
 from storage.followups import PendingReminder, SilentCustomer
@@ -32,8 +33,6 @@ from storage.models import Customer, Member, Reminder
 
 #: Longest reminder note (storage keeps 1,000 characters).
 NOTE_LIMIT = 1000
-#: The most words after the customer that are tried as the date of /remind.
-MAX_DATE_WORDS = 6
 SNOOZE_DAYS = {"1d": 1, "1w": 7}
 TEAM_WORDS = ("team", "all", "团队", "全部")
 
@@ -98,26 +97,16 @@ def _ahead(ctx: Context, when: When) -> When:
 
 
 def split_when_note(ctx: Context, args: str, tokens: list[Token]) -> tuple[When, str]:
-    """The longest run of leading words (up to `MAX_DATE_WORDS`) that reads as a date, and the note after it.
-
-    Words the date reader skips (`after`, `at`) stay in the note: of the runs that read as the
-    same moment, the shortest is the date (`tomorrow after lunch` is tomorrow, note `after lunch`).
-    """
-    def read(count: int) -> When | None:
-        try:
-            return parse_when(args[tokens[0].start:tokens[count - 1].end], now=ctx.now, tz=ctx.tz)
-        except UserError:
-            return None
-
+    """The longest leading part of the words (up to the first quoted one) that reads as a date,
+    and the note after it (`friday 3pm bring samples`, `明天下午三点打电话`)."""
     leading = next((i for i, token in enumerate(tokens) if token.quoted), len(tokens))
-    longest = next(((count, when) for count in range(min(MAX_DATE_WORDS, leading), 0, -1)
-                    if (when := read(count)) is not None), None)
-    if longest is None:
-        raise UserError("error.remind_bad_date", text=args[tokens[0].start:][:40])
-    count, when = longest
-    while count > 1 and read(count - 1) == when:
-        count -= 1
-    return _ahead(ctx, when), args[tokens[count].start:].strip() if count < len(tokens) else ""
+    end = tokens[leading - 1].end if leading else tokens[0].start
+    try:
+        when, rest = split_when(args[tokens[0].start:end], now=ctx.now, tz=ctx.tz)
+    except UserError:
+        raise UserError("error.remind_bad_date", text=args[tokens[0].start:][:40]) from None
+    note = (rest + " " + args[end:]).strip() if end < len(args) else rest
+    return _ahead(ctx, when), note
 
 
 # --- /remind and the Remind form ------------------------------------------------------------------
@@ -143,7 +132,8 @@ async def save_reminder(ctx: Context, customer: Customer, when: When, note: str)
         due_at=when.at, explicit_time=when.explicit_time, note=note, now=ctx.now,
     )
     await saved(ctx, customer, purchases_changed=False)
-    return Reply(text=reminder_line(ctx, reminder, customer))
+    text = "\n".join(filter(None, [reminder_line(ctx, reminder, customer), reading_note(ctx, when)]))
+    return Reply(text=text, buttons=[[move_button(ctx, reminder.id)]])
 
 
 def remind_form(ctx: Context, customer: Customer) -> Form:
@@ -276,7 +266,7 @@ async def snooze(ctx: Context, args: str) -> Result:
     reminder = await _numbered(ctx, tokens[0].text, "error.snooze_usage")
     when = future_when(ctx, args[tokens[1].start:])
     customer = await _move(ctx, reminder, when)
-    return _moved_reply(ctx, reminder, customer)
+    return _moved_reply(ctx, reminder, customer, reading=reading_note(ctx, when))
 
 
 @action("rdone")
@@ -306,6 +296,44 @@ async def snooze_button(ctx: Context, args: list[str]) -> Result:
         note = ctx.t("reminder.snoozed", number=reminder.number, when=ctx.fmt_time(due_at))
         return _redrawn(await reminder_list(ctx, view, note=note), note)
     return _moved_reply(ctx, reminder, customer, pressed=True)
+
+
+def move_form(ctx: Context, reminder: Reminder) -> Form:
+    """One field: the reminder's new time, read like /snooze's."""
+    return Form(
+        name="rmove",
+        title=ctx.t("form.move.title", number=reminder.number),
+        fields=(FormField("when", ctx.t("form.remind.when"), required=True, hint=ctx.t("form.remind.when_hint")),),
+        submit_label=ctx.t("form.save"),
+        context={"reminder_id": str(reminder.id)},
+    )
+
+
+@action(MOVE_ACTION)
+async def move_button_pressed(ctx: Context, args: list[str]) -> Result:
+    return await guided.start(ctx, move_form(ctx, await _pressed(ctx, args)))
+
+
+async def check_move_answer(ctx: Context, key: str, value: str) -> str | None:
+    try:
+        future_when(ctx, value)
+    except UserError as problem:
+        return ctx.t(problem.key, **problem.params)
+    return None
+
+
+@form("rmove", check=check_move_answer)
+async def submit_move(ctx: Context, submission: FormSubmission) -> Result:
+    reminder = await _pressed(ctx, [submission.context.get("reminder_id", "")])
+    text = (submission.values.get("when") or "").strip()
+    try:
+        when = future_when(ctx, text) if text else None
+    except UserError as problem:
+        return Reply(form_errors={"when": ctx.t(problem.key, **problem.params)})
+    if when is None:
+        return Reply(form_errors={"when": ctx.t("guided.required")})
+    customer = await _move(ctx, reminder, when)
+    return _moved_reply(ctx, reminder, customer, reading=reading_note(ctx, when))
 
 
 async def _numbered(ctx: Context, text: str, usage: str) -> Reminder:
@@ -370,9 +398,14 @@ def _closed_reply(ctx: Context, reminder: Reminder, customer: Customer | None, *
     return _state_reply(ctx, note, reminder, customer, buttons, pressed)
 
 
-def _moved_reply(ctx: Context, reminder: Reminder, customer: Customer | None, *, pressed: bool = False) -> Reply:
+def _moved_reply(ctx: Context, reminder: Reminder, customer: Customer | None, *, pressed: bool = False,
+                 reading: str = "") -> Reply:
     note = ctx.t("reminder.snoozed", number=reminder.number, when=ctx.fmt_time(reminder.due_at))
-    return _state_reply(ctx, note, reminder, customer, reminder_buttons(ctx, reminder), pressed)
+    buttons = reminder_buttons(ctx, reminder) + ([] if pressed else [[move_button(ctx, reminder.id)]])
+    reply = _state_reply(ctx, note, reminder, customer, buttons, pressed)
+    if reading:
+        reply.text += "\n" + reading
+    return reply
 
 
 def _state_reply(

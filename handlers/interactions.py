@@ -16,8 +16,9 @@ from handlers.context import Context
 from handlers.customers import saved
 from handlers.errors import UserError
 from handlers.lookup import NeedChoice, customer_by_id, find_customer, take_customer
-from handlers.messages import Field, Form, FormField, FormSubmission, Reply
-from handlers.parsing import CHANNELS, Token, When, parse_channel, parse_when, split_clauses, tokenize
+from handlers.messages import Button, Field, Form, FormField, FormSubmission, Reply
+from handlers.parsing import CHANNELS, Token, When, parse_channel, parse_when, split_clauses, split_when, tokenize
+from handlers.readings import move_button, reading_note
 from handlers.registry import Result, action, command, form
 from storage import followups, interactions
 from storage.models import Customer
@@ -49,14 +50,26 @@ def back_dated(ctx: Context, clauses: dict[str, str]) -> datetime:
     return moment
 
 
-def next_followup(ctx: Context, clauses: dict[str, str]) -> When | None:
-    """The `next: <when>` moment, which must not be in the past."""
+@dataclass(frozen=True)
+class FollowUp:
+    """A `next:` clause: when, and the words after the date, which become the reminder's note."""
+
+    when: When
+    note: str = ""
+
+
+def next_followup(ctx: Context, clauses: dict[str, str]) -> FollowUp | None:
+    """The `next: <when> [note]` follow-up, which must not be in the past.
+
+    `next: friday bring samples` is friday with the note 'bring samples'; only a
+    clause that does not start with a date is an error, and the error names it.
+    """
     if "next" not in clauses:
         return None
-    when = parse_when(clauses["next"], now=ctx.now, tz=ctx.tz)
+    when, note = split_when(clauses["next"], now=ctx.now, tz=ctx.tz)
     if when.at < ctx.now:
         raise UserError("error.activity_next_past", text=clauses["next"][:40])
-    return when
+    return FollowUp(when, ctx.as_typed(note) if note else "")
 
 
 def echo(text: str) -> str:
@@ -64,13 +77,17 @@ def echo(text: str) -> str:
     return f"“{text[:ECHO]}{'…' if len(text) > ECHO else ''}”"
 
 
-async def plan_followup(ctx: Context, customer: Customer, when: When, note: str) -> str:
-    """A revisit reminder for the member at `when`; the line that tells them."""
+async def plan_followup(ctx: Context, customer: Customer, follow_up: FollowUp, summary: str) -> tuple[str, Button]:
+    """A revisit reminder for the member (its note: the words after the date, else the summary);
+    the lines that tell them, and the button that moves it."""
+    when = follow_up.when
     reminder = await followups.create_reminder(
         ctx.session, ctx.ws, member_id=ctx.me.id, created_by=ctx.me.id, customer_id=customer.id,
-        due_at=when.at, explicit_time=when.explicit_time, note=note, now=ctx.now,
+        due_at=when.at, explicit_time=when.explicit_time, note=follow_up.note or summary, now=ctx.now,
     )
-    return ctx.t("activity.next", when=ctx.fmt_time(when.at), number=reminder.number)
+    lines = [ctx.t("activity.next", when=ctx.fmt_time(when.at), number=reminder.number),
+             follow_up.note and ctx.t("activity.next_note", note=echo(follow_up.note)), reading_note(ctx, when)]
+    return "\n".join(filter(None, lines)), move_button(ctx, reminder.id)
 
 
 @dataclass(frozen=True)
@@ -144,7 +161,8 @@ async def log(ctx: Context, args: str) -> Result:
 
 
 async def save_log(
-    ctx: Context, customer: Customer, *, channel: str, summary: str, occurred_at: datetime, follow_up: When | None
+    ctx: Context, customer: Customer, *, channel: str, summary: str, occurred_at: datetime,
+    follow_up: FollowUp | None,
 ) -> Reply:
     """Record the interaction (and the next follow-up), refresh the customer, confirm."""
     before = await derived(ctx, customer)
@@ -154,11 +172,14 @@ async def save_log(
                    when=ctx.fmt_time(occurred_at))]
     if summary:
         lines.append(echo(summary))
+    buttons = [card_buttons(ctx, customer)]
     if follow_up is not None:
-        lines.append(await plan_followup(ctx, customer, follow_up, summary))
+        planned, move = await plan_followup(ctx, customer, follow_up, summary)
+        lines.append(planned)
+        buttons.append([move])
     await saved(ctx, customer, purchases_changed=False)
     return Reply(text="\n".join(lines), fields=derived_fields(ctx, before, await derived(ctx, customer)),
-                 buttons=[card_buttons(ctx, customer)])
+                 buttons=buttons)
 
 
 # --- the Log form (Slack modal, guided flow elsewhere) -------------------------------------

@@ -20,7 +20,7 @@ from handlers.errors import UserError
 __all__ = [
     "CHANNELS", "FIELD_ALIASES", "FIELD_NAMES", "Money", "Ref", "Token", "When",
     "as_typed", "classify_ref", "fold", "parse_amount", "parse_channel", "parse_duration_days",
-    "parse_hhmm", "parse_when", "split_clauses", "split_fields", "tokenize",
+    "parse_hhmm", "parse_when", "split_clauses", "split_fields", "split_when", "tokenize",
 ]
 
 # --- folding and tokens ---------------------------------------------------------
@@ -147,6 +147,13 @@ def parse_when(text: str, *, now: datetime, tz: ZoneInfo, past: bool = False) ->
     reads 'friday' as the last one. Raises UserError('error.bad_date').
     """
     return dates.parse_when(fold(text), now=now, tz=tz, past=past)
+
+
+def split_when(text: str, *, now: datetime, tz: ZoneInfo, past: bool = False) -> tuple[When, str]:
+    """The longest leading part of `text` that is a date, and the words after it (a note):
+    `friday bring samples` → (friday, 'bring samples'); `月底前打电话` → (月底, '打电话').
+    Raises UserError('error.bad_date') naming the text when it does not start with a date."""
+    return dates.split_leading(fold(text), now, tz, past)
 
 
 def parse_hhmm(text: str) -> str:

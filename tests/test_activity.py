@@ -68,7 +68,7 @@ async def test_log_with_channel_and_next_creates_a_reminder(alice: Chat) -> None
     assert "“talked about the price”" in alice.text
     assert "Next follow-up: 2026-11-27 Fri 09:00 (reminder #1)." in alice.text
     assert fields(alice)["Stage"] == "lead → prospect"
-    assert [b.label for b in alice.last[0].all_buttons()] == ["Log", "Remind", "Tag"]
+    assert [b.label for b in alice.last[0].all_buttons()] == ["Log", "Remind", "Tag", "Move…"]
 
     [interaction] = await rows(alice, Interaction)
     assert (interaction.channel, interaction.summary, interaction.occurred_at) == (

@@ -38,7 +38,7 @@ _EN = re.compile(
     rf"|(?P<n>[0-9]{{1,4}}(?:\.[0-9]{{1,2}})?|{EN_NUMBER}|{_COUNT})(?P<half>\s+and\s+an?\s+half)?\s*"
     rf"(?:more\s+|(?P<up>upcoming)\s+)?)?"
     rf"(?P<unit>{_EN_UNIT})(?![a-z])"
-    rf"(?:\s+(?P<dir>ago|back|earlier|before|hence|later|after|from\s+(?:right\s+)?now|from\s+today))?",
+    rf"(?:\s+(?P<dir>ago|back|earlier|hence|later|from\s+(?:right\s+)?now|from\s+today))?",
 )
 # 'in 15' is fifteen minutes, as people say it
 _EN_BARE_MINUTES = re.compile(r"in\s+(?P<n>[0-9]{1,2})")
@@ -89,11 +89,11 @@ def _english(m: re.Match) -> Duration | None:
     if m["half"]:
         amount += 0.5
     direction = (m["dir"] or "").split()[0] if m["dir"] else ""
-    if m["in"] and direction in ("ago", "back", "earlier", "before"):
+    if m["in"] and direction in ("ago", "back", "earlier"):
         return None
     if m["today"] and not m["in"]:
         return None
-    sign = -1 if direction in ("ago", "back", "earlier", "before") else 1 if (m["in"] or direction or m["up"]) else None
+    sign = -1 if direction in ("ago", "back", "earlier") else 1 if (m["in"] or direction or m["up"]) else None
     return _whole(amount, unit, sign)
 
 

@@ -155,8 +155,8 @@ def _cuts(text: str) -> list[int]:
 
 def split_leading(text: str, now: datetime, zone: tzinfo, past: bool = False) -> tuple[When, str]:
     """The longest leading part of `text` that is a date, and the rest ('friday bring samples' →
-    friday, 'bring samples'). Of leading parts that read as the same moment the shortest is the
-    date, so words the reader skips stay in the rest ('tomorrow after lunch' → 'after lunch').
+    friday, 'bring samples'). Words the reader skips at its end ('at', 'on', 'by') stay in the
+    rest when the date reads the same without them ('friday at the office' → 'at the office').
     Raises UserError naming the text when no leading part is a date."""
     cuts = _cuts(text)
     for index, cut in enumerate(cuts):
@@ -165,6 +165,8 @@ def split_leading(text: str, now: datetime, zone: tzinfo, past: bool = False) ->
         except UserError:
             continue
         for shorter in cuts[index + 1:]:
+            if _CONNECTORS.sub("", normalise(text[shorter:cut])).strip():
+                break  # only words the reader skips ('at', 'on', 'by') go back to the note
             try:
                 if read(text[:shorter], now, zone, past, fallback_ok=False) != when:
                     break
