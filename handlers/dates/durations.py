@@ -44,7 +44,7 @@ _EN = re.compile(
 _EN_BARE_MINUTES = re.compile(r"in\s+(?P<n>[0-9]{1,2})")
 # Chinese needs the direction word: 3日 alone is the 3rd of the month.
 _CN = re.compile(
-    rf"(?:再过|过)?(?P<n>[0-9]{{1,4}}(?:\.[0-9])?|{CN_NUM}|半|几)?(?P<unit>{_CN_UNIT})(?P<half>半)?\s*"
+    rf"(?:再过|过)?(?P<n>[0-9]{{1,4}}(?:\.[0-9])?|{CN_NUM}|半|几)?(?:个(?P<half0>半))?(?P<unit>{_CN_UNIT})(?P<half>半)?\s*"
     rf"(?P<dir>之?后|以后|过后|之?前|以前|之内|内)")
 
 
@@ -106,7 +106,7 @@ def _chinese(m: re.Match) -> Duration | None:
         float(word) if word.replace(".", "", 1).isdigit() else cn_number(word))
     if not amount:
         return None
-    if m["half"]:
+    if m["half"] or m["half0"]:
         amount += 0.5
     sign = -1 if "前" in m["dir"] else 1
     return _whole(float(amount), unit, sign)

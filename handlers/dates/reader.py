@@ -122,7 +122,7 @@ def _read_uncached(text: str, now: datetime, member_zone: tzinfo, past: bool, fa
 
     clock, rest = find_clock(text)
     rest = " ".join(_CONNECTORS.sub(" ", rest).split()).strip(" -")
-    today = now.astimezone(zone).date()
+    today = now.astimezone(member_zone).date()  # 'tomorrow 9am PST': the member's tomorrow, 9am there
     assumed: tuple[str, ...] = (clock.assumed,) if clock and clock.assumed else ()
     if clock is not None and not rest:
         day = Day((today,)) if clock.period_day == 0 else Day(tuple(today + timedelta(days=k) for k in (-1, 0, 1)))
