@@ -236,10 +236,12 @@ def in_scope(case: Case) -> bool:
     return case.grain in GRAINS and case.holiday is None and case.section not in ("latent", "negative")
 
 
-def score(cases: list[Case], engine: Reading, *, ours: bool) -> tuple[dict[str, int], list[tuple[Case, str, str]]]:
+def score(cases: list[Case], engine: Reading, *, ours: bool,
+          times: list[float] | None = None) -> tuple[dict[str, int], list[tuple[Case, str, str]]]:
     counts = {"right": 0, "defensible": 0, "wrong": 0, "refused": 0}
     details = []
     for case in cases:
+        started = time.perf_counter()
         try:
             got = engine(case.text, case.now, case.lang)
         except Exception as error:  # another engine's crash is its refusal; ours must never raise
@@ -247,6 +249,8 @@ def score(cases: list[Case], engine: Reading, *, ours: bool) -> tuple[dict[str, 
                 raise
             got = None
             del error
+        if times is not None:
+            times.append(time.perf_counter() - started)
         result = verdict(case, got, ours=ours)
         counts[result] += 1
         details.append((case, result, got.isoformat(timespec="minutes") if got else "—"))
@@ -274,11 +278,12 @@ def run(folder: Path, show: str | None, engines: bool) -> bool:
         for name, group in groups.items():
             if not group:
                 continue
-            started = time.perf_counter()
-            ours, details = score(group, crm_bot, ours=True)
-            per_parse = (time.perf_counter() - started) / len(group) * 1000
+            times: list[float] = []
+            ours, details = score(group, crm_bot, ours=True, times=times)
+            times.sort()
             print(f" {name}:")
-            print(line("crm-bot", ours) + f"  ({per_parse:.2f} ms a phrase)")
+            print(line("crm-bot", ours) + f"  (p50 {times[len(times) // 2] * 1000:.2f} ms, "
+                  f"p95 {times[int(len(times) * 0.95)] * 1000:.2f} ms a phrase)")
             print(line("dateparser alone", score(group, dateparser_alone, ours=False)[0]))
             if engines:
                 for label, engine in ENGINES.items():
