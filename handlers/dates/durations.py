@@ -128,6 +128,14 @@ def _whole(amount: float, unit: str, sign: int | None) -> Duration | None:
     return Duration(int(amount) if amount == int(amount) else amount, unit, sign)
 
 
+def day_after(text: str, today: date, past: bool) -> date | None:
+    """A day-sized span used as a date, with a time of day after it ('in 3 days 10am', '3天后下午3点')."""
+    duration = read_duration(text)
+    if duration is None or duration.unit in SMALL_UNITS:
+        return None
+    return shift_day(today, (duration.sign or (-1 if past else 1)) * int(duration.amount), duration.unit)
+
+
 # --- calendar arithmetic --------------------------------------------------------------------
 
 def add_months(day: date, months: int) -> date:

@@ -13,9 +13,9 @@ from __future__ import annotations
 import re
 from datetime import date, timedelta
 
-from handlers.dates import days
+from handlers.dates import days, durations
 from handlers.dates.days import EN_MONTHS, EN_WEEKDAYS, Day, day
-from handlers.dates.durations import read_duration, shift_day, SMALL_UNITS
+from handlers.dates.durations import shift_day
 from handlers.dates.words import EN_NUMBER, EN_ORDINAL, en_count, en_ordinal
 
 _WD = "|".join(sorted(EN_WEEKDAYS, key=len, reverse=True))
@@ -150,7 +150,6 @@ def _periods(text: str, today: date, past: bool) -> Day | None:
 # --- dates with a month name or numbers -------------------------------------------------------
 
 _DOM = rf"(?P<d>{EN_ORDINAL}|[0-9]{{1,2}})"
-_YEAR = r"(?:\s*(?P<y>[0-9]{4}|'?[0-9]{2}))?"
 _SEP = r"(?:\s+|\s*[-/.]\s*|(?<=[a-z])(?=[0-9])|(?<=[0-9])(?=[a-z]))"
 _MONTH_DAY = [
     re.compile(rf"(?P<m>{_MON}){_SEP}(?:the\s+)?{_DOM}(?:{_SEP}(?P<y>[0-9]{{4}}|[0-9]{{2}}))?"),
@@ -241,15 +240,6 @@ def _of_month(text: str, today: date, past: bool) -> Day | None:
 
 # --- together ---------------------------------------------------------------------------------
 
-def _from_duration(text: str, today: date, past: bool) -> Day | None:
-    """'in 3 days', '3 years from today', 'a week hence' used as a date (with a time of day after it)."""
-    duration = read_duration(text)
-    if duration is None or duration.unit in SMALL_UNITS:
-        return None
-    sign = duration.sign or (-1 if past else 1)
-    return day(shift_day(today, sign * int(duration.amount), duration.unit))
-
-
 def read_day(text: str, today: date, past: bool) -> Day | None:
     """The dates `text` may mean, or None when it is not an English date."""
     if text in _RELATIVE:
@@ -257,4 +247,4 @@ def read_day(text: str, today: date, past: bool) -> Day | None:
     for rule in (_weekday, _of_month, _dated):
         if (found := rule(text, today, past)) is not None:
             return found
-    return _periods(text, today, past) or _from_duration(text, today, past)
+    return _periods(text, today, past) or day(durations.day_after(text, today, past))

@@ -32,7 +32,6 @@ class When:
 
 _NOW = {"now", "right now", "just now", "at the moment", "atm", "immediately", "asap", "现在", "马上", "立刻", "立即"}
 _CONNECTORS = re.compile(r"\b(?:at|on|for|by|until|till|due)\b|^(?:在|于)|的$")
-_HAS_DAY_WORD = re.compile(r"[0-9a-z\u4e00-\u9fff]")
 
 
 def _day(text: str, today: date, past: bool) -> Day | None:

@@ -52,7 +52,6 @@ def normalise(text: str) -> str:
 _CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4,
               "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 CN_NUM = "[零〇一二两三四五六七八九十廿卅]{1,4}"  # regex for a Chinese number (see cn_number)
-NUM = rf"[0-9]{{1,4}}|{CN_NUM}"
 
 
 def cn_number(text: str) -> int | None:

@@ -13,9 +13,9 @@ from __future__ import annotations
 import re
 from datetime import date, timedelta
 
-from handlers.dates import days
+from handlers.dates import days, durations
 from handlers.dates.days import Day, day
-from handlers.dates.durations import SMALL_UNITS, read_duration, shift_day
+from handlers.dates.durations import shift_day
 from handlers.dates.words import CN_NUM, cn_number
 
 _RELATIVE = {"今天": 0, "今日": 0, "今晚": 0, "明天": 1, "明日": 1, "明晚": 1, "后天": 2, "大后天": 3,
@@ -128,14 +128,6 @@ def _periods(text: str, today: date, past: bool) -> Day | None:
     return None
 
 
-def _from_duration(text: str, today: date) -> Day | None:
-    """'3天后' with a time of day after it ('3天后下午3点')."""
-    duration = read_duration(text)
-    if duration is None or duration.unit in SMALL_UNITS:
-        return None
-    return day(shift_day(today, (duration.sign or 1) * int(duration.amount), duration.unit))
-
-
 def _simple(text: str, today: date, past: bool) -> Day | None:
     if text in _RELATIVE:
         return day(today + timedelta(days=_RELATIVE[text]))
@@ -157,7 +149,7 @@ def read_day(text: str, today: date, past: bool) -> Day | None:
         found = _dated(date_text, today)
         if found is not None:
             return days.agreeing(found, _WEEKDAY_NUMS[weekday_text[-1]], today, text)
-    if (found := _from_duration(text, today)) is not None:
+    if (found := day(durations.day_after(text, today, past))) is not None:
         return found
     if m := _BY.fullmatch(text):
         return _simple(m["rest"], today, past)
