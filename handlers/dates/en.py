@@ -68,9 +68,11 @@ def _weekday(text: str, today: date, past: bool) -> Day | None:
         weekday = EN_WEEKDAYS[m["wd"].rstrip(".")]
         if kind == "plain":
             mod = m["mod"] or ""
-            if mod in ("next", "this"):
-                return day(days.week_day(today, 1 if mod == "next" else 0, weekday)) if mod == "next" or \
-                    days.week_day(today, 0, weekday) >= today else day(days.counted_weekday(today, weekday, 1))
+            if mod == "next":
+                return day(days.week_day(today, 1, weekday))
+            if mod == "this":  # this week's, or the coming one once this week's has passed
+                this_week = days.week_day(today, 0, weekday)
+                return day(this_week if this_week >= today else days.counted_weekday(today, weekday, 1))
             if mod in ("coming", "upcoming"):
                 return day(days.counted_weekday(today, weekday, 1))
             if mod in ("last", "past", "previous"):
