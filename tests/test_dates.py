@@ -220,6 +220,23 @@ def test_holidays_count_back_for_back_dating():
     assert local("中秋节", past=True) == "2026-09-25 Fri 09:00"
 
 
+@pytest.mark.parametrize("text, expected", [
+    ("15 décembre", "2026-12-15 Tue 09:00"),
+    ("mañana", "2026-11-19 Thu 09:00"),
+    ("завтра", "2026-11-19 Thu 09:00"),
+])
+def test_other_languages_go_to_dateparser(text, expected):
+    assert local(text) == expected
+
+
+def test_english_no_grammar_reads_is_refused_without_asking_dateparser():
+    code = ("import sys; from datetime import datetime, timezone; from handlers.parsing import parse_when\n"
+            "try: parse_when('someday maybe', now=datetime.now(timezone.utc), tz=timezone.utc)\n"
+            "except Exception as error: print(type(error).__name__, 'dateparser' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "UserError False"
+
+
 # --- what the reading assumed --------------------------------------------------------------------
 
 @pytest.mark.parametrize("text, assumed, expected", [

@@ -1,9 +1,9 @@
-"""dateparser, for dates in the words of other languages ('15 décembre', 'mañana', 'morgen').
+"""dateparser, for dates in the words of other languages ('15 décembre', 'mañana', 'завтра').
 
 Only what neither grammar reads comes here, and only an answer that accounts for
 every number in the text is kept: dateparser otherwise fills gaps with guesses
 ('3 years from today' → 2010, 'at 3 15' → 15 March). English and Chinese phrases
-are never sent, and neither are bare numbers. Imported on first use (it is slow to load).
+are never sent, nor is text without a letter English lacks, nor bare numbers. Imported on first use (it is slow to load).
 """
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ from handlers.dates.days import YEARS
 #: The languages asked about (all of dateparser's 200 make every miss slow); English and
 #: Chinese have their own grammars.
 LANGUAGES = ["es", "fr", "de", "pt", "it", "nl", "ru", "ja", "ko", "vi", "id", "ms", "th", "tr", "pl"]
-_LATIN_OTHER = re.compile(r"[a-zà-ÿ]")
+#: Letters English does not use (accents, Cyrillic, kana, hangul, Thai…): only a text with one is asked
+#: about, so English that no grammar reads ('someday maybe') never waits for dateparser to load.
+_FOREIGN_LETTER = re.compile(r"[à-ÿß-ɏЀ-ӿ\u0e00-\u0e7f\u3040-\u30ff\uac00-\ud7af]")
 _ENGLISH_WORDS = re.compile(
     r"\b(?:in|at|on|of|the|next|last|this|ago|from|hence|after|before|to|past|half|quarter|and|a|an|"
     r"day|days|week|weeks|month|months|year|years|hour|hours|minute|minutes|now|today|tomorrow|yesterday)\b")
@@ -24,7 +26,7 @@ _NUMBERS = re.compile(r"[0-9]+")
 
 def read(text: str, local_now: datetime, past: bool) -> tuple[date, tuple[int, int] | None] | None:
     """(date, time of day or None), or None when dateparser cannot tell for sure."""
-    if not _LATIN_OTHER.search(text) or _ENGLISH_WORDS.search(text) or re.search(r"[\u4e00-\u9fff]", text):
+    if not _FOREIGN_LETTER.search(text) or _ENGLISH_WORDS.search(text) or re.search(r"[\u4e00-\u9fff]", text):
         return None
     from dateparser.date import DateDataParser  # slow import, needed only here
 

@@ -64,8 +64,8 @@ def _year(year: int) -> dict[str, date]:
 
 
 #: A holiday's name has one of these; anything else is not looked up (the libraries load slowly).
-_LOOKS_LIKE = re.compile(r"节|日|夜|旦|夕|年|午|秋|宵|明|阳|庆|诞|一|八|day|eve|mas|ween|giving|easter|year|festival|"
-                         r"patrick|paddy|valentine")
+_LOOKS_LIKE = re.compile(r"节|日|夜|旦|夕|年|午|秋|宵|明|阳|庆|诞|一|八|\b(?:day|eve|x-?mas|christmas|halloween|"
+                         r"thanksgiving|easter|year|years|festival|patrick'?s|paddy'?s|valentine'?s?)\b")
 
 
 def _known(name: str, year: int) -> str | None:
