@@ -28,7 +28,7 @@ from storage.models import Customer, Identity, Member, PendingChoice, Reminder, 
 #: Per action, the key column that finds what a button's first payload argument names, and that row's
 #: workspace column; None for buttons that name nothing (the "my day" ones work on the latest workspace).
 BUTTON_SUBJECTS: dict[str, tuple[Any, Any] | None] = {
-    **dict.fromkeys(("rdone", "rsnz"), (Reminder.id, Reminder.workspace_id)),
+    **dict.fromkeys(("rdone", "rsnz", "rmov"), (Reminder.id, Reminder.workspace_id)),
     **dict.fromkeys(("flog", "frem", "ftag", "show", "ssnz", "slost", "mgq"), (Customer.id, Customer.workspace_id)),
     **dict.fromkeys(("pick", "dup", "pg", "rec", "gform"), (PendingChoice.token, PendingChoice.workspace_id)),
     "home": None,

@@ -264,6 +264,8 @@ def test_what_the_words_did_not_say_is_reported(text, assumed, expected):
     ("in 2 weeks check", "2026-12-02 Wed 15:00", "check"),
     ("next monday 10am call the boss", "2026-11-23 Mon 10:00", "call the boss"),
     ("friday at the office", "2026-11-20 Fri 09:00", "at the office"),
+    ("tomorrow 1am night shift", "2026-11-19 Thu 01:00", "night shift"),  # 'night' adds nothing to 1am
+    ("in 3 minutes after restart", "2026-11-18 Wed 15:03", "after restart"),
     ("月底", "2026-11-30 Mon 09:00", ""),
     ("月底前打电话", "2026-11-30 Mon 09:00", "打电话"),
     ("下周五下午3点带样品", "2026-11-27 Fri 15:00", "带样品"),

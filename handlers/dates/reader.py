@@ -143,6 +143,7 @@ def _read_uncached(text: str, now: datetime, member_zone: tzinfo, past: bool, fa
 # --- the longest leading date ---------------------------------------------------------------
 
 _CJK = re.compile(r"[\u3400-\u9fff]")
+_ENDS_IN_COUNT = re.compile(r"(?<![0-9:./-])[0-9]+$|\b(?:a|an|one|two|three|four|five|six|seven|eight|nine|ten|few|couple)$")
 
 
 def _cuts(text: str) -> list[int]:
@@ -154,8 +155,9 @@ def _cuts(text: str) -> list[int]:
 
 def split_leading(text: str, now: datetime, zone: tzinfo, past: bool = False) -> tuple[When, str]:
     """The longest leading part of `text` that is a date, and the rest ('friday bring samples' →
-    friday, 'bring samples'). Words the reader skips at its end ('at', 'on', 'by') stay in the
-    rest when the date reads the same without them ('friday at the office' → 'at the office').
+    friday, 'bring samples'). Of leading parts that read as the same moment the shortest is the
+    date, so words that add nothing stay in the note ('tomorrow 1am night shift' → 'night shift',
+    'friday at the office' → 'at the office'); a part ending in a count keeps its unit.
     Raises UserError naming the text when no leading part is a date."""
     cuts = _cuts(text)
     for index, cut in enumerate(cuts):
@@ -164,8 +166,10 @@ def split_leading(text: str, now: datetime, zone: tzinfo, past: bool = False) ->
         except UserError:
             continue
         for shorter in cuts[index + 1:]:
-            if _CONNECTORS.sub("", normalise(text[shorter:cut])).strip():
-                break  # only words the reader skips ('at', 'on', 'by') go back to the note
+            if not text[shorter:shorter + 1].isspace():
+                continue  # whole words only: 月底前 stays the date, not 月底 with 前 in the note
+            if _ENDS_IN_COUNT.search(normalise(text[:shorter])):
+                break  # 'in 3' is not 'in 3 minutes' with 'minutes' left over
             try:
                 if read(text[:shorter], now, zone, past, fallback_ok=False) != when:
                     break
