@@ -120,13 +120,15 @@ async def run_text(ctx: Context, text: str) -> Result:
         if not ctx.request.addressed:
             return []
         raise UserError("error.unknown_command", command=word[:40] or "?")
+    if ctx.refused is not None and (entry.needs_workspace or ctx.request.space is not None):
+        raise ctx.not_a_member()  # lost access: nothing works in that book's chats, or on it elsewhere
     if entry.needs_workspace and ctx.workspace is None:
         raise UserError("error.start_first" if ctx.request.space and not ctx.request.is_private else "error.no_workspace")
     if ctx.workspace is not None:
         ctx.scope.require_role(entry.role, entry.name)
     if conversation is not None:  # a command ends the form it interrupts
         await guided.abandon(ctx)
-    args = args.strip()
+    args = entry.arguments(word.lstrip("/").split("@")[0], args.strip())
     try:
         parsed: Any = entry.parse(ctx, args) if entry.parse else args
         return await (entry.func(ctx, parsed))

@@ -270,7 +270,7 @@ async def _filter(ctx: Context, key: str, value: str) -> Any:
             raise UserError("error.find_filter", filter=f"tier:{value}")
         return Customer.tier == value.upper()
     if key == "owner":
-        return Customer.owner_id == await member_named(ctx, value)
+        return Customer.owner_id == await member_named(ctx, value, among="any")
     days = parse_duration_days(value)
     cutoff = ctx.now - timedelta(days=days)
     return or_(Customer.last_contact_at < cutoff, and_(Customer.last_contact_at.is_(None), Customer.created_at < cutoff))
@@ -285,13 +285,20 @@ def _stage_name(ctx: Context, value: str) -> str:
     raise UserError("error.find_filter", filter=f"stage:{value}")
 
 
-async def member_named(ctx: Context, name: str) -> int:
-    """`me`, `@name` or a member's name (case-insensitive) → member id, in this workspace."""
-    if name.casefold() in ("me", "我"):
+async def member_named(ctx: Context, name: str, *, among: str = "active", exact: bool = False) -> int:
+    """`me`, `@name` or a member's name (case-insensitive; a part of it too, unless `exact`) → member id,
+    in this workspace, among its `active` members (the default), those who lost access (`removed`)
+    or `any`."""
+    if name.casefold() in ("me", "我") and among != "removed":
         return ctx.me.id
     wanted = name.lstrip("@").casefold()
-    rows = list(await ctx.session.scalars(select(Member).where(Member.workspace_id == ctx.ws.id)))
-    matches = [m for m in rows if m.name.casefold() == wanted] or [m for m in rows if wanted in m.name.casefold()]
+    query = select(Member).where(Member.workspace_id == ctx.ws.id)
+    if among != "any":
+        query = query.where(Member.removed_at.is_(None) if among == "active" else Member.removed_at.is_not(None))
+    rows = list(await ctx.session.scalars(query))
+    matches = [m for m in rows if m.name.casefold() == wanted]
+    if not matches and not exact:
+        matches = [m for m in rows if wanted in m.name.casefold()]
     if len(matches) != 1:
         raise UserError("error.no_member", name=name[:60])
     return matches[0].id

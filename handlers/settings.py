@@ -24,6 +24,7 @@ from handlers.registry import Result, command
 from handlers.team import platform_label
 from storage import audit, scoring, workspaces
 from storage.models import Identity
+from storage.standardise import visible
 
 # --- reading values ------------------------------------------------------------------------
 
@@ -105,7 +106,7 @@ def _years(key: str, text: str) -> int:
 
 
 def _name(key: str, text: str) -> str:
-    return _checked(key, " ".join(text.split())[:200] or None, text)
+    return _checked(key, " ".join(visible(text).split())[:200] or None, text)
 
 
 #: setting → (Workspace column, reader of the typed value).

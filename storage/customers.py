@@ -35,7 +35,7 @@ DUPLICATE_NAME_SCORE = 88
 
 def clean_fields(raw: dict[str, str], workspace: Workspace, now: datetime) -> dict[str, Any]:
     """Typed `field=value` pairs → column values; an empty value clears the field."""
-    return dict(_clean(field, value, workspace, now) for field, value in raw.items())
+    return dict(_clean(field, standardise.visible(value), workspace, now) for field, value in raw.items())
 
 
 def _clean(field: str, raw: str, workspace: Workspace, now: datetime) -> tuple[str, Any]:
