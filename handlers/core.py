@@ -68,6 +68,8 @@ class Core:
                 return []
             raise
         ctx.run_after_commit()
+        if ctx.erased:
+            await self.db.erase_traces()
         return replies
 
     async def answered(self, update_key: str, replies: list[Reply] | None = None) -> None:
@@ -87,6 +89,7 @@ class Core:
             result = await _explain(ctx, problem)
         except Exception:
             log.exception("handler failed for %r", _describe(ctx.request))
+            log.debug("the failed request's text: %r", ctx.request.text[:200])
             await _reload(ctx)
             result = Reply(text=ctx.t("error.internal"), private=True)
         return result if isinstance(result, list) else [result]
@@ -201,8 +204,14 @@ def _still_unanswered(done: ProcessedUpdate) -> list[Reply]:
 
 
 def _describe(request: Request) -> dict[str, Any]:
+    """Which request failed, for the log: ids and the command word, never what it said about a customer
+    (that is logged at DEBUG only)."""
+    word = fold(request.text).split(maxsplit=1)[0] if request.text.strip() else ""
+    entry = find_command(word.lstrip("/").split("@")[0]) if word else None
     return {"platform": request.platform, "user": request.user_id, "chat": request.chat_id,
-            "text": request.text[:200], "action": request.action, "update": request.update_key}
+            "command": entry.name if entry else None,
+            "action": (request.action or "").split(":")[0] or None,
+            "form": request.submission.name if request.submission else None, "update": request.update_key}
 
 
 async def cleanup(db: Database, services: Services) -> None:

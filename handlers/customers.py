@@ -62,11 +62,13 @@ async def add_customer(ctx: Context, raw: dict[str, str], *, force: bool) -> Rep
     values = customers.clean_fields(raw, ctx.ws, ctx.now)
     if not force:
         dupes = await customers.possible_duplicates(
-            ctx.session, ctx.ws.id, name=values["name"], company=values.get("company"),
+            ctx.session, ctx.scope, name=values["name"], company=values.get("company"),
             phone=values.get("phone"), email=values.get("email"),
         )
-        if dupes:
-            return await _ask_same_person(ctx, raw, *dupes[0])
+        if dupes.shown:
+            return await _ask_same_person(ctx, raw, *dupes.shown[0])
+        if dupes.colleague_has:  # a customer this rep may not see: said to exist, never shown
+            raise UserError("customer.colleague_has")
     customer = await customers.create(ctx.session, ctx.ws, values, owner_id=ctx.me.id, created_by=ctx.me.id, now=ctx.now)
     await saved(ctx, customer, purchases_changed=False)
     return await customer_card(ctx, customer, note=ctx.t("customer.added", customer=customer_label(customer)))

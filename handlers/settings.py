@@ -100,7 +100,7 @@ def _clock(key: str, text: str) -> str:
 
 def _years(key: str, text: str) -> int:
     digits = fold(text).strip().lower().removesuffix("years").removesuffix("y").removesuffix("年").strip()
-    if not digits.isdigit() or not 1 <= int(digits) <= MAX_LIFETIME_YEARS:
+    if not (digits.isascii() and digits.isdigit()) or not 1 <= int(digits) <= MAX_LIFETIME_YEARS:
         raise _bad(key, text)
     return int(digits)
 
