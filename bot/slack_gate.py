@@ -75,12 +75,34 @@ def _check_signature(request: web.Request, body: bytes, secret: str, now: float)
         raise Refused(401, "invalid signature")
 
 
+#: Per payload type, the text Bolt reads before any listener could look (`body["actions"][0]["action_id"]` …):
+#: a payload without it is not one Slack sends, and would fail inside Bolt.
+_REQUIRED: dict[str, tuple[object, ...]] = {
+    "event_callback": ("event", "type"),
+    "block_actions": ("actions", 0, "action_id"),
+    "view_submission": ("view", "callback_id"),
+    "view_closed": ("view", "callback_id"),
+    "shortcut": ("callback_id",),
+    "message_action": ("callback_id",),
+}
+
+
 def _check_shape(content_type: str, text: str) -> None:
-    """A JSON object (events), or a form (commands; interactions, whose `payload` is a JSON object)."""
+    """A JSON object (events), or a form (commands; interactions, whose `payload` is a JSON object), with
+    what its type needs."""
     if content_type == "application/json":
-        if not isinstance(json.loads(text), dict):
-            raise ValueError("not an object")
-        return
-    payload = parse_qs(text, strict_parsing=bool(text)).get("payload")
-    if payload is not None and not isinstance(json.loads(payload[0]), dict):
-        raise ValueError("payload is not an object")
+        body = json.loads(text)
+    else:
+        payload = parse_qs(text, strict_parsing=bool(text)).get("payload")
+        if payload is None:
+            return
+        body = json.loads(payload[0])
+    if not isinstance(body, dict):
+        raise ValueError("not an object")
+    part: object = body
+    for step in _REQUIRED.get(str(body.get("type")), ()):
+        holds = isinstance(part, list) and isinstance(step, int) and len(part) > step \
+            or isinstance(part, dict) and step in part
+        part = part[step] if holds else None  # type: ignore[index]
+    if _REQUIRED.get(str(body.get("type"))) and not (isinstance(part, str) and part):
+        raise ValueError(f"a {body.get('type')} payload without what it needs")
