@@ -212,3 +212,16 @@ async def test_a_suspended_member_gets_no_reminders_silent_lists_or_digests_unti
     clock.advance(minutes=5)
     await scheduler.poll()
     assert any(chat == "dm-bob-tg" and "Tom Li" in reply.plain_text() for chat, reply in inbox.sent)
+
+
+async def test_removal_reaches_every_linked_account(core: Core, alice: Chat) -> None:
+    await alice.say("/start")  # the console book's first user: its admin
+    bob_console = Chat(core, user_id="bob", name="Bob")  # joins it as a rep
+    await bob_console.say("/link")
+    bob_telegram = Telegram(core, "bob-tg", "Bob")
+    await bob_telegram.say(f"/link {code_in(bob_console)}")
+    assert "Linked" in bob_telegram.text
+    await alice.say("/team remove Bob")
+    for chat in (bob_console, bob_telegram):
+        await chat.say("/find x")
+        assert "You no longer have access to “console”" in chat.text, chat.platform
