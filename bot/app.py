@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Protocol
 
+from bot import logs
 from bot.config import Settings
 from bot.console import Console
 from bot.slack import SlackPlatform
@@ -51,6 +52,7 @@ class App:
     @classmethod
     def build(cls, settings: Settings, clock: Clock = utcnow) -> "App":
         db = Database(settings.database_url)
+        logs.protect(db.url.password if isinstance(db.url.password, str) else None)
         services = Services(
             clock=clock, search=CustomerSearch(clock),
             default_timezone=settings.default_timezone, default_locale=settings.default_locale,

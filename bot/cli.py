@@ -20,6 +20,7 @@ from telegram.error import InvalidToken, TelegramError
 
 from bot.app import App, quiet_logs_for_the_terminal
 from bot.config import Settings
+from bot.private_files import write_private
 from handlers.errors import UserError
 from handlers.i18n import t
 from handlers.tags import auto_tag_names
@@ -135,7 +136,7 @@ async def _export(app: App, target: str | None, workspace_id: int | None) -> int
         return 0
     path = Path(target or f"customers-{datetime.now(zone):%Y-%m-%d}.csv")
     try:
-        path.write_bytes(content)
+        write_private(path, content)
     except OSError as problem:
         raise CliError(f"cannot write {path}: {problem.strerror}") from None
     print(f"{count} customers of {workspace.name} → {path}")

@@ -17,6 +17,7 @@ from typing import TextIO
 from rich.console import Console as RichConsole
 from rich.markup import escape
 
+from bot.private_files import write_private
 from handlers.core import Core
 from handlers.i18n import normalize_locale
 from handlers.messages import Attachment, Button, Reply, Request
@@ -79,7 +80,7 @@ class Console:
     def parse(self, line: str) -> Request:
         """A typed line → a button press (a number) or a command, with a local file attached."""
         text = line.strip()
-        if text.isdigit() and 0 < int(text) <= len(self.choices):
+        if text.isascii() and text.isdigit() and 0 < int(text) <= len(self.choices):  # '²' is a digit too
             return self.request(action=self.choices[int(text) - 1].action)
         head, _, last = text.rpartition(" ")
         path = Path(last).expanduser()
@@ -110,7 +111,7 @@ class Console:
     def save(self, attachment: Attachment) -> Path:
         self.export_dir.mkdir(parents=True, exist_ok=True)
         path = self.export_dir / Path(attachment.name).name
-        path.write_bytes(attachment.content)
+        write_private(path, attachment.content)
         return path.resolve()
 
     async def show_progress(self, reply: Reply) -> None:

@@ -1,15 +1,21 @@
 """The Slack adapter (slack-bolt's AsyncApp): /crm, mentions, direct messages, buttons, modals, the App Home.
 
-- HTTP mode: POST /slack/events on the bot's shared server. Bolt checks every
-  request's signature and refuses forged ones and ones older than 5 minutes
-  with 401, and answers url_verification. Socket Mode instead when
-  SLACK_APP_TOKEN is set.
+- HTTP mode: POST /slack/events on the bot's shared server. The size,
+  timestamp and signature are checked on the raw bytes before anything parses
+  them (bot/slack_gate.py: forged or stale requests get 401, malformed ones 400,
+  oversized ones 413); Bolt checks the signature again and answers
+  url_verification. Socket Mode instead when SLACK_APP_TOKEN is set.
 - Each listener acks and hands the work to a tracked task, so Slack hears back
   at once whatever the work costs (`drain` waits for that work; `stop` does
   first). A form submission is the exception: per-field errors can only ride on
   the ack, so the core runs before it (it answers in milliseconds).
-- A workspace is the Slack team (the first user is its admin). An event Slack
-  delivers again carries the same event_id, and the core applies it once.
+- A workspace is the Slack team (the first user is its admin). The team of
+  whoever acts decides which: in a channel shared with another organisation
+  (Slack Connect), a guest's command, button or form works on the guest's own
+  team, never on the host's (`acting_team`). An event Slack delivers again
+  carries the same event_id, and the core applies it once.
+- A deactivated account (`user_change` with `deleted: true`) is suspended in its
+  team's book at once (storage.offboarding); its admins are told.
 - Text comes in Slack's markup (`&amp;`, `<@U1>`, `<mailto:…|…>`) and is read
   back to plain text; replies go out escaped (bot/slack_blocks.py).
 - Slash commands can't carry files, so /crm import explains how to import:
@@ -27,7 +33,8 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable
 
 import aiohttp
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
@@ -53,6 +60,7 @@ from bot.slack_blocks import (
     spliced,
     submitted_values,
 )
+from bot import logs, slack_gate
 from bot.web import WebServer
 from handlers.home import HOME_COMMAND
 from handlers.i18n import normalize_locale, t
@@ -60,7 +68,7 @@ from handlers.messages import Attachment, Form, FormSubmission, Reply, Request
 from handlers.registry import find_command
 from handlers.transfer import MAX_BYTES
 from reminders.delivery import DeliveryError, RecipientBlocked, leaving, refused
-from storage import blocking
+from storage import blocking, offboarding
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -275,12 +283,29 @@ def team_of(context: AsyncBoltContext, body: dict[str, Any]) -> str:
             or (body.get("team") or {}).get("id") or "")
 
 
+#: Payloads that carry the acting user with their own team (`user.team_id`).
+INTERACTIONS = frozenset({"block_actions", "view_submission", "shortcut"})
+
+
 def acting_team(context: AsyncBoltContext, body: dict[str, Any]) -> str | None:
-    """The workspace of whoever wrote an event. In a channel shared with another organisation, events carry
-    the installing workspace; a guest from the other side acts in their own (None: Slack doesn't say which)."""
+    """The workspace of whoever acts (None: Slack doesn't say which, and nothing is done).
+
+    In a channel shared with another organisation, events and interactions carry the installing
+    workspace (a modal opened there names it in `view.app_installed_team_id`); a guest from the other
+    side acts in their own. Interactions name the presser's team in `user.team_id`, events in
+    `event.user_team` (Bolt's `actor_team_id`); a slash command runs in its invoker's workspace."""
+    if body.get("type") in INTERACTIONS:
+        user = body.get("user")
+        return (user.get("team_id") or None) if isinstance(user, dict) else None
     if body.get("is_ext_shared_channel"):
         return context.actor_team_id
-    return team_of(context, body)
+    return team_of(context, body) or None
+
+
+def acting_user(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The user of an interaction; None when the payload names nobody (nothing to do then)."""
+    user = body.get("user")
+    return user if isinstance(user, dict) and isinstance(user.get("id"), str) and user["id"] else None
 
 
 # --- replies out -------------------------------------------------------------------------------------
@@ -410,6 +435,7 @@ class SlackPlatform:
         if not self.socket_token and not settings.slack_signing_secret:
             raise ValueError("SLACK_SIGNING_SECRET is needed to check Slack's requests "
                              "(or set SLACK_APP_TOKEN for Socket Mode)")
+        logs.protect(settings.slack_bot_token, settings.slack_signing_secret, settings.slack_app_token)
         self.app = app
         self.core = app.core
         self.default_locale = settings.default_locale
@@ -418,6 +444,7 @@ class SlackPlatform:
                                  rate_limit_retries=rate_limit_retries)
         self.people = People(self.client)
         self.teams = Teams(self.client)
+        self.signing_secret = settings.slack_signing_secret or ""
         self.sender = SlackSender(self.client, self.note_blocked, self.default_locale)
         self.bolt = AsyncApp(
             client=self.client,
@@ -478,7 +505,12 @@ class SlackPlatform:
                 log.warning("could not apologise to %s", origin.user)
 
     async def _on_http(self, request: web.Request) -> web.Response:
-        answer = await self.bolt.async_dispatch(await to_bolt_request(request))
+        try:
+            body = await slack_gate.checked_body(request, self.signing_secret)
+        except slack_gate.Refused as refused:
+            return refused.response()
+        answer = await self.bolt.async_dispatch(AsyncBoltRequest(body=body, query=request.query_string,
+                                                                 headers=request.headers))  # type: ignore[arg-type]
         return await to_aiohttp_response(answer)
 
     def _register(self) -> None:
@@ -487,6 +519,7 @@ class SlackPlatform:
         bolt.event("app_mention")(self._on_mention)
         bolt.event("message")(self._on_message)
         bolt.event("app_home_opened")(self._on_home_opened)
+        bolt.event("user_change")(self._on_user_change)
         bolt.action(re.compile(f"^{re.escape(ACTION_PREFIX)}"))(self._on_button)
         bolt.view_submission(FORM_CALLBACK)(self._on_submission)
         bolt.shortcut(re.compile(r"^crm_"))(self._on_shortcut)
@@ -494,9 +527,11 @@ class SlackPlatform:
     # --- listeners: ack, then work -------------------------------------------------------------------
     async def _on_command(self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
         await ack()
-        channel = body.get("channel_id") or ""
+        channel, team = body.get("channel_id") or "", acting_team(context, body)
+        if not team or not body.get("user_id"):
+            return
         origin = Origin(
-            team=team_of(context, body), user=body["user_id"], channel=channel or None, dm=channel.startswith("D"),
+            team=team, user=body["user_id"], channel=channel or None, dm=channel.startswith("D"),
             team_name=body.get("team_domain", ""), user_name=body.get("user_name", ""),
             response_url=body.get("response_url"), trigger_id=body.get("trigger_id"),
         )
@@ -519,17 +554,31 @@ class SlackPlatform:
         """Direct messages only; not bots, not edits or deletions (file shares, yes: that's /import)."""
         if event.get("channel_type") != "im" or event.get("bot_id") or not event.get("user"):
             return
-        if event.get("subtype") not in (None, "file_share"):
+        team = acting_team(context, body)
+        if event.get("subtype") not in (None, "file_share") or not team:
             return
-        origin = Origin(team=team_of(context, body), user=event["user"], channel=event.get("channel"), dm=True,
+        origin = Origin(team=team, user=event["user"], channel=event.get("channel"), dm=True,
                         thread_ts=event.get("thread_ts"))
         self._spawn(self._text(origin, event.get("text") or "", command=False, files=event.get("files"),
                                bot_users=app_users(context, body), key=_key(body.get("event_id"))), "message", origin)
 
-    async def _on_home_opened(self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext) -> None:
-        if event.get("tab") != "home" or not event.get("user"):
+    async def _on_user_change(self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext) -> None:
+        """A deactivated account loses access to its team's book at once (reactivating it does not restore it)."""
+        user = event.get("user")
+        if not isinstance(user, dict) or user.get("deleted") is not True or not isinstance(user.get("id"), str):
             return
-        origin = Origin(team=team_of(context, body), user=event["user"], dm=True, home=True)
+        team = user.get("team_id") or team_of(context, body)
+        async with self.app.db.transaction() as session:
+            gone = await offboarding.suspend_account(session, PLATFORM, user["id"], how=offboarding.DEACTIVATED,
+                                                     now=self.app.services.clock(), space=str(team))
+        if gone:
+            log.info("Slack account %s deactivated: member %s suspended", user["id"], gone[0].id)
+
+    async def _on_home_opened(self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext) -> None:
+        team = acting_team(context, body)
+        if event.get("tab") != "home" or not event.get("user") or not team:
+            return
+        origin = Origin(team=team, user=event["user"], dm=True, home=True)
         self._spawn(self.publish_home(origin), "home", origin)
 
     async def _on_button(self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
@@ -539,10 +588,13 @@ class SlackPlatform:
         if home and (body.get("view") or {}).get("type") != "home":
             return  # our modals have no buttons
         channel = container.get("channel_id") or (body.get("channel") or {}).get("id")
-        user = body.get("user") or {}
-        pressed = (body.get("actions") or [{}])[0]
+        user, team = acting_user(body), acting_team(context, body)
+        actions = body.get("actions")
+        pressed = actions[0] if isinstance(actions, list) and actions and isinstance(actions[0], dict) else None
+        if user is None or not team or pressed is None:
+            return  # a press by nobody, of nothing, or from a workspace Slack doesn't name
         origin = Origin(
-            team=team_of(context, body), user=user["id"], channel=None if home else channel,
+            team=team, user=user["id"], channel=None if home else channel,
             dm=home or (channel or "").startswith("D"), team_name=(body.get("team") or {}).get("domain", ""),
             user_name=user.get("username") or user.get("name") or "",
             thread_ts=(body.get("message") or {}).get("thread_ts"), response_url=body.get("response_url"),
@@ -550,7 +602,8 @@ class SlackPlatform:
             ephemeral=bool(container.get("is_ephemeral")), home=home,
             message_blocks=(body.get("message") or {}).get("blocks"), pressed_block=pressed.get("block_id"),
         )
-        value = pressed.get("value") or ""
+        value = pressed.get("value")
+        value = value if isinstance(value, str) else ""
         self._spawn(self._press(origin, value, _key(body.get("trigger_id"))), "button", origin)
 
     async def _on_submission(self, ack: AsyncAck, body: dict[str, Any], view: dict[str, Any],
@@ -560,9 +613,12 @@ class SlackPlatform:
             where = json.loads(view.get("private_metadata") or "{}")
         except ValueError:
             where = {}
-        user = body.get("user") or {}
+        user, team = acting_user(body), acting_team(context, body)
+        if user is None or not team or not isinstance(where, dict):
+            await ack()
+            return
         origin = Origin(
-            team=team_of(context, body), user=user["id"], channel=where.get("channel"), dm=bool(where.get("dm")),
+            team=team, user=user["id"], channel=where.get("channel"), dm=bool(where.get("dm")),
             team_name=(body.get("team") or {}).get("domain", ""), user_name=user.get("username") or "",
             thread_ts=where.get("thread"), trigger_id=body.get("trigger_id"), home=bool(where.get("home")),
         )
@@ -596,10 +652,10 @@ class SlackPlatform:
     async def _on_shortcut(self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
         await ack()
         text = SHORTCUTS.get(body.get("callback_id", ""))
-        user = body.get("user") or {}
-        if text is None or body.get("type") != "shortcut":
+        user, team = acting_user(body), acting_team(context, body)
+        if text is None or body.get("type") != "shortcut" or user is None or not team:
             return
-        origin = Origin(team=team_of(context, body), user=user["id"], dm=True,
+        origin = Origin(team=team, user=user["id"], dm=True,
                         team_name=(body.get("team") or {}).get("domain", ""), user_name=user.get("username") or "",
                         trigger_id=body.get("trigger_id"))
         self._spawn(self._text(origin, text, command=True, key=_key(body.get("trigger_id"))), "shortcut", origin)

@@ -229,7 +229,12 @@ PART = "r"
 
 def _part_of(block_id: object) -> str | None:
     head, dot, _ = str(block_id or "").partition(".")
-    return head if dot and head[:1] == PART and head[1:].isdigit() else None
+    return head if dot and head[:1] == PART and _ascii_number(head[1:]) else None
+
+
+def _ascii_number(text: str) -> bool:
+    """Digits `int()` reads (`str.isdigit` also says yes to '²', which `int()` refuses)."""
+    return text.isascii() and text.isdigit()
 
 
 def _named(blocks: list[Block], part: str) -> list[Block]:
@@ -265,7 +270,7 @@ def spliced(message: list[Block], pressed_block: str | None, reply: Reply, local
     if part is None or not where:
         return None
     taken = [int(e["action_id"].removeprefix(ACTION_PREFIX)) for block in message for e in block.get("elements", [])
-             if str(e.get("action_id", "")).removeprefix(ACTION_PREFIX).isdigit()]
+             if _ascii_number(str(e.get("action_id", "")).removeprefix(ACTION_PREFIX))]
     ids = ActionIds(start=max(taken, default=-1) + 1)
     divider = [{"type": "divider"}] if message[where[0]].get("type") == "divider" else []
     fresh = _named(divider + message_blocks(reply, locale, ids), part)

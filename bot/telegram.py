@@ -19,12 +19,15 @@
   serves everyone else; any other failure answers with a short apology in the
   user's language and is logged with the update.
 - The command menu is registered in English and Chinese from /help's list.
+- A member who leaves the team's group, or is removed from it, is suspended in
+  its book (storage.offboarding): `chat_member` updates (which Telegram sends
+  where the bot is an administrator, and only when asked for) and the
+  `left_chat_member` service message (which it always sends) both say so.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import re
 import secrets
@@ -37,15 +40,17 @@ from telegram import (
     BotCommand,
     Document,
     InaccessibleMessage,
+    LinkPreviewOptions,
     Message,
     ReplyParameters,
     Update,
 )
 from telegram.constants import ChatAction, ChatMemberStatus, ChatType, ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
-from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
+from telegram.ext import Application, ApplicationBuilder, ContextTypes, Defaults, TypeHandler
 from telegram.request import HTTPXRequest
 
+from bot import logs
 from bot import telegram_render as render
 from bot.telegram_transport import (
     LEAVING_HOOKS,
@@ -61,12 +66,14 @@ from handlers.messages import Attachment, ProgressSink, Reply, Request
 from handlers.registry import find_command
 from handlers.transfer import MAX_BYTES
 from reminders.delivery import DeliveryError, RecipientBlocked, leaving, sending
-from storage import blocking, workspaces
+from storage import blocking, offboarding, workspaces
 
 log = logging.getLogger(__name__)
 
 PLATFORM = "telegram"
-ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
+ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member", "chat_member"]
+#: A member's status that means they are no longer in the group.
+GONE = (ChatMemberStatus.LEFT, ChatMemberStatus.BANNED)
 MENU_LOCALES = ("en", "zh")  # English is also the default menu
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 NOT_MODIFIED = "message is not modified"
@@ -131,6 +138,7 @@ class TelegramPlatform:
         self.default_locale = settings.default_locale
         self.webhook_url: str | None = settings.telegram_webhook_url or None
         self.webhook_secret = settings.telegram_webhook_secret or secrets.token_urlsafe(32)
+        logs.protect(settings.telegram_bot_token, self.webhook_secret)
         self.sender = TelegramSender(self)
         #: SQLite has one writer: queue transactions here rather than in SQLite's busy-wait.
         self._one_writer = asyncio.Lock() if app.db.is_sqlite else None
@@ -142,6 +150,8 @@ class TelegramPlatform:
             .concurrent_updates(ChatOrderedProcessor(workers, on_handled=self._handled))
             .request(HTTPXRequest(connection_pool_size=256, media_write_timeout=60, httpx_kwargs=LEAVING_HOOKS))
             .updater(None)  # ConfirmingPoller or the webhook instead
+            # no link previews: a website or address in a customer's card must not be fetched and shown
+            .defaults(Defaults(link_preview_options=LinkPreviewOptions(is_disabled=True)))
         )
         urls = api_urls(settings.telegram_api_base_url)
         if urls:
@@ -221,8 +231,12 @@ class TelegramPlatform:
         if not self.application.running:
             return web.Response(status=503, text="starting")  # Telegram retries later
         try:
-            update = Update.de_json(await request.json(), self.bot)
-        except (ValueError, TypeError, KeyError, json.JSONDecodeError):
+            data = await request.json()
+            if not isinstance(data, dict) or type(data.get("update_id")) is not int:
+                raise ValueError("not an update object")
+            update = Update.de_json(data, self.bot)
+        except (ValueError, TypeError, KeyError, AttributeError):  # a JSON error is a ValueError
+            log.debug("webhook: a body that is not an update was refused")
             return web.Response(status=400, text="not an update")
         # answered once handled: a process that dies first leaves the update for Telegram to send again
         handled = self._webhook_waiting.setdefault(update.update_id, asyncio.get_running_loop().create_future())
@@ -235,6 +249,11 @@ class TelegramPlatform:
     async def _on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         if update.my_chat_member is not None:
             await self._membership_changed(update)
+        elif update.chat_member is not None:
+            change = update.chat_member
+            if change.chat.type != ChatType.PRIVATE and _gone(change.new_chat_member) \
+                    and not _gone(change.old_chat_member):
+                await self._left_group(change.chat.id, change.new_chat_member.user)
         elif update.callback_query is not None:
             await self._on_button(update)
         elif update.message is not None:
@@ -245,6 +264,9 @@ class TelegramPlatform:
         user = message.from_user
         if message.migrate_to_chat_id or message.migrate_from_chat_id:
             await self._group_upgraded(message)
+            return
+        if message.left_chat_member is not None:
+            await self._left_group(message.chat.id, message.left_chat_member)
             return
         if user is None or user.is_bot:
             return
@@ -352,6 +374,16 @@ class TelegramPlatform:
             if book is not None and await workspaces.workspace_for_space(session, PLATFORM, str(new)) is None:
                 await workspaces.bind_space(session, book, PLATFORM, str(new))
                 log.info("group %s is now supergroup %s: workspace %s follows it", old, new, book.id)
+
+    async def _left_group(self, chat_id: int, user: Any) -> None:
+        """Someone left the group (or was removed): suspended in its book, the admins told."""
+        if user.is_bot:
+            return
+        async with self._writing(), self.app.db.transaction() as session:
+            gone = await offboarding.suspend_account(session, PLATFORM, str(user.id), how=offboarding.LEFT,
+                                                     now=self.app.services.clock(), space=str(chat_id))
+        if gone:
+            log.info("member %s left group %s: suspended in its customer book", gone[0].id, chat_id)
 
     async def _membership_changed(self, update: Update) -> None:
         """In a private chat, the user blocked (kicked) or allowed the bot again."""
@@ -505,8 +537,12 @@ class TelegramPlatform:
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Log the failure with its update and apologise to the user; the bot keeps serving."""
-        described = update.to_dict() if isinstance(update, Update) else update
-        log.error("Telegram update failed: %s", described, exc_info=context.error)
+        if isinstance(update, Update):  # which update, not what it said: that is logged at DEBUG only
+            kind = next((key for key in update.to_dict() if key != "update_id"), "?")
+            log.error("Telegram update %s (%s) failed", update.update_id, kind, exc_info=context.error)
+            log.debug("the failed update: %s", update.to_dict())
+        else:
+            log.error("Telegram error: %s", type(update).__name__, exc_info=context.error)
         if not isinstance(update, Update) or update.effective_chat is None or isinstance(context.error, Forbidden):
             return
         user = update.effective_user
@@ -573,3 +609,9 @@ async def _quietly(answer: Awaitable[Any]) -> bool:
         log.debug("callback answer failed", exc_info=True)
         return False
     return True
+
+
+def _gone(member: Any) -> bool:
+    """A chat member's state that is outside the group: left, banned, or restricted while not in it."""
+    return member.status in GONE or (member.status == ChatMemberStatus.RESTRICTED
+                                     and not getattr(member, "is_member", True))

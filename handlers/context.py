@@ -57,20 +57,30 @@ class Context:
     tz: ZoneInfo
     workspace: Workspace | None = None
     member: Member | None = None
+    #: The book whose member the requester was until they lost access (storage.offboarding): what a
+    #: refusal names. The request then has no workspace or member.
+    refused: Workspace | None = None
+    #: Personal data was erased: traces the database keeps outside its tables go after the commit.
+    erased: bool = False
     _after_commit: list[Callable[[], None]] = field(default_factory=list)
 
     # --- who and where --------------------------------------------------------
     @property
     def ws(self) -> Workspace:
         if self.workspace is None:
-            raise UserError("error.no_workspace")
+            raise self.not_a_member()
         return self.workspace
 
     @property
     def me(self) -> Member:
         if self.member is None:
-            raise UserError("error.no_workspace")
+            raise self.not_a_member()
         return self.member
+
+    def not_a_member(self) -> UserError:
+        if self.refused is not None:
+            return UserError("error.no_access", workspace=self.refused.name)
+        return UserError("error.no_workspace")
 
     @property
     def scope(self) -> Scope:

@@ -68,6 +68,8 @@ class Core:
                 return []
             raise
         ctx.run_after_commit()
+        if ctx.erased:
+            await self.db.erase_traces()
         return replies
 
     async def answered(self, update_key: str, replies: list[Reply] | None = None) -> None:
@@ -87,6 +89,7 @@ class Core:
             result = await _explain(ctx, problem)
         except Exception:
             log.exception("handler failed for %r", _describe(ctx.request))
+            log.debug("the failed request's text: %r", ctx.request.text[:200])
             await _reload(ctx)
             result = Reply(text=ctx.t("error.internal"), private=True)
         return result if isinstance(result, list) else [result]
@@ -120,13 +123,15 @@ async def run_text(ctx: Context, text: str) -> Result:
         if not ctx.request.addressed:
             return []
         raise UserError("error.unknown_command", command=word[:40] or "?")
+    if ctx.refused is not None and (entry.needs_workspace or ctx.request.space is not None):
+        raise ctx.not_a_member()  # lost access: nothing works in that book's chats, or on it elsewhere
     if entry.needs_workspace and ctx.workspace is None:
         raise UserError("error.start_first" if ctx.request.space and not ctx.request.is_private else "error.no_workspace")
     if ctx.workspace is not None:
         ctx.scope.require_role(entry.role, entry.name)
     if conversation is not None:  # a command ends the form it interrupts
         await guided.abandon(ctx)
-    args = args.strip()
+    args = entry.arguments(word.lstrip("/").split("@")[0], args.strip())
     try:
         parsed: Any = entry.parse(ctx, args) if entry.parse else args
         return await (entry.func(ctx, parsed))
@@ -199,8 +204,14 @@ def _still_unanswered(done: ProcessedUpdate) -> list[Reply]:
 
 
 def _describe(request: Request) -> dict[str, Any]:
+    """Which request failed, for the log: ids and the command word, never what it said about a customer
+    (that is logged at DEBUG only)."""
+    word = fold(request.text).split(maxsplit=1)[0] if request.text.strip() else ""
+    entry = find_command(word.lstrip("/").split("@")[0]) if word else None
     return {"platform": request.platform, "user": request.user_id, "chat": request.chat_id,
-            "text": request.text[:200], "action": request.action, "update": request.update_key}
+            "command": entry.name if entry else None,
+            "action": (request.action or "").split(":")[0] or None,
+            "form": request.submission.name if request.submission else None, "update": request.update_key}
 
 
 async def cleanup(db: Database, services: Services) -> None:

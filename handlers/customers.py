@@ -62,11 +62,13 @@ async def add_customer(ctx: Context, raw: dict[str, str], *, force: bool) -> Rep
     values = customers.clean_fields(raw, ctx.ws, ctx.now)
     if not force:
         dupes = await customers.possible_duplicates(
-            ctx.session, ctx.ws.id, name=values["name"], company=values.get("company"),
+            ctx.session, ctx.scope, name=values["name"], company=values.get("company"),
             phone=values.get("phone"), email=values.get("email"),
         )
-        if dupes:
-            return await _ask_same_person(ctx, raw, *dupes[0])
+        if dupes.shown:
+            return await _ask_same_person(ctx, raw, *dupes.shown[0])
+        if dupes.colleague_has:  # a customer this rep may not see: said to exist, never shown
+            raise UserError("customer.colleague_has")
     customer = await customers.create(ctx.session, ctx.ws, values, owner_id=ctx.me.id, created_by=ctx.me.id, now=ctx.now)
     await saved(ctx, customer, purchases_changed=False)
     return await customer_card(ctx, customer, note=ctx.t("customer.added", customer=customer_label(customer)))
@@ -270,7 +272,7 @@ async def _filter(ctx: Context, key: str, value: str) -> Any:
             raise UserError("error.find_filter", filter=f"tier:{value}")
         return Customer.tier == value.upper()
     if key == "owner":
-        return Customer.owner_id == await member_named(ctx, value)
+        return Customer.owner_id == await member_named(ctx, value, among="any")
     days = parse_duration_days(value)
     cutoff = ctx.now - timedelta(days=days)
     return or_(Customer.last_contact_at < cutoff, and_(Customer.last_contact_at.is_(None), Customer.created_at < cutoff))
@@ -285,13 +287,20 @@ def _stage_name(ctx: Context, value: str) -> str:
     raise UserError("error.find_filter", filter=f"stage:{value}")
 
 
-async def member_named(ctx: Context, name: str) -> int:
-    """`me`, `@name` or a member's name (case-insensitive) → member id, in this workspace."""
-    if name.casefold() in ("me", "我"):
+async def member_named(ctx: Context, name: str, *, among: str = "active", exact: bool = False) -> int:
+    """`me`, `@name` or a member's name (case-insensitive; a part of it too, unless `exact`) → member id,
+    in this workspace, among its `active` members (the default), those who lost access (`removed`)
+    or `any`."""
+    if name.casefold() in ("me", "我") and among != "removed":
         return ctx.me.id
     wanted = name.lstrip("@").casefold()
-    rows = list(await ctx.session.scalars(select(Member).where(Member.workspace_id == ctx.ws.id)))
-    matches = [m for m in rows if m.name.casefold() == wanted] or [m for m in rows if wanted in m.name.casefold()]
+    query = select(Member).where(Member.workspace_id == ctx.ws.id)
+    if among != "any":
+        query = query.where(Member.removed_at.is_(None) if among == "active" else Member.removed_at.is_not(None))
+    rows = list(await ctx.session.scalars(query))
+    matches = [m for m in rows if m.name.casefold() == wanted]
+    if not matches and not exact:
+        matches = [m for m in rows if wanted in m.name.casefold()]
     if len(matches) != 1:
         raise UserError("error.no_member", name=name[:60])
     return matches[0].id

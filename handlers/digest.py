@@ -142,6 +142,10 @@ def compose(numbers: DigestNumbers, period: DigestPeriod, *, locale: str, tz: Zo
     if numbers.blocked_members:
         names = say("digest.list_sep").join(writer.name(n) for n in numbers.blocked_members[:SHOWN_REPS])
         fields.append(Field(say("digest.field.blocked"), say("digest.blocked_value", names=names)))
+    if numbers.handovers:
+        moves = [say("digest.handover.value", old=writer.name(h.old), new=writer.name(h.new), count=h.customers)
+                 for h in numbers.handovers[:SHOWN_REPS]]
+        fields.append(Field(say("digest.handover.field"), say("digest.list_sep").join(moves)))
     reply = Reply(title=title, fields=fields)
     lists = [
         [say("digest.item.overdue", customer=writer.reminder_subject(o), rep=writer.name(o.rep),

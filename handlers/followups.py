@@ -51,9 +51,8 @@ class ListView:
 
     @classmethod
     def read(cls, code: str) -> ListView | None:
-        if len(code) >= 2 and code[0] in "mt" and code[1:].isdigit():
-            return cls(code[0] == "t", int(code[1:]))
-        return None
+        page = button_number(code[1:]) if len(code) >= 2 and code[0] in "mt" else None
+        return cls(code[0] == "t", page) if page is not None else None
 
     def member_id(self, ctx: Context) -> int | None:
         """Whose rows are listed: the member's, or everyone's (None; managers only)."""
@@ -338,12 +337,12 @@ async def submit_move(ctx: Context, submission: FormSubmission) -> Result:
 
 async def _numbered(ctx: Context, text: str, usage: str) -> Reminder:
     """The workspace's pending reminder `#n`, if this member may close or move it."""
-    digits = text.removeprefix("#")
-    if not digits.isdigit() or len(digits) > 9:
+    number = button_number(text.removeprefix("#"))  # ASCII digits only: '²' is a digit to str.isdigit
+    if number is None:
         raise UserError(usage)
-    reminder = await followups.reminder_by_number(ctx.session, ctx.ws.id, int(digits))
+    reminder = await followups.reminder_by_number(ctx.session, ctx.ws.id, number)
     if reminder is None:
-        raise UserError("error.no_reminder", number=int(digits))
+        raise UserError("error.no_reminder", number=number)
     return await _open_and_mine(ctx, reminder)
 
 

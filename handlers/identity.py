@@ -10,6 +10,10 @@
   presser is a member of it, and that becomes the chat's latest workspace.
   Whoever is not a member there gets the latest one, where the object is not
   found: a button never reaches into a workspace its presser is not in.
+- A member who lost access (removed, or suspended on leaving: storage.offboarding)
+  is refused in that workspace on every platform and linked account, and never
+  joins it again by using a chat of it: `ctx.refused` names the workspace. A
+  private chat works on the latest workspace where the account still has access.
 """
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ from handlers.i18n import normalize_locale
 from handlers.registry import button_number
 from storage import workspaces
 from storage.models import Customer, Identity, Member, PendingChoice, Reminder, Workspace
+from storage.standardise import visible
 
 #: Per action, the key column that finds what a button's first payload argument names, and that row's
 #: workspace column; None for buttons that name nothing (the "my day" ones work on the latest workspace).
@@ -31,6 +36,7 @@ BUTTON_SUBJECTS: dict[str, tuple[Any, Any] | None] = {
     **dict.fromkeys(("rdone", "rsnz", "rmov"), (Reminder.id, Reminder.workspace_id)),
     **dict.fromkeys(("flog", "frem", "ftag", "show", "ssnz", "slost", "mgq"), (Customer.id, Customer.workspace_id)),
     **dict.fromkeys(("pick", "dup", "pg", "rec", "gform"), (PendingChoice.token, PendingChoice.workspace_id)),
+    "mres": (Member.id, Member.workspace_id),
     "home": None,
 }
 #: Guided-flow buttons name their flow (handlers.guided), kept with the presser's conversation in this chat.
@@ -52,7 +58,10 @@ async def resolve(ctx: Context) -> None:
                 return
     else:
         membership = await _private_chat_membership(ctx)
-    if membership is not None:
+    if membership is not None and membership.member.removed_at is not None:
+        ctx.refused = membership.workspace
+        ctx.locale = normalize_locale(membership.identity.language or request.language, membership.workspace.locale)
+    elif membership is not None:
         enter(ctx, membership.workspace, membership.member, membership.identity)
     else:  # not a member yet (before /start or /join): answer in the account's language
         ctx.locale = normalize_locale(request.language, ctx.locale)
@@ -119,7 +128,7 @@ def enter(ctx: Context, workspace: Workspace, member: Member, identity: Identity
     if request.timezone:
         identity.timezone = request.timezone
     if request.user_name and member.name in ("", request.user_id):
-        member.name = request.user_name[:200]
+        member.name = visible(request.user_name)[:200] or member.name
     ctx.workspace, ctx.member = workspace, member
     ctx.locale = member.locale or normalize_locale(identity.language, workspace.locale)
     ctx.tz = zone(member.timezone or identity.timezone or workspace.timezone, ctx.tz)

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from handlers import dates
 from handlers.dates import When, cn_number
 from handlers.errors import UserError
+from storage.standardise import INVISIBLE
 
 __all__ = [
     "CHANNELS", "FIELD_ALIASES", "FIELD_NAMES", "Money", "Ref", "Token", "When",
@@ -25,8 +26,9 @@ __all__ = [
 
 # --- folding and tokens ---------------------------------------------------------
 
-#: Invisible characters, and the direction overrides that could flip how a reply reads (U+202E).
-_ZERO_WIDTH = "\u200b\u200c\u200d\u200e\u200f\u2060\ufeff\u061c\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+#: Invisible characters, and the direction overrides that could flip how a reply reads (U+202E): the
+#: same set storage drops from every text it stores.
+_ZERO_WIDTH = INVISIBLE
 _FOLD = {
     **{code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)},  # ！…～ → !…~
     0x3000: " ",  # ideographic space

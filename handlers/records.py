@@ -183,6 +183,7 @@ async def _forget_confirmed(ctx: Context, stored: dict[str, Any]) -> Reply:
     workspace_id, customer_id, number = ctx.ws.id, customer.id, customer.number
     await records.forget(ctx.session, customer, member_id=ctx.me.id, now=ctx.now)
     ctx.after_commit(lambda: ctx.services.search.note_removed(workspace_id, customer_id))
+    ctx.erased = True
     return Reply(text=ctx.t("forget.done", number=number), edit=True)
 
 

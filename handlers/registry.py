@@ -29,6 +29,13 @@ class Command:
     aliases: tuple[str, ...]
     needs_workspace: bool
     menu: bool
+    #: Words that run the command with a subcommand in front of what follows (`/移除 X` is `/team remove X`).
+    shortcuts: tuple[tuple[str, str], ...] = ()
+
+    def arguments(self, word: str, args: str) -> str:
+        """The arguments of the command typed as `word`: a shortcut's subcommand comes first."""
+        prefix = dict(self.shortcuts).get(word.lower())
+        return f"{prefix} {args}".strip() if prefix else args
 
 
 @dataclass(frozen=True)
@@ -55,13 +62,14 @@ def command(
     aliases: tuple[str, ...] = (),
     needs_workspace: bool = True,
     menu: bool = True,
+    shortcuts: tuple[tuple[str, str], ...] = (),
 ) -> Callable:
     """Register a command. With `parse`, the function gets `(ctx, parse(ctx, args))`,
     otherwise `(ctx, args)` with the raw argument text."""
 
     def register(func: Callable[..., Awaitable[Result]]) -> Callable[..., Awaitable[Result]]:
-        entry = Command(name, func, parse, role, aliases, needs_workspace, menu)
-        for key in (name, *aliases):
+        entry = Command(name, func, parse, role, aliases, needs_workspace, menu, shortcuts)
+        for key in (name, *aliases, *(word for word, _ in shortcuts)):
             if key in _BY_ALIAS:
                 raise ValueError(f"command {key!r} registered twice")
             _BY_ALIAS[key] = entry

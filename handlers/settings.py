@@ -24,6 +24,7 @@ from handlers.registry import Result, command
 from handlers.team import platform_label
 from storage import audit, scoring, workspaces
 from storage.models import Identity
+from storage.standardise import visible
 
 # --- reading values ------------------------------------------------------------------------
 
@@ -99,13 +100,13 @@ def _clock(key: str, text: str) -> str:
 
 def _years(key: str, text: str) -> int:
     digits = fold(text).strip().lower().removesuffix("years").removesuffix("y").removesuffix("年").strip()
-    if not digits.isdigit() or not 1 <= int(digits) <= MAX_LIFETIME_YEARS:
+    if not (digits.isascii() and digits.isdigit()) or not 1 <= int(digits) <= MAX_LIFETIME_YEARS:
         raise _bad(key, text)
     return int(digits)
 
 
 def _name(key: str, text: str) -> str:
-    return _checked(key, " ".join(text.split())[:200] or None, text)
+    return _checked(key, " ".join(visible(text).split())[:200] or None, text)
 
 
 #: setting → (Workspace column, reader of the typed value).

@@ -48,7 +48,7 @@ from typing import Any, Awaitable, Callable
 
 from handlers.context import Context, Services
 from handlers.messages import Reply
-from reminders import digest, revisit, silent
+from reminders import digest, notices, revisit, silent
 from reminders.delivery import Delivery, Outcome, Result, Route
 from reminders.recipient import context_for
 from storage import schedule
@@ -60,6 +60,7 @@ log = logging.getLogger(__name__)
 MESSAGES: dict[str, Callable[..., Awaitable[list[Reply] | None]]] = {
     silent.KIND: silent.sweep_message,
     digest.KIND: digest.digest_message,
+    notices.KIND: notices.suspended_message,
 }
 #: Rows claimed per transaction; sending them usually takes well under a second.
 BATCH = 25
@@ -180,6 +181,9 @@ class DueDeliveries:
             if recipient is None:
                 await schedule.record_given_up(session, model, row_id, claim_until, now, status="failed",
                                                error="no member")
+                return None
+            if recipient.member.removed_at is not None:  # lost access since the claim: it waits (storage.offboarding)
+                await schedule.record_hold(session, model, row_id, claim_until, now)
                 return None
             ctx = context_for(self.services, session, recipient, now)
             explicit = row.explicit_time if isinstance(row, Reminder) else row.kind == digest.KIND

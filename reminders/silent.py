@@ -1,7 +1,7 @@
 """The daily silent-customer sweep (SPEC §4): one message per rep, once per cadence period.
 
 At each workspace's sweep time, one transaction finds every owner's silent
-customers (storage.sweep), adds one outbox row per owner (keyed by workspace,
+customers (storage.sweep), adds one outbox row per owner who has access (keyed by workspace,
 local date and member, so it exists once), marks the customers it names as
 nudged, and moves the workspace's next sweep to the next local day: a crash
 either does all of it or none. The message is written when it is sent, from the
@@ -16,7 +16,7 @@ from sqlalchemy import select
 from handlers.context import Context
 from handlers.followups import _silent_row, silent_buttons
 from handlers.messages import Reply
-from storage import schedule, scoring, sweep
+from storage import offboarding, schedule, scoring, sweep
 from storage.db import Database
 from storage.followups import SilentCustomer
 from storage.models import Customer, OutboxMessage
@@ -34,7 +34,10 @@ async def sweep_due_workspaces(db: Database, now: datetime) -> int:
                 return swept
             workspace, due = claimed
             day = schedule.local_date(due, schedule.zone(workspace.timezone))
+            gone = await offboarding.without_access(session, workspace.id)
             for rep in await sweep.sweep_lists(session, workspace, now):
+                if rep.member_id in gone:  # their customers stay un-nudged: a restore or a handover gets them
+                    continue
                 added = await schedule.enqueue(
                     session, key=f"{KIND}:{workspace.id}:{day}:{rep.member_id}", kind=KIND,
                     workspace_id=workspace.id, member_id=rep.member_id,

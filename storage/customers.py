@@ -7,6 +7,7 @@ validates, raising `InvalidValue` for the first bad field.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -15,6 +16,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import audit, standardise, workspaces
+from storage.access import Scope
 from storage.models import Customer, Workspace
 from storage.standardise import InvalidValue
 
@@ -35,7 +37,7 @@ DUPLICATE_NAME_SCORE = 88
 
 def clean_fields(raw: dict[str, str], workspace: Workspace, now: datetime) -> dict[str, Any]:
     """Typed `field=value` pairs → column values; an empty value clears the field."""
-    return dict(_clean(field, value, workspace, now) for field, value in raw.items())
+    return dict(_clean(field, standardise.visible(value), workspace, now) for field, value in raw.items())
 
 
 def _clean(field: str, raw: str, workspace: Workspace, now: datetime) -> tuple[str, Any]:
@@ -86,7 +88,7 @@ def _birthday(value: str, now: datetime) -> date:
 
 def _cadence(value: str) -> int:
     digits = value.casefold().removesuffix("d").removesuffix("天").removesuffix("days").strip()
-    if not digits.isdigit() or not 1 <= int(digits) <= 3650:
+    if not (digits.isascii() and digits.isdigit()) or not 1 <= int(digits) <= 3650:
         raise InvalidValue("cadence", value)
     return int(digits)
 
@@ -135,19 +137,30 @@ def missing_fields(customer: Customer) -> list[str]:
     return [name for name in KEY_FIELDS if not getattr(customer, name)]
 
 
+@dataclass(frozen=True)
+class Duplicates:
+    """What "same person?" may show the asker: the matches they can see, with why, and whether a
+    customer they cannot see (a colleague's, under `visibility=own`) has the same phone or e-mail."""
+
+    shown: list[tuple[Customer, str]]
+    colleague_has: bool = False
+
+
 async def possible_duplicates(
     session: AsyncSession,
-    workspace_id: int,
+    scope: Scope,
     *,
     name: str,
     company: str | None,
     phone: str | None,
     email: str | None,
     exclude_id: int | None = None,
-) -> list[tuple[Customer, str]]:
-    """Live customers that may be the same person, with why: same phone, same e-mail,
-    or a name that fuzzily matches at the same company."""
-    live = select(Customer).where(Customer.workspace_id == workspace_id, Customer.deleted_at.is_(None))
+) -> Duplicates:
+    """Live customers that may be the same person, through the asker's scope like every read: same
+    phone, same e-mail, or a name that fuzzily matches at the same company. A hidden customer is
+    never shown; one with the same phone or e-mail is only said to exist (`colleague_has`), and a
+    hidden similar name not even that (it would let names be guessed one by one)."""
+    live = scope.customers()
     if exclude_id is not None:
         live = live.where(Customer.id != exclude_id)
     exact = [c for c in (Customer.phone == phone if phone else None, Customer.email == email if email else None) if c is not None]
@@ -160,7 +173,22 @@ async def possible_duplicates(
         for customer in await session.scalars(same_company):
             if customer.id not in found and names_match(name, customer.name):
                 found[customer.id] = (customer, "name")
-    return list(found.values())
+    hidden = False
+    if exact and not found and scope.sees_only_own:
+        anyones = select(Customer.id).where(Customer.workspace_id == scope.workspace_id, Customer.deleted_at.is_(None),
+                                            Customer.id != (exclude_id or 0), or_(*exact)).limit(1)
+        hidden = await session.scalar(anyones) is not None
+    return Duplicates(list(found.values()), hidden)
+
+
+def contact_match_refusal(scope: Scope, workspace_id: int, owner_id: int) -> str | None:
+    """Why a row (an import's) whose phone or e-mail matches a customer of `owner_id` may not be merged
+    into it: `not_yours` (a customer the asker sees but may not edit), `colleague` (one they may not
+    see, so it is not named), or None (it may)."""
+    probe = Customer(workspace_id=workspace_id, owner_id=owner_id)
+    if scope.can("edit", probe):
+        return None
+    return "not_yours" if scope.can("view", probe) else "colleague"
 
 
 def names_match(a: str, b: str) -> bool:

@@ -4,9 +4,16 @@
 async driver is picked here. SQLite runs in WAL mode with foreign keys on, and
 every transaction takes the write lock up front (`BEGIN IMMEDIATE`) so two
 writers queue on `busy_timeout` instead of failing mid-transaction.
+
+The SQLite file is created readable by its owner alone (0600; SQLite gives its
+-wal and -shm files the same mode), and `secure_delete` overwrites what is
+deleted, so `erase_traces()` after an erasure (a checkpoint that empties the
+WAL) leaves no copy of the erased values in any of the files.
 """
 from __future__ import annotations
 
+import logging
+import os
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import AsyncIterator
@@ -18,6 +25,7 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+log = logging.getLogger(__name__)
 
 _ASYNC_DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
@@ -45,7 +53,8 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
         dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
         cursor = dbapi_connection.cursor()
         pragmas = ("journal_mode=WAL", "foreign_keys=ON", "busy_timeout=10000", "synchronous=NORMAL",
-                   "mmap_size=268435456")  # reads through the memory map: whole-book digests scan faster
+                   "mmap_size=268435456",  # reads through the memory map: whole-book digests scan faster
+                   "secure_delete=ON")  # deleted values are overwritten, not left in free space
         for pragma in pragmas:
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
@@ -61,7 +70,10 @@ class Database:
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = async_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
-        self.engine = create_async_engine(self.url, echo=echo)
+        if self.is_sqlite:
+            _create_private(self.url.database)
+        # hide_parameters: a failed statement's error (and its traceback in the log) never shows the values
+        self.engine = create_async_engine(self.url, echo=echo, hide_parameters=True)
         if self.is_sqlite:
             _sqlite_pragmas(self.engine)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
@@ -71,6 +83,19 @@ class Database:
         """A session inside one transaction: committed on success, rolled back on error."""
         async with self.sessions() as session, session.begin():
             yield session
+
+    async def erase_traces(self) -> None:
+        """After personal data was erased: on SQLite, copy the WAL into the database file (whose deleted
+        cells `secure_delete` zeroed) and truncate it, so no file holds the erased values any more.
+        PostgreSQL keeps dead rows until VACUUM and its own WAL as the server is set up to."""
+        if self.is_sqlite:
+            async with self.engine.connect() as conn:  # outside a transaction, which would hold the WAL
+                sqlite = (await conn.get_raw_connection()).driver_connection
+                async with sqlite.execute("PRAGMA wal_checkpoint(TRUNCATE)") as cursor:
+                    busy, _, _ = await cursor.fetchone()
+            if busy:
+                log.warning("the WAL could not be emptied after an erasure (a reader held it); the next "
+                            "checkpoint will")
 
     async def upgrade(self, revision: str = "head") -> None:
         """Apply Alembic migrations up to `revision` (what `crm-bot db upgrade` runs)."""
@@ -83,6 +108,16 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def _create_private(path: str | None) -> None:
+    """Create the SQLite file with mode 0600 before SQLite would create it with the umask's (0644 mostly)."""
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except OSError:
+        pass  # there already, or in a folder that does not exist (SQLite says so when it connects)
 
 
 async def commit_without_waiting_for_the_disk(session: AsyncSession) -> None:

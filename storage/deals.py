@@ -10,6 +10,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import audit
+from storage.standardise import visible
 from storage.models import Customer, Feedback, Purchase
 
 SCORES = range(1, 6)
@@ -31,6 +32,7 @@ async def add_purchase(
     """Record a purchase in minor units (cents/分), audited."""
     if amount_minor <= 0:
         raise ValueError("a purchase needs a positive amount")
+    note = visible(note)
     purchase = Purchase(
         workspace_id=customer.workspace_id, customer_id=customer.id, member_id=member_id,
         amount_minor=amount_minor, currency=currency, note=note, occurred_at=occurred_at, created_at=now,
@@ -50,6 +52,7 @@ async def add_feedback(
     """Record a satisfaction score from 1 to 5 with an optional comment, audited."""
     if score not in SCORES:
         raise ValueError(f"feedback score {score} is not 1–5")
+    comment = visible(comment)
     feedback = Feedback(
         workspace_id=customer.workspace_id, customer_id=customer.id, member_id=member_id,
         score=score, comment=comment, created_at=now,

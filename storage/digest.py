@@ -21,7 +21,7 @@ from sqlalchemy import Select, and_, case, func, or_, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
-from storage import scoring
+from storage import offboarding, scoring
 from storage.models import (
     Customer,
     CustomerTag,
@@ -76,6 +76,15 @@ class CustomerLine:
 
 
 @dataclass(frozen=True)
+class Handover:
+    """A member removed in the period (`/team remove`): whose customers went to whom."""
+
+    old: str
+    new: str
+    customers: int
+
+
+@dataclass(frozen=True)
 class DigestNumbers:
     start: datetime
     end: datetime
@@ -100,6 +109,7 @@ class DigestNumbers:
     incomplete: int
     incomplete_by_rep: list[RepCount]  # by owner
     blocked_members: list[str]  # whose platform account blocked the bot
+    handovers: tuple[Handover, ...] = ()  # members removed in the period, their customers handed over
 
 
 @dataclass(frozen=True)
@@ -150,6 +160,7 @@ async def digest_numbers(
         at_risk=counts["at_risk"][0], at_risk_top=at_risk_top,
         incomplete=counts["incomplete"][0], incomplete_by_rep=counts["incomplete"][1],
         blocked_members=await _blocked_members(session, ws),
+        handovers=await _handovers(session, ws, start, end),
     )
 
 
@@ -416,3 +427,12 @@ async def _blocked_members(session: AsyncSession, ws: int) -> list[str]:
     )
     return list(rows)
 
+
+
+async def _handovers(session: AsyncSession, ws: int, start: datetime, end: datetime) -> tuple[Handover, ...]:
+    entries = await offboarding.handovers(session, ws, start, end)
+    if not entries:
+        return ()
+    names = dict((await session.execute(select(Member.id, Member.name).where(Member.workspace_id == ws))).all())
+    return tuple(Handover(names.get((e.after or {}).get("member_id"), "—"), names.get((e.after or {}).get("to"), "—"),
+                          int((e.after or {}).get("customers", 0))) for e in entries)

@@ -18,7 +18,7 @@ from sqlalchemy import Interval, Select, and_, func, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
-from storage import audit, customers, scoring, workspaces
+from storage import audit, customers, scoring, standardise, workspaces
 from storage.access import Scope
 from storage.models import Customer, Member, Reminder, UTCDateTime, Workspace
 
@@ -38,6 +38,7 @@ async def create_reminder(
     now: datetime,
 ) -> Reminder:
     """A pending reminder for `member_id`, numbered within the workspace, audited."""
+    note = standardise.visible(note)
     reminder = Reminder(
         workspace_id=workspace.id,
         number=await workspaces.next_number(session, workspace.id, "reminder"),

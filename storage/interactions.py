@@ -6,6 +6,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import audit
+from storage.standardise import visible
 from storage.models import Customer, Interaction
 
 #: How much of a summary the audit entry keeps (the interaction row keeps all of it).
@@ -23,6 +24,7 @@ async def add_interaction(
     now: datetime,
 ) -> Interaction:
     """Record one contact with `customer`, audited; derived data is the caller's `refresh`."""
+    summary = visible(summary)
     interaction = Interaction(
         workspace_id=customer.workspace_id, customer_id=customer.id, member_id=member_id,
         channel=channel, summary=summary, occurred_at=occurred_at, created_at=now,

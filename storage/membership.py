@@ -1,10 +1,12 @@
 """Who belongs to a workspace and as what: invites, link codes, roles (SPEC §2).
 
 - An invite code lets anyone who has it join the workspace with the invite's
-  role for 7 days (one code can be shared with several colleagues).
+  role for 7 days (one code can be shared with several colleagues); an admin
+  invite works once. Each redemption is audited with its code; a member who
+  redeems an invite of a higher role than theirs is promoted to it.
 - A link code joins a second platform account to an existing member; it lasts
   10 minutes and works once.
-- A workspace always keeps at least one admin.
+- A workspace always keeps at least one active admin (storage.offboarding).
 
 Codes are 8 characters from an alphabet without look-alikes (no 0/O, 1/I/L),
 stored upper-case, so they are read back case-insensitively.
@@ -21,15 +23,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage import audit
 from storage.access import RANK
 from storage.models import Customer, Identity, Invite, LinkCode, Member
+from storage.offboarding import require_another_admin
 
 INVITE_TTL = timedelta(days=7)
 LINK_TTL = timedelta(minutes=10)
 CODE_LENGTH = 8
 _ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
-
-
-class LastAdmin(Exception):
-    """Demoting this member would leave the workspace without an admin."""
 
 
 class LinkRefused(Exception):
@@ -74,6 +73,44 @@ async def create_invite(session: AsyncSession, member: Member, *, role: str, now
 async def valid_invite(session: AsyncSession, code: str, now: datetime) -> Invite | None:
     invite = await session.get(Invite, normalize_code(code))
     return invite if invite is not None and invite.expires_at > now else None
+
+
+async def open_invites(session: AsyncSession, workspace_id: int, now: datetime) -> list[Invite]:
+    """The workspace's invites that still work, newest first (`/invite list`)."""
+    return list(await session.scalars(select(Invite).where(Invite.workspace_id == workspace_id,
+                                                           Invite.expires_at > now)
+                                      .order_by(Invite.created_at.desc(), Invite.code)))
+
+
+async def revoke_invite(session: AsyncSession, workspace_id: int, code: str, *, by: Member, now: datetime) -> Invite | None:
+    """Make one of the workspace's invites stop working (audited); None if it has no such invite."""
+    invite = await session.get(Invite, normalize_code(code))
+    if invite is None or invite.workspace_id != workspace_id or invite.expires_at <= now:
+        return None
+    await session.delete(invite)
+    audit.record(session, workspace_id=workspace_id, member_id=by.id, action="revoke_invite",
+                 before={"code": invite.code, "role": invite.role, "uses": invite.uses}, at=now)
+    await session.flush()
+    return invite
+
+
+def promotes(invite: Invite, member: Member) -> bool:
+    """Whether redeeming the invite raises the member's role."""
+    return RANK[invite.role] > RANK.get(member.role, -1)
+
+
+async def redeemed(session: AsyncSession, invite: Invite, member: Member, *, joined: bool, now: datetime) -> None:
+    """The invite brought `member` in (`joined`) or, if it `promotes` them, up to its role: audited
+    with its code, counted, and an admin invite used up."""
+    before = None if joined else {"member_id": member.id, "role": member.role}
+    member.role = invite.role
+    invite.uses += 1
+    audit.record(session, workspace_id=invite.workspace_id, member_id=member.id, action="join", before=before,
+                 after={"member_id": member.id, "role": invite.role, "code": invite.code,
+                        "invited_by": invite.created_by}, at=now)
+    if invite.role == "admin":
+        await session.delete(invite)
+    await session.flush()
 
 
 # --- link codes -------------------------------------------------------------------------
@@ -144,12 +181,8 @@ async def set_role(session: AsyncSession, member: Member, role: str, *, by: Memb
     The admins are locked while counted, so two admins demoting each other at
     once cannot both succeed (PostgreSQL; SQLite writers are serialised anyway).
     """
-    if member.role == "admin" and role != "admin":
-        admins = await session.scalars(
-            select(Member.id).where(Member.workspace_id == member.workspace_id, Member.role == "admin").with_for_update()
-        )
-        if len(admins.all()) <= 1:
-            raise LastAdmin()
+    if role != "admin":
+        await require_another_admin(session, member)
     before = member.role
     member.role = role
     audit.record(session, workspace_id=member.workspace_id, member_id=by.id, action="role",

@@ -120,6 +120,11 @@ class Member(Base):
     last_platform: Mapped[str | None] = mapped_column(String(16))
     #: When this member's next digest falls due (UTC; NULL: not subscribed or not computed yet).
     next_digest_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Set when the member lost access to the book (storage.offboarding): removed by an admin, or
+    #: suspended because they left the team's group or their account was deactivated; `removed_how`
+    #: says which (`removed`, `left`, `deactivated`). NULL: an active member.
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    removed_how: Mapped[str | None] = mapped_column(String(16))
 
 
 class Identity(Base):
@@ -401,6 +406,8 @@ class Invite(Base):
     role: Mapped[str] = mapped_column(String(8), default="rep")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: How many times the code was redeemed (`/invite list`); an admin invite works once.
+    uses: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class LinkCode(Base):
@@ -413,3 +420,16 @@ class LinkCode(Base):
     workspace_id: Mapped[int] = _fk("workspaces.id")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CodeGuard(Base):
+    """Wrong invite and link codes counted per account and overall (storage.code_guard), kept in the
+    database so that a restart does not forgive them."""
+
+    __tablename__ = "code_guards"
+
+    #: `account:<platform>:<user id>`, or `all` for every account together.
+    key: Mapped[str] = mapped_column(String(96), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    window_started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -23,6 +23,7 @@ from storage.models import (
     Feedback,
     Interaction,
     PendingChoice,
+    ProcessedUpdate,
     Purchase,
     Reminder,
 )
@@ -70,8 +71,10 @@ async def forget(session: AsyncSession, customer: Customer, *, member_id: int, n
 
     Deleted: the customer row, its interactions, purchases, feedback, tags and
     reminders, and pending buttons or guided forms that mention the person.
-    Scrubbed: the before/after values of every audit entry about it. Kept: one
-    `forget` entry naming only the record's number.
+    Scrubbed: the before/after values of every audit entry about it, and kept
+    answers (replies held for a redelivery, handlers.kept_replies) that mention
+    the person. Kept: one `forget` entry naming only the record's number. The
+    caller then has the database drop its own copies (`Database.erase_traces`).
     """
     customer_id, workspace_id, number = customer.id, customer.workspace_id, customer.number
     needles = _identifying_text(customer)
@@ -95,13 +98,17 @@ def _identifying_text(customer: Customer) -> tuple[list[str], list[str]]:
 
 
 async def _drop_mentions(session: AsyncSession, workspace_id: int, needles: tuple[list[str], list[str]]) -> None:
-    """Delete the workspace's short-lived button state and guided forms that mention the person."""
+    """Delete the workspace's short-lived button state and guided forms that mention the person, and
+    blank the kept answers that do (they have no workspace; there are few: most leave in milliseconds)."""
     words, digits = needles
     for model, columns in ((PendingChoice, ("payload",)), (Conversation, ("form", "values"))):
         for row in await session.scalars(select(model).where(model.workspace_id == workspace_id)):
             text = json.dumps([getattr(row, c) for c in columns], ensure_ascii=False).casefold()
             if _mentions(text, words, digits):
                 await session.delete(row)
+    for kept in await session.scalars(select(ProcessedUpdate).where(ProcessedUpdate.unanswered.is_not(None))):
+        if _mentions(kept.unanswered.casefold(), words, digits):
+            kept.unanswered = None
 
 
 def _mentions(text: str, words: list[str], digits: list[str]) -> bool:

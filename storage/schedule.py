@@ -254,9 +254,9 @@ def finish_recompute(workspace: Workspace, now: datetime) -> None:
 
 
 async def claim_digests(session: AsyncSession, now: datetime, limit: int) -> list[Member]:
-    """Subscribed members whose digest is due, locked for this transaction."""
+    """Subscribed members whose digest is due, locked for this transaction (not those who lost access)."""
     return list(await session.scalars(_skip_locked(
-        select(Member).where(Member.digest_enabled.is_(True), Member.next_digest_at <= now)
+        select(Member).where(Member.digest_enabled.is_(True), Member.next_digest_at <= now, Member.removed_at.is_(None))
         .order_by(Member.next_digest_at, Member.id).limit(limit))))
 
 
@@ -315,7 +315,10 @@ def _undelivered(model: Deliverable) -> ColumnElement[bool]:
 
 
 def _due(model: Deliverable, now: datetime) -> ColumnElement[bool]:
-    return and_(_undelivered(model), model.due_at <= now)
+    """Due, and for a member who has access (storage.offboarding): what a removed or suspended member
+    would get waits, and goes out if they are restored."""
+    without_access = select(Member.id).where(Member.removed_at.is_not(None))
+    return and_(_undelivered(model), model.due_at <= now, model.member_id.not_in(without_access))
 
 
 @dataclass(frozen=True)

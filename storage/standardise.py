@@ -13,6 +13,10 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
 MAX_TAG = 64
+#: Characters nobody sees that change what others read: zero-width ones, and the direction marks and
+#: overrides that make `Invoice\u202egpj.exe` show as "Invoiceexe.jpg". Every stored text loses them.
+INVISIBLE = "\u200b\u200c\u200d\u200e\u200f\u2060\ufeff\u061c\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+_INVISIBLE_OUT = {ord(ch): None for ch in INVISIBLE}
 
 
 class InvalidValue(ValueError):
@@ -20,6 +24,12 @@ class InvalidValue(ValueError):
         super().__init__(f"invalid {field}: {value!r}")
         self.field = field
         self.value = value
+
+
+def visible(text: str) -> str:
+    """The text without invisible characters (`INVISIBLE`): the one cleaning step of every door
+    (typed commands, forms, guided answers, CSV), applied by each write of storage."""
+    return text.translate(_INVISIBLE_OUT)
 
 
 def fold(text: str) -> str:
@@ -65,7 +75,7 @@ _TAG_SPLIT = re.compile(r"[\s,;、]+")
 
 def tag(raw: str) -> str:
     """One tag name: width- and case-folded, `#` dropped, inner spaces as `-`."""
-    name = "-".join(fold(raw).casefold().lstrip("#").split())
+    name = "-".join(fold(visible(raw)).casefold().lstrip("#").split())
     if not name or len(name) > MAX_TAG or not any(ch.isalnum() for ch in name):
         raise InvalidValue("tag", raw)
     return name

@@ -104,7 +104,8 @@ class Table:
 @dataclass(frozen=True)
 class Rejected:
     """A row left out, and why: `reason` is `no_name`, `invalid` (`field`, `value`),
-    `too_long` (`field`) or `not_yours` (its phone or e-mail belongs to a customer the importer may not edit)."""
+    `too_long` (`field`), `not_yours` (its phone or e-mail belongs to a customer the importer may not edit)
+    or `colleague` (to one they may not even see: customers.contact_match_refusal)."""
 
     line: int
     reason: str
@@ -302,10 +303,6 @@ class _Importer:
             names.append(record.name.casefold())
             records.append(record)
 
-    def may_edit(self, record: _Record) -> bool:
-        probe = Customer(workspace_id=self.workspace.id, owner_id=record.owner_id)
-        return self.scope.can("edit", probe)
-
     def take(self, row: Row, chunk: _Chunk, result: ImportResult) -> None:
         """Sort one row: rejected, merged into a known record, or a new customer."""
         try:
@@ -315,11 +312,12 @@ class _Importer:
             return
         target = next((self.by_contact[k] for k in _contact_keys(values.get("phone"), values.get("email"))
                        if k in self.by_contact), None)
+        refusal = target and customers.contact_match_refusal(self.scope, self.workspace.id, target.owner_id)
         if target is None:
             self._add(values, tags, chunk)
             result.added += 1
-        elif not self.may_edit(target):
-            result.rejected.append(Rejected(row.line, "not_yours", {}))
+        elif refusal:
+            result.rejected.append(Rejected(row.line, refusal, {}))
         else:
             self._merge(target, values, tags, chunk)
             result.merged += 1

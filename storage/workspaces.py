@@ -11,6 +11,7 @@ from sqlalchemy import Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Identity, Member, Space, Workspace
+from storage.standardise import visible
 
 CURRENCY_BY_REGION = {"CN": "CNY", "US": "USD", "GB": "GBP", "JP": "JPY", "HK": "HKD", "TW": "TWD", "SG": "SGD"}
 EURO_REGIONS = {"AT", "BE", "DE", "ES", "FI", "FR", "GR", "IE", "IT", "NL", "PT"}
@@ -36,7 +37,7 @@ async def create_workspace(
 ) -> Workspace:
     region = region_for_timezone(timezone, locale)
     workspace = Workspace(
-        name=name[:200],
+        name=visible(name)[:200],
         created_at=now,
         timezone=timezone,
         locale=locale,
@@ -85,12 +86,13 @@ async def membership_in(session: AsyncSession, platform: str, external_id: str, 
 
 
 async def latest_membership(session: AsyncSession, platform: str, external_id: str) -> Membership | None:
-    """The account's most recently used membership (a private chat's workspace)."""
+    """The account's most recently used membership where it still has access (a private chat's
+    workspace); with none, the latest one it lost."""
     return await _membership(
         session,
         select(Identity, Workspace, Member)
         .where(Identity.platform == platform, Identity.external_id == external_id)
-        .order_by(Identity.last_seen_at.desc().nulls_last(), Identity.id.desc())
+        .order_by(Member.removed_at.is_not(None), Identity.last_seen_at.desc().nulls_last(), Identity.id.desc())
         .limit(1),
     )
 
@@ -114,7 +116,7 @@ async def add_member(
     now: datetime,
 ) -> tuple[Member, Identity]:
     member = Member(
-        workspace_id=workspace.id, name=name[:200] or external_id, role=role,
+        workspace_id=workspace.id, name=visible(name)[:200] or external_id, role=role,
         digest_enabled=False, created_at=now, last_seen_at=now, last_platform=platform,
     )
     session.add(member)

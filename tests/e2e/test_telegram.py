@@ -124,7 +124,7 @@ async def test_private_start_creates_a_solo_workspace(telegram: TelegramPlatform
     # polling started clean: the webhook was deleted before the first getUpdates
     methods = [c.method for c in telegram_api.calls]
     assert methods.index("deleteWebhook") < methods.index("getUpdates")
-    assert set(telegram_api.allowed_updates) == {"message", "callback_query", "my_chat_member"}
+    assert set(telegram_api.allowed_updates) == {"message", "callback_query", "my_chat_member", "chat_member"}
 
 
 @BOTH_DATABASES
@@ -882,7 +882,7 @@ async def test_webhook_checks_the_secret_token(telegram_rig: TelegramRig, telegr
                                                          telegram_webhook_secret=configured_secret))
     [hook] = telegram_api.calls_of("setWebhook")
     assert hook.params["url"] == url and hook.params["allowed_updates"] == ["message", "callback_query",
-                                                                           "my_chat_member"]
+                                                                           "my_chat_member", "chat_member"]
     assert hook.params["secret_token"] == bot.webhook_secret
     if configured_secret:
         assert bot.webhook_secret == configured_secret
