@@ -70,6 +70,11 @@ class Core:
         ctx.run_after_commit()
         return replies
 
+    async def locale_for(self, request: Request) -> str:
+        """The language this request would be answered in (for an adapter's own lines); changes nothing."""
+        async with self.db.transaction() as session:
+            return await identity.locale_for(session, request, self.services.default_locale)
+
     async def answered(self, update_key: str, replies: list[Reply] | None = None) -> None:
         """The replies to this update are leaving (a redelivery now gets nothing), or, given
         `replies`, that try failed and a redelivery should get them after all."""

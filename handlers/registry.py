@@ -29,6 +29,9 @@ class Command:
     aliases: tuple[str, ...]
     needs_workspace: bool
     menu: bool
+    #: The command reads an attached file (`/import`): adapters whose files come as a typed path
+    #: (the console) attach the one its last argument names.
+    takes_file: bool = False
 
 
 @dataclass(frozen=True)
@@ -55,12 +58,13 @@ def command(
     aliases: tuple[str, ...] = (),
     needs_workspace: bool = True,
     menu: bool = True,
+    takes_file: bool = False,
 ) -> Callable:
     """Register a command. With `parse`, the function gets `(ctx, parse(ctx, args))`,
     otherwise `(ctx, args)` with the raw argument text."""
 
     def register(func: Callable[..., Awaitable[Result]]) -> Callable[..., Awaitable[Result]]:
-        entry = Command(name, func, parse, role, aliases, needs_workspace, menu)
+        entry = Command(name, func, parse, role, aliases, needs_workspace, menu, takes_file)
         for key in (name, *aliases):
             if key in _BY_ALIAS:
                 raise ValueError(f"command {key!r} registered twice")
