@@ -63,7 +63,7 @@ async def _db_upgrade(app: App) -> None:
         before, after = await app.db.upgrade()
     finally:
         await app.db.dispose()
-    key = "cli.up_to_date" if before == after else "cli.upgraded"
+    key = "cli.up_to_date" if before == after else "cli.created" if before is None else "cli.upgraded"
     print(t(app.settings.default_locale, key, url=shown_url(app.settings.database_url), before=before or "—",
             after=after or "—"))
 
