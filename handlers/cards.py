@@ -8,6 +8,7 @@ from handlers.messages import Button, Field, Reply
 from handlers.registry import payload
 from storage.customers import missing_fields
 from storage.models import Customer, CustomerTag, Feedback, Interaction, Member, Purchase
+from storage.scoring import AUTO_TAGS
 
 LAST_INTERACTIONS = 5
 #: An interaction's summary on the card, in characters: five whole notes could fill several messages.
@@ -65,6 +66,11 @@ async def customer_card(ctx: Context, customer: Customer, *, note: str = "") -> 
         items=await recent_interactions(ctx, customer.id),
         buttons=[card_buttons(ctx, customer)],
     )
+
+
+def auto_tag_labels(ctx: Context) -> str:
+    """The auto tags as the member reads them (`重要客户、新客户、…` or `vip, new, …`)."""
+    return ctx.listed(ctx.t(f"autotag.{name}") for name in AUTO_TAGS)
 
 
 def card_buttons(ctx: Context, customer: Customer) -> list[Button]:

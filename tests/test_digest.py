@@ -317,7 +317,7 @@ async def test_digest_today_counts_from_local_midnight_until_now(core: Core, tea
     assert fields["Overdue follow-ups"] == "3 — Alice 2, Bob 1"  # overdue is as of now, whatever the period
     clock.advance(minutes=1)
     await chen.say("/日报 今天")
-    assert chen.last[0].title == "今日至今 — 2026-11-18（截至 15:01）"
+    assert chen.last[0].title == "今日数据 — 2026-11-18（截至 15:01）"
     assert {f.label: f.value for f in chen.last[0].fields}["客户互动"] == "2（Alice 1、Bob 1）；1 名销售无记录"
     clock.now = local(11, 23, 8, 30)  # a Monday: today so far is today, no weekly chart
     await alice.say("/digest today")
