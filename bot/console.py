@@ -10,6 +10,7 @@
   book as a rep), so invites, roles and hand-overs can be tried in one terminal.
 - Files the bot sends (exports, charts) are saved under `./exports/` and their
   path is printed. Ctrl-C or Ctrl-D quits at once, also while waiting for input.
+- Empty lines, and lines starting with `# ` (comments in a script), answer nothing.
 """
 from __future__ import annotations
 
@@ -68,8 +69,9 @@ class Console:
         export_dir: Path = Path("exports"),
     ) -> None:
         self.core = core
-        self.out = out or RichConsole(highlight=False)
         self.lines = lines or sys.stdin
+        #: Into a file or pipe (a scripted demo) lines are not wrapped at 80 columns.
+        self.out = out or RichConsole(highlight=False, soft_wrap=not sys.stdout.isatty())
         self.export_dir = export_dir
         #: A name given on purpose (--as, CRM_CONSOLE_USER) also names a new book; a login name does not.
         self.named = _person(user) or _person(os.environ.get("CRM_CONSOLE_USER"))
@@ -101,8 +103,8 @@ class Console:
             try:
                 while (line := await reader.next()) is not None:
                     text = line.strip()
-                    if not text:
-                        continue  # nothing typed, nothing to answer
+                    if not text or text == "#" or text.startswith("# "):
+                        continue  # nothing typed, or a comment in a script: nothing to answer
                     if not interactive:
                         self.out.print(f"[dim]> {escape(line)}[/dim]")
                     await self.answer(text)

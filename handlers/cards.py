@@ -117,7 +117,7 @@ async def recent_interactions(ctx: Context, customer_id: int) -> list[str]:
         .order_by(Interaction.occurred_at.desc(), Interaction.id.desc()).limit(LAST_INTERACTIONS)
     )
     return [
-        f"{ctx.fmt_time(i.occurred_at)} · {ctx.t(f'channel.{i.channel}')} · {who or '—'}: "
-        f"{shortened(i.summary, CARD_SUMMARY_CHARS)}"
+        ctx.t("card.interaction", when=ctx.fmt_time(i.occurred_at), channel=ctx.t(f"channel.{i.channel}"),
+              who=who or "—", summary=shortened(i.summary, CARD_SUMMARY_CHARS))
         for i, who in rows
     ]
