@@ -30,7 +30,7 @@ from handlers.core import Core
 from handlers.i18n import normalize_locale, t
 from handlers.messages import Attachment, Button, Reply, Request, field_separator
 from handlers.parsing import Token, fold, tokenize
-from handlers.registry import find_command
+from handlers.registry import Command, find_command
 
 PLATFORM = "console"
 SPACE = "console"
@@ -131,7 +131,7 @@ class Console:
     def switch_to(self, text: str) -> tuple[str, str] | None:
         """`/me name=Bob lang=en` → ("Bob", "/me lang=en"); None for any other line."""
         tokens = tokenize(text)
-        entry = find_command(fold(tokens[0].text).lstrip("/").split("@")[0]) if tokens else None
+        entry = _command_of(tokens)
         if entry is None or entry.name != "me":
             return None
         for token in tokens[1:]:
@@ -146,7 +146,7 @@ class Console:
         if text.isdigit() and 0 < int(text) <= len(self.choices):
             return self.request(action=self.choices[int(text) - 1].action)
         tokens = tokenize(text)
-        entry = find_command(fold(tokens[0].text).lstrip("/").split("@")[0]) if tokens else None
+        entry = _command_of(tokens)
         if entry is not None and entry.takes_file and len(tokens) > 1:
             file = local_file(tokens[-1])
             if file is not None:
@@ -196,6 +196,11 @@ class Console:
 
     async def show_progress(self, reply: Reply) -> None:
         self.out.print(f"[dim]{escape(reply.plain_text())}[/dim]")
+
+
+def _command_of(tokens: list[Token]) -> Command | None:
+    """The command a typed line starts with (`/import`, `import`, `/导入`), as the core reads it."""
+    return find_command(fold(tokens[0].text).lstrip("/").split("@")[0]) if tokens else None
 
 
 def local_file(token: Token) -> Attachment | None:

@@ -59,7 +59,8 @@ def free_port() -> int:
 
 
 def test_a_refused_telegram_token_is_one_line_and_exit_code_1(refusing_bot_api: str, tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TELEGRAM_BOT_TOKEN": WRONG_TOKEN, "TELEGRAM_API_BASE_URL": refusing_bot_api,
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TELEGRAM_BOT_TOKEN": WRONG_TOKEN,
+           "TELEGRAM_API_BASE_URL": refusing_bot_api,
            "DATABASE_URL": f"sqlite:///{tmp_path / 'crm.db'}", "HTTP_HOST": "127.0.0.1",
            "HTTP_PORT": str(free_port()), "SLACK_BOT_TOKEN": "", "LOG_LEVEL": "INFO", "DEFAULT_LOCALE": "en"}
     done = subprocess.run([sys.executable, "-m", "bot", "run"], cwd=tmp_path, env=env, capture_output=True,
@@ -144,7 +145,8 @@ def test_db_upgrade_says_in_one_line_what_it_did_and_alembic_stays_quiet(
 
 
 def test_no_migration_log_lines_on_a_cli_verb_unless_log_level_is_debug(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "DATABASE_URL": f"sqlite:///{tmp_path / 'crm.db'}", "DEFAULT_LOCALE": "en",
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "DATABASE_URL": f"sqlite:///{tmp_path / 'crm.db'}",
+           "DEFAULT_LOCALE": "en",
            "LOG_LEVEL": "INFO", "TELEGRAM_BOT_TOKEN": "", "SLACK_BOT_TOKEN": ""}
     for verb in (["db", "upgrade"], ["export", "-"]):
         done = subprocess.run([sys.executable, "-m", "bot", *verb], cwd=tmp_path, env=env, capture_output=True,

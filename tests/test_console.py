@@ -99,7 +99,8 @@ async def test_an_empty_line_answers_nothing(core: Core) -> None:
 
 
 def _console_process(tmp_path: Path, stdin: int) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "DATABASE_URL": f"sqlite:///{tmp_path / 'crm.db'}", "DEFAULT_LOCALE": "en",
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "DATABASE_URL": f"sqlite:///{tmp_path / 'crm.db'}",
+           "DEFAULT_LOCALE": "en",
            "TELEGRAM_BOT_TOKEN": "", "SLACK_BOT_TOKEN": "", "LANG": "C.UTF-8", "TERM": "dumb"}
     return subprocess.Popen([sys.executable, "-m", "bot", "console"], cwd=tmp_path, env=env, stdin=stdin,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
