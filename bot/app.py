@@ -102,8 +102,9 @@ class App:
                 await platform.stop()
             await web.stop()
 
-    async def console(self) -> None:
-        console = Console(self.core, default_locale=self.settings.default_locale)
+    async def console(self, user: str | None = None) -> None:
+        """The terminal chat; `user` is who is typing (`crm-bot console --as NAME`)."""
+        console = Console(self.core, default_locale=self.settings.default_locale, user=user)
         scheduler = self.scheduler({console.sender.platform: console.sender})
         await scheduler.start()
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from datetime import datetime
 from http import HTTPStatus
@@ -13,8 +14,11 @@ from zoneinfo import ZoneInfo
 
 from rich.console import Console
 from rich.markup import escape
+from pydantic import ValidationError
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram.error import InvalidToken, TelegramError
 
@@ -22,23 +26,27 @@ from bot.app import App, quiet_logs_for_the_terminal
 from bot.config import Settings
 from bot.private_files import write_private
 from handlers.errors import UserError
-from handlers.i18n import t
+from handlers.i18n import normalize_locale, t
 from handlers.tags import auto_tag_names
 from handlers.transfer import export_headers, read_csv, stage_names, summary
 from storage import transfer, workspaces
 from storage.access import Scope
+from storage.db import DatabaseUnavailable
 from storage.models import Member, Workspace
 
-#: Exit codes: a problem (nothing was imported or written); an import that left some rows out.
+#: Exit codes: a problem (nothing was imported or written); an import that left some rows out; Ctrl-C.
 EXIT_FAILED = 1
 EXIT_ROWS_REJECTED = 3
+EXIT_INTERRUPTED = 130
 
 
 def parser() -> argparse.ArgumentParser:
     cli = argparse.ArgumentParser(prog="crm-bot", description="A CRM that lives in your team chat.")
     verbs = cli.add_subparsers(dest="verb", required=True)
     verbs.add_parser("run", help="serve every platform with a token set (none set: the local console)")
-    verbs.add_parser("console", help="chat with the bot in this terminal")
+    console = verbs.add_parser("console", help="chat with the bot in this terminal")
+    console.add_argument("--as", dest="user", metavar="NAME",
+                         help="who is typing (default: CRM_CONSOLE_USER, else your login name)")
     db = verbs.add_parser("db", help="database maintenance")
     db.add_argument("action", choices=["upgrade"], help="apply migrations")
     into = verbs.add_parser("import", help="import customers from a CSV file (headers in English or Chinese)")
@@ -53,30 +61,37 @@ def parser() -> argparse.ArgumentParser:
 
 async def _db_upgrade(app: App) -> None:
     try:
-        await app.db.upgrade()
+        before, after = await app.db.upgrade()
     finally:
         await app.db.dispose()
-    print(f"database at {app.db.url.render_as_string(hide_password=True)} is up to date")
+    key = "cli.up_to_date" if before == after else "cli.created" if before is None else "cli.upgraded"
+    print(t(app.settings.default_locale, key, url=shown_url(app.settings.database_url), before=before or "—",
+            after=after or "—"))
 
 
-async def _console(app: App) -> None:
+async def _console(app: App, user: str | None) -> None:
     quiet_logs_for_the_terminal()
     await app.db.upgrade()
     try:
-        await app.console()
+        await app.console(user)
     finally:
         await app.db.dispose()
 
 
 class CliError(Exception):
-    """A problem to print instead of a stack trace; exits non-zero."""
+    """A problem to print instead of a stack trace, as a catalogue key (in the book's `locale` once
+    one is known, else DEFAULT_LOCALE's); exits non-zero."""
+
+    def __init__(self, key: str, locale: str | None = None, **params: object) -> None:
+        super().__init__(key)
+        self.key, self.locale, self.params = key, locale, params
 
 
 async def _acting_admin(session: AsyncSession, workspace_id: int | None) -> tuple[Workspace, Member]:
     """The workspace a CLI import/export works on, and its first admin, whom the CLI acts as."""
     books = list(await session.scalars(select(Workspace).order_by(Workspace.id)))
     if not books:
-        raise CliError("no workspace yet: start `crm-bot console` (or the bot) once, then import")
+        raise CliError("cli.no_workspace")
     listing = "; ".join(f"{w.id}: {w.name}" for w in books)
     if workspace_id is not None:
         workspace = next((w for w in books if w.id == workspace_id), None)
@@ -85,11 +100,11 @@ async def _acting_admin(session: AsyncSession, workspace_id: int | None) -> tupl
     else:
         workspace = await workspaces.workspace_for_space(session, "console", "console")
     if workspace is None:
-        wanted = f"no workspace {workspace_id}" if workspace_id is not None else "which workspace? use --workspace ID"
-        raise CliError(f"{wanted}; workspaces: {listing}")
+        raise CliError("cli.no_such_workspace" if workspace_id is not None else "cli.which_workspace",
+                       id=workspace_id, books=listing)
     admin = next((m for m in await workspaces.members(session, workspace.id) if m.role == "admin"), None)
     if admin is None:
-        raise CliError(f"workspace {workspace.id} has no admin to act as")
+        raise CliError("cli.no_admin", workspace.locale, id=workspace.id)
     return workspace, admin
 
 
@@ -101,7 +116,7 @@ async def _import(app: App, path: Path, workspace_id: int | None) -> int:
     try:
         content = path.read_bytes()
     except OSError as problem:
-        raise CliError(f"cannot read {path}: {problem.strerror}") from None
+        raise CliError("cli.cannot_read", path=path, reason=problem.strerror) from None
     await app.db.upgrade()
     async with app.db.transaction() as session:
         workspace, admin = await _acting_admin(session, workspace_id)
@@ -109,7 +124,7 @@ async def _import(app: App, path: Path, workspace_id: int | None) -> int:
         try:
             table = read_csv(content, locale)
         except UserError as problem:
-            raise CliError(t(locale, problem.key, **problem.params)) from None
+            raise CliError(problem.key, locale, **problem.params) from None
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
         with Progress(*columns, console=Console(stderr=True)) as bar:
             task = bar.add_task(escape(f"{path.name} → {workspace.name}"), total=len(table.rows))
@@ -138,8 +153,8 @@ async def _export(app: App, target: str | None, workspace_id: int | None) -> int
     try:
         write_private(path, content)
     except OSError as problem:
-        raise CliError(f"cannot write {path}: {problem.strerror}") from None
-    print(f"{count} customers of {workspace.name} → {path}")
+        raise CliError("cli.cannot_write", locale, path=path, reason=problem.strerror) from None
+    print(t(locale, "cli.exported", count=f"{count:,}", workspace=workspace.name, path=path))
     return 0
 
 
@@ -158,27 +173,65 @@ async def _disposing(app: App, work: Awaitable[int]) -> int:
         await app.db.dispose()
 
 
+def shown_url(url: str) -> str:
+    """The database URL as the person wrote it, password hidden."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
+def configure_logging(level: str) -> None:
+    """LOG_LEVEL for the process; Alembic's per-migration INFO lines only at DEBUG (`db upgrade`
+    says in one line what it did)."""
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if logging.getLogger().level > logging.DEBUG:
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def database_problem(problem: DatabaseUnavailable, url: str) -> tuple[str, dict[str, object]]:
+    return f"cli.database.{problem.reason}", dict(
+        url=shown_url(url), scheme=problem.scheme, host=problem.host, port=problem.port,
+        database=problem.database, detail=problem.detail)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    settings = Settings()
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = App.build(settings)
-    verbs: dict[str, Callable[[], Awaitable[int | None]]] = {
-        "run": app.run, "console": lambda: _console(app), "db": lambda: _db_upgrade(app),
-        "import": lambda: _disposing(app, _import(app, args.file, args.workspace)),
-        "export": lambda: _disposing(app, _export(app, args.file, args.workspace)),
-    }
+    verb = f"{args.verb} {args.action}" if args.verb == "db" else args.verb  # as typed: `crm-bot db upgrade`
+    fallback = normalize_locale(os.environ.get("DEFAULT_LOCALE"), "zh")
     try:
+        settings = Settings()
+    except ValidationError as invalid:
+        error = invalid.errors()[0]
+        name = "_".join(map(str, error["loc"])).upper()
+        return _failed(verb, fallback, "cli.bad_setting", name=name, reason=error["msg"])
+    locale = settings.default_locale
+    configure_logging(settings.log_level)
+    try:
+        app = App.build(settings)
+        verbs: dict[str, Callable[[], Awaitable[int | None]]] = {
+            "run": app.run, "console": lambda: _console(app, args.user), "db": lambda: _db_upgrade(app),
+            "import": lambda: _disposing(app, _import(app, args.file, args.workspace)),
+            "export": lambda: _disposing(app, _export(app, args.file, args.workspace)),
+        }
         return asyncio.run(verbs[args.verb]()) or 0
     except KeyboardInterrupt:
-        return 130
+        if args.verb not in ("console", "run"):  # the console says goodbye itself
+            print(t(locale, "cli.interrupted", verb=verb), file=sys.stderr)
+        return EXIT_INTERRUPTED
     except CliError as problem:
-        print(f"crm-bot {args.verb}: {problem}", file=sys.stderr)
-        return EXIT_FAILED
+        return _failed(verb, problem.locale or locale, problem.key, **problem.params)
+    except DatabaseUnavailable as problem:
+        key, params = database_problem(problem, settings.database_url)
+        return _failed(verb, locale, key, **params)
     except InvalidToken as refused:  # from getMe as the Telegram platform starts
-        print(f"crm-bot {args.verb}: TELEGRAM_BOT_TOKEN was refused by Telegram ({refused_token(refused)})",
-              file=sys.stderr)
-        return EXIT_FAILED
+        return _failed(verb, locale, "cli.token_refused", status=refused_token(refused))
+
+
+def _failed(verb: str, locale: str, key: str, **params: object) -> int:
+    """Print one line saying what is wrong and what to do; the exit code of a failure."""
+    print(t(locale, "cli.failed", verb=verb, problem=t(locale, key, **params)), file=sys.stderr)
+    return EXIT_FAILED
 
 
 if __name__ == "__main__":

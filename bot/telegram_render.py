@@ -15,7 +15,7 @@ from html import escape, unescape
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from handlers.messages import Reply
+from handlers.messages import Reply, field_separator
 
 MAX_TEXT = 4096
 MAX_CAPTION = 1024
@@ -57,7 +57,7 @@ def lines(reply: Reply, *, with_notice: bool = False) -> list[Line]:
     if reply.title:
         found.append(Line(f"<b>{escape(reply.title)}</b>", ""))
     found += [Line("", line) for line in reply.text.split("\n")] if reply.text else []
-    found += [Line(f"<b>{escape(f.label)}</b>: ", f.value) for f in reply.fields]
+    found += [Line(f"<b>{escape(f.label)}</b>{field_separator(f.label)}", f.value) for f in reply.fields]
     found += [Line("• ", item) for item in reply.items]
     found += [Line(f"{escape(key)}: ", message) for key, message in reply.form_errors.items()]
     if with_notice and reply.notice and not found:

@@ -8,6 +8,7 @@ from handlers.messages import Button, Field, Reply
 from handlers.registry import payload
 from storage.customers import missing_fields
 from storage.models import Customer, CustomerTag, Feedback, Interaction, Member, Purchase
+from storage.scoring import AUTO_TAGS
 
 LAST_INTERACTIONS = 5
 #: An interaction's summary on the card, in characters: five whole notes could fill several messages.
@@ -67,6 +68,11 @@ async def customer_card(ctx: Context, customer: Customer, *, note: str = "") -> 
     )
 
 
+def auto_tag_labels(ctx: Context) -> str:
+    """The auto tags as the member reads them (`重要客户、新客户、…` or `vip, new, …`)."""
+    return ctx.listed(ctx.t(f"autotag.{name}") for name in AUTO_TAGS)
+
+
 def card_buttons(ctx: Context, customer: Customer) -> list[Button]:
     return [
         Button(ctx.t("button.log"), payload("flog", customer.id), "primary"),
@@ -111,7 +117,7 @@ async def recent_interactions(ctx: Context, customer_id: int) -> list[str]:
         .order_by(Interaction.occurred_at.desc(), Interaction.id.desc()).limit(LAST_INTERACTIONS)
     )
     return [
-        f"{ctx.fmt_time(i.occurred_at)} · {ctx.t(f'channel.{i.channel}')} · {who or '—'}: "
-        f"{shortened(i.summary, CARD_SUMMARY_CHARS)}"
+        ctx.t("card.interaction", when=ctx.fmt_time(i.occurred_at), channel=ctx.t(f"channel.{i.channel}"),
+              who=who or "—", summary=shortened(i.summary, CARD_SUMMARY_CHARS))
         for i, who in rows
     ]

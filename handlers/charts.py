@@ -2,9 +2,11 @@
 
 Rendered off-screen with matplotlib's Agg canvas on a `Figure` of its own (no
 pyplot, so no global figure list to leak and no display needed). Chinese
-labels need a font with CJK glyphs; when the machine has one it is used, and
-when it has none the chart is drawn in Latin letters instead (rep names in
-pinyin, the chart's own words in English) — never as boxes of missing glyphs.
+labels need a font with CJK glyphs: Noto Sans CJK comes with the project (the
+`noto-cjk-sans-otc` package, SIL Open Font License), and a machine's own CJK
+fonts are tried after it. Only with none of them (the package removed) is the
+chart drawn in Latin letters (rep names in pinyin, the chart's own words in
+English) — never as boxes of missing glyphs.
 """
 from __future__ import annotations
 
@@ -73,30 +75,47 @@ def latin_letters(text: str) -> str:
     return _HAN.sub(name, text).strip()
 
 
+def _add_packaged_cjk_font() -> None:
+    """Make the Noto Sans CJK collection the project depends on known to matplotlib (its faces
+    are `Noto Sans CJK SC`, `… TC`, `… JP` …; matplotlib ≥ 3.11 reads collections)."""
+    from matplotlib import font_manager
+
+    try:
+        import noto_cjk_sans_otc
+    except ImportError:
+        return
+    path = str(noto_cjk_sans_otc.FONT_PATH)
+    if not any(entry.fname == path for entry in font_manager.fontManager.ttflist):
+        font_manager.fontManager.addfont(path)
+
+
 @lru_cache(maxsize=2)
 def available_fonts(*, cjk: bool = True) -> Fonts:
-    """The Latin font plus (unless `cjk=False`) the best installed CJK font that really has
-    Chinese glyphs; looked up once per process."""
+    """The Latin font plus (unless `cjk=False`) the best CJK font that really has Chinese glyphs,
+    the packaged Noto Sans CJK SC first; looked up once per process."""
     from matplotlib import font_manager
 
     covered = _charmap(font_manager.findfont(LATIN_FONT, fallback_to_default=True))
     if not cjk:
         return Fonts((LATIN_FONT,), frozenset(covered))
-    by_family = {entry.name: entry.fname for entry in font_manager.fontManager.ttflist}
+    _add_packaged_cjk_font()
+    by_family: dict[str, tuple[str, int]] = {}
+    for entry in font_manager.fontManager.ttflist:
+        by_family.setdefault(entry.name, (entry.fname, entry.index))
     candidates = [f for f in CJK_FAMILIES if f in by_family]
     candidates += sorted(f for f in by_family if _CJK_NAME.search(f) and f not in candidates)
     for family in candidates:
-        glyphs = _charmap(by_family[family])
+        glyphs = _charmap(*by_family[family])
         if "Last Resort" not in family and all(ord(ch) in glyphs for ch in _PROBE):
             return Fonts((LATIN_FONT, family), frozenset(covered | glyphs))
     return Fonts((LATIN_FONT,), frozenset(covered))
 
 
-def _charmap(path: str) -> set[int]:
+def _charmap(path: str, face: int = 0) -> set[int]:
     from matplotlib.ft2font import FT2Font
 
     try:
-        return set(FT2Font(path).get_charmap())
+        return set(FT2Font(path, face_index=face).get_charmap())
     except (OSError, RuntimeError, ValueError):
         return set()
 

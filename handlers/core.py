@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from handlers import guided, identity, kept_replies
 from handlers.cards import customer_label
 from handlers.context import Context, Services
+from handlers.customers import invalid_text
 from handlers.errors import UserError
 from handlers.lookup import NeedChoice
 from handlers.messages import Button, Reply, Request
@@ -71,6 +72,11 @@ class Core:
         if ctx.erased:
             await self.db.erase_traces()
         return replies
+
+    async def locale_for(self, request: Request) -> str:
+        """The language this request would be answered in (for an adapter's own lines); changes nothing."""
+        async with self.db.transaction() as session:
+            return await identity.locale_for(session, request, self.services.default_locale)
 
     async def answered(self, update_key: str, replies: list[Reply] | None = None) -> None:
         """The replies to this update are leaving (a redelivery now gets nothing), or, given
@@ -122,7 +128,7 @@ async def run_text(ctx: Context, text: str) -> Result:
     if entry is None:
         if not ctx.request.addressed:
             return []
-        raise UserError("error.unknown_command", command=word[:40] or "?")
+        raise UserError("error.unknown_command", command=word[:40]) if word else UserError("error.nothing_typed")
     if ctx.refused is not None and (entry.needs_workspace or ctx.request.space is not None):
         raise ctx.not_a_member()  # lost access: nothing works in that book's chats, or on it elsewhere
     if entry.needs_workspace and ctx.workspace is None:
@@ -138,6 +144,17 @@ async def run_text(ctx: Context, text: str) -> Result:
     except NeedChoice as choice:
         choice.text, choice.offset = text, len(text) - len(args)
         raise
+    except UserError as problem:
+        if problem.key != "error.need_customer":
+            raise
+        raise _need_customer_for(ctx, entry.name) from None
+
+
+def _need_customer_for(ctx: Context, command_name: str) -> UserError:
+    """"Which customer?" with how this command is written and its own first example (not /show's)."""
+    usage = ctx.t(f"help.cmd.{command_name}.usage").strip().splitlines()[0].strip()
+    example = ctx.t(f"help.cmd.{command_name}.examples").strip().splitlines()[0].strip()
+    return UserError("error.need_customer_for", usage=usage, example=example)
 
 
 async def _explain(ctx: Context, problem: Exception) -> Result:
@@ -147,10 +164,11 @@ async def _explain(ctx: Context, problem: Exception) -> Result:
         return Reply(text=ctx.t(problem.key, **problem.params), private=True)
     if isinstance(problem, Forbidden):
         role = ctx.t(f"role.{problem.needed}")
-        return Reply(text=ctx.t("error.forbidden_owner" if problem.owner else "error.forbidden", role=role),
-                     private=True)
+        key = "error.forbidden_owner" if problem.owner else (
+            "error.forbidden_admin" if problem.needed == "admin" else "error.forbidden")  # none above admin
+        return Reply(text=ctx.t(key, role=role), private=True)
     assert isinstance(problem, InvalidValue)
-    return Reply(text=ctx.t(f"error.invalid.{problem.field}", value=problem.value[:80]), private=True)
+    return Reply(text=invalid_text(ctx, problem), private=True)
 
 
 async def _ask_which(ctx: Context, choice: NeedChoice) -> Reply:

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import and_, exists, func, or_, select
 
 from handlers import guided
-from handlers.cards import customer_card, customer_label
+from handlers.cards import auto_tag_labels, customer_card, customer_label
 from handlers.context import Context
 from handlers.errors import UserError
 from handlers.i18n import LOCALES, t
@@ -26,7 +26,7 @@ ADD_FORM_FIELDS = ("name", "company", "title", "phone", "email", "region", "indu
 
 
 def invalid_text(ctx: Context, problem: InvalidValue) -> str:
-    return ctx.t(f"error.invalid.{problem.field}", value=problem.value[:80])
+    return ctx.t(f"error.invalid.{problem.field}", value=problem.value[:80], auto_tags=auto_tag_labels(ctx))
 
 
 # --- /add ----------------------------------------------------------------------

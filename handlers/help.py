@@ -103,7 +103,8 @@ def _details(ctx: Context, entry: Command) -> Reply:
     if related:
         lines.append(ctx.t("help.related", commands=" ".join(related)))
     if entry.role != "rep":
-        lines.append(ctx.t("help.needs_role", role=ctx.t(f"role.{entry.role}")))
+        key = "help.needs_admin" if entry.role == "admin" else "help.needs_role"  # no role above admin
+        lines.append(ctx.t(key, role=ctx.t(f"role.{entry.role}")))
     if ctx.request.platform == "slack":
         lines.append(ctx.t("help.slack"))
     summary = _text(ctx.locale, f"{key}.summary")

@@ -21,10 +21,12 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers import guided
 from handlers.context import Context
 from handlers.i18n import normalize_locale
+from handlers.messages import Request
 from handlers.registry import button_number
 from storage import workspaces
 from storage.models import Customer, Identity, Member, PendingChoice, Reminder, Workspace
@@ -65,6 +67,22 @@ async def resolve(ctx: Context) -> None:
         enter(ctx, membership.workspace, membership.member, membership.identity)
     else:  # not a member yet (before /start or /join): answer in the account's language
         ctx.locale = normalize_locale(request.language, ctx.locale)
+
+
+async def locale_for(session: AsyncSession, request: Request, default_locale: str) -> str:
+    """The language the request would be answered in, changing nothing (an adapter's own lines:
+    the console's banner): the member's, else the account's, else the book's, else `default_locale`."""
+    workspace = membership = None
+    if request.space is not None:
+        workspace = await workspaces.workspace_for_space(session, request.platform, request.space)
+        if workspace is not None:
+            membership = await workspaces.membership_in(session, request.platform, request.user_id, workspace.id)
+    else:
+        membership = await workspaces.latest_membership(session, request.platform, request.user_id)
+    if membership is not None:
+        language = request.language or membership.identity.language
+        return membership.member.locale or normalize_locale(language, membership.workspace.locale)
+    return normalize_locale(request.language, workspace.locale if workspace is not None else default_locale)
 
 
 async def _private_chat_membership(ctx: Context) -> workspaces.Membership | None:

@@ -7,6 +7,7 @@ rendered bold, so user input can never inject markup.
 """
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Literal
 
@@ -43,6 +44,14 @@ class Button:
 class Field:
     label: str
     value: str
+
+
+def field_separator(label: str) -> str:
+    """What goes between a label and its value: `：` after a Chinese label (`公司：华为`), `: `
+    after any other (`Company: Acme`), so a card keeps one kind of punctuation per language."""
+    last = label.rstrip()[-1:]
+    wide = bool(last) and (unicodedata.east_asian_width(last) in ("W", "F"))
+    return "：" if wide else ": "
 
 
 @dataclass(frozen=True)
@@ -119,10 +128,10 @@ class Reply:
             parts.append(self.title)
         if self.text:
             parts.append(self.text)
-        parts.extend(f"{f.label}: {f.value}" for f in self.fields)
+        parts.extend(f"{f.label}{field_separator(f.label)}{f.value}" for f in self.fields)
         parts.extend(f"• {item}" for item in self.items)
         for key, message in self.form_errors.items():
-            parts.append(f"{key}: {message}")
+            parts.append(f"{key}{field_separator(key)}{message}")
         return "\n".join(parts)
 
     def all_buttons(self) -> list[Button]:

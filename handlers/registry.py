@@ -29,6 +29,9 @@ class Command:
     aliases: tuple[str, ...]
     needs_workspace: bool
     menu: bool
+    #: The command reads an attached file (`/import`): adapters whose files come as a typed path
+    #: (the console) attach the one its last argument names.
+    takes_file: bool = False
     #: Words that run the command with a subcommand in front of what follows (`/移除 X` is `/team remove X`).
     shortcuts: tuple[tuple[str, str], ...] = ()
 
@@ -63,12 +66,13 @@ def command(
     needs_workspace: bool = True,
     menu: bool = True,
     shortcuts: tuple[tuple[str, str], ...] = (),
+    takes_file: bool = False,
 ) -> Callable:
     """Register a command. With `parse`, the function gets `(ctx, parse(ctx, args))`,
     otherwise `(ctx, args)` with the raw argument text."""
 
     def register(func: Callable[..., Awaitable[Result]]) -> Callable[..., Awaitable[Result]]:
-        entry = Command(name, func, parse, role, aliases, needs_workspace, menu, shortcuts)
+        entry = Command(name, func, parse, role, aliases, needs_workspace, menu, takes_file, shortcuts)
         for key in (name, *aliases, *(word for word, _ in shortcuts)):
             if key in _BY_ALIAS:
                 raise ValueError(f"command {key!r} registered twice")

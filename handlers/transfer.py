@@ -103,7 +103,7 @@ def field_label(locale: str, name: str) -> str:
 
 # --- /import ---------------------------------------------------------------------------
 
-@command("import", aliases=("导入",))
+@command("import", aliases=("导入",), takes_file=True)
 async def import_(ctx: Context, args: str) -> Result:
     upload = ctx.request.file
     if upload is None:

@@ -78,6 +78,7 @@ class _Ready:
     attempts: int  # with this one
     parts_sent: int
     lease: datetime  # the send's, which fences its outcome
+    what: str  # for the log: "reminder 12 for member 3", "digest 4 for member 1"
 
 
 @dataclass
@@ -151,6 +152,8 @@ class DueDeliveries:
         result = await self.delivery.deliver(ready.routes, ready.replies[ready.parts_sent:], on_part=part_sent,
                                              marks=_RowOnWire(self.db, model, row_id, ready.lease))
         await self._record(model, row_id, ready.lease, ready.attempts, result)
+        if result.outcome is Outcome.SENT:
+            log.info("%s delivered (%s)", ready.what, ", ".join(route.platform for route in ready.routes))
         return int(result.outcome is Outcome.SENT)
 
     async def _prepare(self, model: schedule.Deliverable, row_id: int, claim_until: datetime) -> _Ready | None:
@@ -220,7 +223,9 @@ class DueDeliveries:
                 await schedule.record_sent(session, model, row_id, lease, now,
                                            caveat=schedule.CUT_OFF if cut_off else None)
                 return None
-            return _Ready(replies, routes, attempts, parts_sent, lease)
+            kind = "reminder" if isinstance(row, Reminder) else row.kind
+            what = f"{kind} {row.id} for member {row.member_id}"
+            return _Ready(replies, routes, attempts, parts_sent, lease, what)
 
     @staticmethod
     async def _build(ctx: Context, row: Reminder | OutboxMessage, *, late: bool) -> list[Reply] | None:

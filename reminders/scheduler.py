@@ -35,6 +35,28 @@ from storage.db import Database
 
 log = logging.getLogger(__name__)
 JOB_ID = "poll"
+#: APScheduler's loggers: the scheduler's and its default executor's.
+APSCHEDULER_LOGGERS = ("apscheduler.scheduler", "apscheduler.executors.default")
+
+
+class RoutineAtDebug(logging.Filter):
+    """APScheduler says at INFO what happens on every poll ("Running job …", "Job … executed
+    successfully") or once per start: thousands of lines a day that say nothing happened. Those are
+    DEBUG here, and so is its warning that a poll was skipped because the last one still runs (one
+    poll at a time is the design; the next one catches up). INFO is for what happened (a reminder
+    or digest delivered, a platform error); APScheduler's other warnings and errors pass as they are."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        skipped = record.levelno == logging.WARNING and "maximum number of running instances" in str(record.msg)
+        if record.levelno != logging.INFO and not skipped:
+            return True
+        record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+ROUTINE_AT_DEBUG = RoutineAtDebug()
+for _name in APSCHEDULER_LOGGERS:
+    logging.getLogger(_name).addFilter(ROUTINE_AT_DEBUG)
 
 
 class Scheduler:

@@ -12,16 +12,21 @@ WAL) leaves no copy of the erased values in any of the files.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import socket
+import sqlite3
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import AsyncIterator
+from typing import AsyncIterator, Iterator
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -36,15 +41,79 @@ _ASYNC_DRIVERS = {
 }
 
 
+class DatabaseUnavailable(ValueError):
+    """The database a URL names can't be used, for a `reason` a person can act on (the CLI words it):
+
+    - `not_a_url`, `unsupported` (a database other than SQLite or PostgreSQL);
+    - `cannot_open` (SQLite: the folder is missing or not writable), `not_sqlite` (not a SQLite file);
+    - `no_database` (PostgreSQL answers but has no database of that name), `login` (role or
+      password refused), `refused` (nothing listens at host:port), `unknown_host`, `timeout`,
+      `unreachable` (any other network failure).
+    """
+
+    def __init__(self, reason: str, url: URL | str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason, self.detail = reason, detail
+        self.url = url.render_as_string(hide_password=True) if isinstance(url, URL) else url
+        parsed = url if isinstance(url, URL) else None
+        self.scheme = url.partition("://")[0] if isinstance(url, str) else url.get_backend_name()
+        self.database = (parsed.database or "") if parsed is not None else ""
+        self.host = (parsed.host or "localhost") if parsed is not None else ""
+        self.port = (parsed.port or 5432) if parsed is not None else ""
+
+
 def async_url(url: str) -> URL:
     """The URL with the async driver this project uses for its dialect."""
     scheme, sep, rest = url.partition("://")
     if not sep:
-        raise ValueError(f"not a database URL: {url!r} (try sqlite:///crm.db)")
-    parsed = make_url(f"{_ASYNC_DRIVERS.get(scheme, scheme)}://{rest}")
+        raise DatabaseUnavailable("not_a_url", url)
+    try:
+        parsed = make_url(f"{_ASYNC_DRIVERS.get(scheme, scheme)}://{rest}")
+    except ArgumentError as problem:
+        raise DatabaseUnavailable("not_a_url", url, str(problem)) from None
     if parsed.get_backend_name() not in ("sqlite", "postgresql"):
-        raise ValueError(f"unsupported database {parsed.get_backend_name()!r}: use SQLite or PostgreSQL")
+        raise DatabaseUnavailable("unsupported", scheme)
     return parsed
+
+
+def _causes(problem: BaseException) -> Iterator[BaseException]:
+    """The exception, what SQLAlchemy wrapped (`orig`), and what caused each, once each."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [problem]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        todo += [getattr(current, "orig", None), current.__cause__, current.__context__]
+
+
+#: PostgreSQL's SQLSTATE codes for the connection problems a person can fix.
+_SQLSTATES = {"3D000": "no_database", "28P01": "login", "28000": "login"}
+
+
+def unavailable_reason(problem: BaseException) -> tuple[str, str] | None:
+    """(reason, detail) when `problem` says the database can't be reached or opened, else None
+    (a failing migration or query is a bug to show as it is)."""
+    for cause in _causes(problem):
+        detail = str(cause).strip()
+        state = getattr(cause, "sqlstate", None)
+        if state in _SQLSTATES:
+            return _SQLSTATES[state], detail
+        if isinstance(cause, sqlite3.OperationalError) and "unable to open" in detail:
+            return "cannot_open", detail
+        if isinstance(cause, sqlite3.DatabaseError) and "not a database" in detail:
+            return "not_sqlite", detail
+        if isinstance(cause, ConnectionRefusedError):
+            return "refused", detail
+        if isinstance(cause, socket.gaierror):
+            return "unknown_host", detail
+        if isinstance(cause, (TimeoutError, asyncio.TimeoutError)):
+            return "timeout", detail
+        if isinstance(cause, OSError) and not isinstance(cause, sqlite3.Error):
+            return "unreachable", detail
+    return None
 
 
 def _sqlite_pragmas(engine: AsyncEngine) -> None:
@@ -72,8 +141,11 @@ class Database:
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         if self.is_sqlite:
             _create_private(self.url.database)
-        # hide_parameters: a failed statement's error (and its traceback in the log) never shows the values
-        self.engine = create_async_engine(self.url, echo=echo, hide_parameters=True)
+        try:
+            # hide_parameters: a failed statement's error (and its traceback in the log) never shows the values
+            self.engine = create_async_engine(self.url, echo=echo, hide_parameters=True)
+        except (NoSuchModuleError, ImportError) as problem:  # a driver named in the URL that isn't installed
+            raise DatabaseUnavailable("unsupported", self.url.drivername, str(problem)) from None
         if self.is_sqlite:
             _sqlite_pragmas(self.engine)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
@@ -97,10 +169,20 @@ class Database:
                 log.warning("the WAL could not be emptied after an erasure (a reader held it); the next "
                             "checkpoint will")
 
-    async def upgrade(self, revision: str = "head") -> None:
-        """Apply Alembic migrations up to `revision` (what `crm-bot db upgrade` runs)."""
-        async with self.engine.begin() as conn:
-            await conn.run_sync(_run_alembic, "upgrade", revision)
+    async def upgrade(self, revision: str = "head") -> tuple[str | None, str | None]:
+        """Apply Alembic migrations up to `revision` (what `crm-bot db upgrade` runs, and every CLI
+        verb first); the revisions before and after. A database that can't be reached or opened
+        raises `DatabaseUnavailable`."""
+        try:
+            if self.is_sqlite and self.url.database not in (None, "", ":memory:"):
+                await asyncio.to_thread(_open_sqlite, self.url.database)
+            async with self.engine.begin() as conn:
+                return await conn.run_sync(_upgrade, revision)
+        except (DBAPIError, OSError, sqlite3.Error, asyncio.TimeoutError) as problem:
+            found = unavailable_reason(problem)
+            if found is None:
+                raise
+            raise DatabaseUnavailable(found[0], self.url, found[1]) from None
 
     async def downgrade(self, revision: str) -> None:
         async with self.engine.begin() as conn:
@@ -118,6 +200,17 @@ def _create_private(path: str | None) -> None:
         os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
     except OSError:
         pass  # there already, or in a folder that does not exist (SQLite says so when it connects)
+
+
+def _open_sqlite(path: str) -> None:
+    """Open the file (created if missing) and read it once, so a missing folder or a file that isn't
+    SQLite is found before aiosqlite's worker thread, which can outlive the event loop when its
+    first connection fails."""
+    connection = sqlite3.connect(path)
+    try:
+        connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    finally:
+        connection.close()
 
 
 async def commit_without_waiting_for_the_disk(session: AsyncSession) -> None:
@@ -139,3 +232,9 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 def _run_alembic(connection: Connection, verb: str, revision: str) -> None:
     getattr(command, verb)(alembic_config(connection), revision)
+
+
+def _upgrade(connection: Connection, revision: str) -> tuple[str | None, str | None]:
+    before = MigrationContext.configure(connection).get_current_revision()
+    _run_alembic(connection, "upgrade", revision)
+    return before, MigrationContext.configure(connection).get_current_revision()

@@ -224,7 +224,7 @@ async def test_deal_in_chinese_other_currency_and_back_dated(bob: Chat) -> None:
     await bob.say("/add 王芳")
     await bob.say("/成交 王芳 300 USD 咨询费 时间：昨天")
     assert "已记录成交：#1 王芳，$300，2026-11-17。" in bob.text
-    assert "阶段: 线索 → 成交客户" in bob.text
+    assert "阶段：线索 → 成交客户" in bob.text
     [purchase] = await rows(bob, Purchase)
     assert (purchase.amount_minor, purchase.currency, purchase.note) == (30_000, "USD", "咨询费")
     assert purchase.occurred_at == utc(2026, 11, 17, 1)

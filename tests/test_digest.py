@@ -5,6 +5,7 @@ import io
 import warnings
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -316,7 +317,7 @@ async def test_digest_today_counts_from_local_midnight_until_now(core: Core, tea
     assert fields["Overdue follow-ups"] == "3 — Alice 2, Bob 1"  # overdue is as of now, whatever the period
     clock.advance(minutes=1)
     await chen.say("/日报 今天")
-    assert chen.last[0].title == "今日至今 — 2026-11-18（截至 15:01）"
+    assert chen.last[0].title == "今日数据 — 2026-11-18（截至 15:01）"
     assert {f.label: f.value for f in chen.last[0].fields}["客户互动"] == "2（Alice 1、Bob 1）；1 名销售无记录"
     clock.now = local(11, 23, 8, 30)  # a Monday: today so far is today, no weekly chart
     await alice.say("/digest today")
@@ -481,9 +482,33 @@ def test_chart_without_a_cjk_font_is_drawn_in_latin_letters() -> None:
     render_without_warnings(fonts, "zh")
 
 
-def test_chart_with_a_cjk_font_when_the_machine_has_one() -> None:
+def test_chart_draws_chinese_names_in_the_packaged_cjk_font() -> None:
+    """Noto Sans CJK ships as a dependency, so every machine draws 王芳, not "Wang Fang"."""
+    from matplotlib import font_manager
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     fonts = charts.available_fonts()
-    if not fonts.cjk:
-        pytest.skip("no font with Chinese glyphs installed (the Latin fallback is tested above)")
-    assert fonts.drawable("李伟") == "李伟" and fonts.drawable("王小明🙂") == "王小明"
+    assert fonts.cjk and fonts.families[1] == "Noto Sans CJK SC"
+    used = font_manager.findfont(font_manager.FontProperties(family=fonts.families[1]), fallback_to_default=False)
+    assert Path(used).name == "NotoSansCJK-Regular.ttc" and used.face_index == 2  # the SC face of the collection
+    assert fonts.drawable("王芳") == "王芳" and fonts.drawable("王小明🙂") == "王小明"
+    names, _ = charts._bars(sample_series(), fonts, lambda key, **params: key)
+    assert names[:2] == ["李伟", "王小明"]
     render_without_warnings(fonts, "zh")
+
+    def ink(families: list[str]) -> tuple[int, list[str]]:
+        """Dark pixels of 王芳 drawn with these fonts, and the warnings drawing it raised."""
+        figure = Figure(figsize=(2, 1), dpi=100)
+        canvas = FigureCanvasAgg(figure)
+        figure.text(0.1, 0.3, "王芳", family=families, fontsize=30)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            canvas.draw()
+        pixels = canvas.buffer_rgba().tobytes()[::4]  # the red channel
+        return sum(value < 128 for value in pixels), [str(w.message) for w in caught]
+
+    dark, said = ink(list(fonts.families))
+    assert said == [] and dark > 200  # both glyphs drawn
+    _, latin_only = ink([charts.LATIN_FONT])
+    assert any("missing from font" in message for message in latin_only)  # what the check above would catch

@@ -258,7 +258,7 @@ async def test_merge_needs_confirmation_by_the_asker_with_the_right_role(alice: 
     await alice.say("/add 李伟 company=Acme")
     await add_anyway(alice, "/add 李伟 company=Acme")
     await bob.say("/merge #1 #2")
-    assert "这需要经理或更高的角色" in bob.text
+    assert "这需要经理及以上的角色" in bob.text
     await alice.say("/merge #1 #1")
     assert "#1 李伟 · Acme can't be merged into itself" in alice.text
     await alice.say("/merge #1")
@@ -280,7 +280,7 @@ async def test_merge_needs_confirmation_by_the_asker_with_the_right_role(alice: 
     bobs_confirm = payload_of(bob, "合并")
     await set_role(bob, "rep")  # demoted before pressing: the button re-checks
     await press_payload(bob, bobs_confirm)
-    assert "这需要经理或更高的角色" in bob.text
+    assert "这需要经理及以上的角色" in bob.text
     assert await customer(alice, 2) is not None
     await press_payload(alice, confirm)
     assert await customer(alice, 2, deleted=None) is None
@@ -313,7 +313,7 @@ async def test_dupes_finds_phone_email_and_name_pairs_only(alice: Chat, bob: Cha
     assert await customer(alice, 4, deleted=None) is None
 
     await bob.say("/dupes")
-    assert "这需要经理或更高的角色" in bob.text
+    assert "这需要经理及以上的角色" in bob.text
     await set_role(bob, "manager")
     await alice.say("/delete #8")
     await alice.press("Delete")
@@ -341,7 +341,7 @@ async def test_delete_hides_everywhere_and_restore_brings_back(alice: Chat, bob:
     await alice.say("/add 李伟 13800138000 company=Acme")
     await add_activity(alice, 1, reminders=1)
     await bob.say("/delete #1")
-    assert "这需要经理或更高的角色" in bob.text
+    assert "这需要经理及以上的角色" in bob.text
 
     await alice.say("/delete 李伟")
     assert "Delete #1 李伟 · Acme?" in alice.text
@@ -375,7 +375,7 @@ async def test_delete_hides_everywhere_and_restore_brings_back(alice: Chat, bob:
 async def test_delete_and_restore_in_chinese(alice: Chat, bob: Chat) -> None:
     await alice.say("/add 李伟")
     await bob.say("/删除 #1")
-    assert "这需要经理或更高的角色" in bob.text
+    assert "这需要经理及以上的角色" in bob.text
     await set_role(bob, "manager")
     await bob.say("/删除 #1")
     assert "删除 #1 李伟？" in bob.text
@@ -411,10 +411,10 @@ async def test_forget_leaves_no_trace(alice: Chat, bob: Chat) -> None:
     forgotten_id = (await customer(alice, 1)).id
 
     await bob.say("/forget #1")
-    assert "这需要管理员或更高的角色" in bob.text
+    assert "只有管理员可以这样做" in bob.text
     await set_role(bob, "manager")
     await bob.say("/遗忘 #1")
-    assert "这需要管理员或更高的角色" in bob.text
+    assert "只有管理员可以这样做" in bob.text
 
     await alice.say("/forget liwei")
     assert "⚠ Erase #1 李伟 · Acme for good?" in alice.text

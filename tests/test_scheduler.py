@@ -7,6 +7,7 @@ member receives is read from recording senders, one per platform.
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -798,6 +799,40 @@ async def test_the_scheduler_polls_on_its_own_once_started(
     finally:
         await bot.scheduler.stop()
     assert [r.text for r in bot.sender.to("dm-alice")] == ["⏰ Revisit #1 Kim — now"]
+
+
+async def test_routine_polls_log_at_debug_and_info_says_what_was_delivered(
+    db: Database, services: Services, clock: Clock, alice: Chat, caplog: pytest.LogCaptureFixture
+) -> None:
+    """APScheduler's 'Running job …' / 'Job … executed successfully' came at INFO on every poll."""
+    await alice.say("/add Kim")
+    await add_reminder(db, "Alice", clock.now, explicit=True, note="now")
+
+    async def run_polls(level: int) -> list[logging.LogRecord]:
+        caplog.clear()
+        with caplog.at_level(level):
+            bot = Bot(db, services, poll_seconds=0.05)
+            await bot.scheduler.start()
+            try:
+                for _ in range(100):
+                    if sum("executed successfully" in r.getMessage() for r in caplog.records) >= 2 or (
+                            level > logging.DEBUG and len(caplog.records) > 1):
+                        break
+                    await asyncio.sleep(0.05)
+                await asyncio.sleep(0.2)  # a few more polls
+            finally:
+                await bot.scheduler.stop()
+        return list(caplog.records)
+
+    quiet = await run_polls(logging.INFO)
+    assert not [r for r in quiet if r.name.startswith("apscheduler")], [r.getMessage() for r in quiet]
+    delivered = [r.getMessage() for r in quiet if "delivered" in r.getMessage()]
+    assert len(delivered) == 1 and delivered[0].startswith("reminder ") and "(console)" in delivered[0]
+
+    debug = await run_polls(logging.DEBUG)
+    routine = [r for r in debug if r.name == "apscheduler.executors.default"]
+    assert routine and {r.levelname for r in routine} == {"DEBUG"}
+    assert any("Running job" in r.getMessage() for r in routine)
 
 
 # --- several processes on one PostgreSQL database ----------------------------------------------------------

@@ -251,7 +251,7 @@ async def test_export_is_for_managers_with_bom_and_member_language(alice: Chat, 
     await alice.say("/tag 李伟 重点 hot")
     await alice.say("/add Formula Guy prefs==SUM(A1)")
     await bob.say("/export")
-    assert "这需要经理或更高的角色" in bob.text
+    assert "这需要经理及以上的角色" in bob.text
 
     await alice.say("/export")
     reply = alice.last[0]
