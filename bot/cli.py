@@ -27,9 +27,10 @@ from bot.config import Settings
 from bot.private_files import write_private
 from handlers.errors import UserError
 from handlers.i18n import normalize_locale, t
-from handlers.tags import auto_tag_names
-from handlers.transfer import export_headers, read_csv, stage_names, summary
-from storage import transfer, workspaces
+from handlers.mapping import describe
+from handlers.transfer import export_headers, read_plan, run_import, stage_names, summary
+from storage import workspaces
+from storage.transfer import export as exporting
 from storage.access import Scope
 from storage.db import DatabaseUnavailable
 from storage.models import Member, Workspace
@@ -49,10 +50,16 @@ def parser() -> argparse.ArgumentParser:
                          help="who is typing (default: CRM_CONSOLE_USER, else your login name)")
     db = verbs.add_parser("db", help="database maintenance")
     db.add_argument("action", choices=["upgrade"], help="apply migrations")
-    into = verbs.add_parser("import", help="import customers from a CSV file (headers in English or Chinese)")
-    into.add_argument("file", type=Path, help="the CSV file")
-    out = verbs.add_parser("export", help="export the customer book as CSV (UTF-8 with BOM, opens in Excel)")
-    out.add_argument("file", nargs="?", help="where to write it (default customers-<date>.csv; - for stdout)")
+    into = verbs.add_parser("import", help="import customers from a CSV, Excel (.xlsx, .xls) or vCard (.vcf) file")
+    into.add_argument("file", type=Path, help="the file")
+    into.add_argument("--map", action="append", default=[], metavar="FIELD=COLUMN",
+                      help="read COLUMN as FIELD, e.g. --map 电话=手机号码 or --map notes=工号 (repeatable; "
+                           "FIELD unused leaves the column out)")
+    into.add_argument("--dry-run", action="store_true", help="show what the import would do, and write nothing")
+    out = verbs.add_parser("export", help="export the customer book as CSV (UTF-8 with BOM) or an Excel workbook")
+    out.add_argument("file", nargs="?", help="where to write it (default customers-<date>.csv; - for stdout; "
+                                             "a name ending in .xlsx writes a workbook)")
+    out.add_argument("--format", choices=exporting.FORMATS, help="csv or xlsx (default: from the file name, else csv)")
     for verb in (into, out):
         verb.add_argument("--workspace", type=int, metavar="ID",
                           help="the workspace (default: the only one, else the console's)")
@@ -112,7 +119,18 @@ def _scope(workspace: Workspace, member: Member) -> Scope:
     return Scope(workspace.id, member.id, member.role, workspace.visibility)
 
 
-async def _import(app: App, path: Path, workspace_id: int | None) -> int:
+def _changes(maps: list[str]) -> dict[str, str]:
+    """`--map 电话=手机号码` → {column: field}."""
+    changes = {}
+    for text in maps:
+        field, sep, column = text.replace("＝", "=").partition("=")
+        if not sep or not column.strip():
+            raise CliError("cli.bad_map", text=text)
+        changes[column.strip()] = field.strip()
+    return changes
+
+
+async def _import(app: App, path: Path, workspace_id: int | None, maps: list[str], dry_run: bool) -> int:
     try:
         content = path.read_bytes()
     except OSError as problem:
@@ -120,36 +138,39 @@ async def _import(app: App, path: Path, workspace_id: int | None) -> int:
     await app.db.upgrade()
     async with app.db.transaction() as session:
         workspace, admin = await _acting_admin(session, workspace_id)
-        locale = admin.locale or workspace.locale
-        try:
-            table = read_csv(content, locale)
-        except UserError as problem:
-            raise CliError(problem.key, locale, **problem.params) from None
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-        with Progress(*columns, console=Console(stderr=True)) as bar:
-            task = bar.add_task(escape(f"{path.name} → {workspace.name}"), total=len(table.rows))
-            result = await transfer.import_table(
-                session, workspace, _scope(workspace, admin), table, now=app.services.clock(),
-                progress=lambda done, _total: bar.update(task, completed=done), auto_tags=auto_tag_names(),
-            )
+    locale, now = admin.locale or workspace.locale, app.services.clock()
+    try:
+        plan = read_plan(content, path.name, locale, changes=_changes(maps))
+    except UserError as problem:
+        raise CliError(problem.key, locale, **problem.params) from None
+    lines, rows = describe(locale, plan, workspace, now)
+    print("\n".join([*lines, *(f"  • {row}" for row in rows)]) + "\n")
+    if not plan.mapping.has_name:
+        raise CliError("cli.import_no_name", locale)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True)) as bar:
+        task = bar.add_task(escape(f"{path.name} → {workspace.name}"), total=plan.rows)
+        result = await run_import(app.db.transaction, plan, workspace, _scope(workspace, admin), locale, now,
+                                  progress=lambda done, _total: bar.update(task, completed=done), dry_run=dry_run)
     print(summary(locale, result))
     return EXIT_ROWS_REJECTED if result.rejected else 0
 
 
-async def _export(app: App, target: str | None, workspace_id: int | None) -> int:
+async def _export(app: App, target: str | None, workspace_id: int | None, kind: str | None) -> int:
+    kind = kind or ("xlsx" if target and target.lower().endswith(".xlsx") else "csv")
+    write = exporting.export_xlsx if kind == "xlsx" else exporting.export_csv
     await app.db.upgrade()
     async with app.db.transaction() as session:
         workspace, admin = await _acting_admin(session, workspace_id)
         locale, zone = admin.locale or workspace.locale, ZoneInfo(admin.timezone or workspace.timezone)
         scope = _scope(workspace, admin)
-        content = await transfer.export_csv(session, scope, export_headers(locale), tz=zone,
-                                            stage_names=stage_names(locale))
-        count = await transfer.count_visible(session, scope)
+        content = await write(session, scope, export_headers(locale), tz=zone, stage_names=stage_names(locale))
+        count = await exporting.count_visible(session, scope)
     if target == "-":
         sys.stdout.buffer.write(content)
         sys.stdout.flush()
         return 0
-    path = Path(target or f"customers-{datetime.now(zone):%Y-%m-%d}.csv")
+    path = Path(target or f"customers-{datetime.now(zone):%Y-%m-%d}.{kind}")
     try:
         write_private(path, content)
     except OSError as problem:
@@ -211,8 +232,8 @@ def main(argv: list[str] | None = None) -> int:
         app = App.build(settings)
         verbs: dict[str, Callable[[], Awaitable[int | None]]] = {
             "run": app.run, "console": lambda: _console(app, args.user), "db": lambda: _db_upgrade(app),
-            "import": lambda: _disposing(app, _import(app, args.file, args.workspace)),
-            "export": lambda: _disposing(app, _export(app, args.file, args.workspace)),
+            "import": lambda: _disposing(app, _import(app, args.file, args.workspace, args.map, args.dry_run)),
+            "export": lambda: _disposing(app, _export(app, args.file, args.workspace, args.format)),
         }
         return asyncio.run(verbs[args.verb]()) or 0
     except KeyboardInterrupt:

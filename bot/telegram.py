@@ -36,8 +36,10 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from sqlalchemy.exc import IntegrityError
 from telegram import (
     BotCommand,
+    Contact,
     Document,
     InaccessibleMessage,
     LinkPreviewOptions,
@@ -67,6 +69,7 @@ from handlers.registry import find_command
 from handlers.transfer import MAX_BYTES
 from reminders.delivery import DeliveryError, RecipientBlocked, leaving, sending
 from storage import blocking, offboarding, workspaces
+from storage.transfer.values import join_name
 
 log = logging.getLogger(__name__)
 
@@ -140,8 +143,6 @@ class TelegramPlatform:
         self.webhook_secret = settings.telegram_webhook_secret or secrets.token_urlsafe(32)
         logs.protect(settings.telegram_bot_token, self.webhook_secret)
         self.sender = TelegramSender(self)
-        #: SQLite has one writer: queue transactions here rather than in SQLite's busy-wait.
-        self._one_writer = asyncio.Lock() if app.db.is_sqlite else None
         builder = (
             ApplicationBuilder()
             .token(settings.telegram_bot_token)
@@ -276,12 +277,14 @@ class TelegramPlatform:
         text, is_addressed = addressed
         where = self._where(message)
         file: Attachment | None = None
+        if message.contact is not None and not text and is_addressed:
+            text, file = "/import", contact_card(message.contact)  # a shared contact adds or updates a customer
         command = self._command(text)
         if command == "start" and message.chat.type == ChatType.PRIVATE:
             # pressing START opens the private chat; Telegram sends no my_chat_member for a first start,
             # so a block recorded while the bot "can't initiate conversation" is lifted here
             await self.note_reachable(str(user.id))
-        if command == "import":
+        if command == "import" and file is None:
             replied = message.reply_to_message
             document = message.document or (replied.document if replied is not None else None)
             if document is not None:
@@ -369,17 +372,20 @@ class TelegramPlatform:
         """
         old, new = ((message.chat.id, message.migrate_to_chat_id) if message.migrate_to_chat_id
                     else (message.migrate_from_chat_id, message.chat.id))
-        async with self.app.db.transaction() as session:
-            book = await workspaces.workspace_for_space(session, PLATFORM, str(old))
-            if book is not None and await workspaces.workspace_for_space(session, PLATFORM, str(new)) is None:
-                await workspaces.bind_space(session, book, PLATFORM, str(new))
-                log.info("group %s is now supergroup %s: workspace %s follows it", old, new, book.id)
+        try:
+            async with self.app.db.transaction() as session:
+                book = await workspaces.workspace_for_space(session, PLATFORM, str(old))
+                if book is not None and await workspaces.workspace_for_space(session, PLATFORM, str(new)) is None:
+                    await workspaces.bind_space(session, book, PLATFORM, str(new))
+                    log.info("group %s is now supergroup %s: workspace %s follows it", old, new, book.id)
+        except IntegrityError:  # the other of the two messages bound it at the same moment
+            log.info("supergroup %s was bound by the other upgrade message", new)
 
     async def _left_group(self, chat_id: int, user: Any) -> None:
         """Someone left the group (or was removed): suspended in its book, the admins told."""
         if user.is_bot:
             return
-        async with self._writing(), self.app.db.transaction() as session:
+        async with self.app.db.transaction() as session:
             gone = await offboarding.suspend_account(session, PLATFORM, str(user.id), how=offboarding.LEFT,
                                                      now=self.app.services.clock(), space=str(chat_id))
         if gone:
@@ -410,13 +416,8 @@ class TelegramPlatform:
             dm_chat_id=str(user.id), **fields,
         )
 
-    def _writing(self) -> contextlib.AbstractAsyncContextManager[Any]:
-        """Around a write to the database: one at a time on SQLite (it has one writer)."""
-        return self._one_writer or contextlib.nullcontext()
-
     async def _handle(self, request: Request) -> list[Reply]:
-        async with self._writing():
-            return await self.core.handle(request)
+        return await self.core.handle(request)  # SQLite's one writer: storage.db queues the transactions
 
     @contextlib.asynccontextmanager
     async def _answering(self, request: Request, replies: list[Reply]) -> AsyncIterator[None]:
@@ -431,8 +432,7 @@ class TelegramPlatform:
             await leaving()  # an answer that only edited or toasted posted nothing: it is out now
 
     async def _keep_answer(self, update_key: str, replies: list[Reply] | None) -> None:
-        async with self._writing():
-            await self.core.answered(update_key, replies)
+        await self.core.answered(update_key, replies)
 
     @staticmethod
     def _where(message: Any) -> Where:
@@ -554,6 +554,25 @@ class TelegramPlatform:
             await self._send(where, Reply(text=t(language, apology)))
         except TelegramError:
             log.warning("could not send the apology to chat %s", update.effective_chat.id, exc_info=True)
+
+
+def contact_card(contact: Contact) -> Attachment:
+    """A contact shared into the chat, as the one-card vCard file /import reads: the card Telegram
+    carries when the sender's phone book gave one, else a card of its name and number (a Telegram
+    user's own number comes in international form without its `+`)."""
+    if contact.vcard and "BEGIN:VCARD" in contact.vcard.upper():
+        return Attachment("contact.vcf", contact.vcard.encode("utf-8"), "text/vcard")
+    phone = contact.phone_number or ""
+    if contact.user_id and phone.isdigit():
+        phone = f"+{phone}"
+
+    def escaped(text: str | None) -> str:
+        return re.sub(r"([\\;,])", r"\\\1", text or "").replace("\n", " ")
+
+    first, last = escaped(contact.first_name), escaped(contact.last_name)
+    card = (f"BEGIN:VCARD\r\nVERSION:3.0\r\nN:{last};{first};;;\r\nFN:{join_name(first, '', last)}\r\n"
+            f"TEL;TYPE=CELL:{escaped(phone)}\r\nEND:VCARD\r\n")
+    return Attachment("contact.vcf", card.encode("utf-8"), "text/vcard")
 
 
 class AnswerNotShown(Exception):

@@ -8,6 +8,7 @@ from handlers import (  # noqa: F401
     help,
     home,
     interactions,
+    mapping,
     paging,
     records,
     settings,

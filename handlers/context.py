@@ -9,7 +9,8 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterable
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Awaitable, Callable, Iterable
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, select
@@ -17,13 +18,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.errors import UserError
 from handlers.i18n import t
-from handlers.messages import Request
+from handlers.messages import Reply, Request
 from handlers.parsing import as_typed
 from storage.access import Scope
 from storage.models import Member, PendingChoice, Workspace
 from storage.search import CustomerSearch
 
 Clock = Callable[[], datetime]
+#: Opens a transaction of its own (`Database.transaction`), for work done after the command's.
+Transaction = Callable[[], AbstractAsyncContextManager[AsyncSession]]
+#: Work a command leaves for after its transaction: it writes in transactions of its own, in turns
+#: (a big import, batch by batch), and answers with more replies.
+LaterWork = Callable[[Transaction], Awaitable[list[Reply]]]
 
 CURRENCY_SYMBOLS = {"CNY": "¥", "USD": "$", "EUR": "€", "GBP": "£"}
 CHOICE_TTL = timedelta(days=2)
@@ -63,6 +69,7 @@ class Context:
     #: Personal data was erased: traces the database keeps outside its tables go after the commit.
     erased: bool = False
     _after_commit: list[Callable[[], None]] = field(default_factory=list)
+    _later: list[LaterWork] = field(default_factory=list)
 
     # --- who and where --------------------------------------------------------
     @property
@@ -155,3 +162,12 @@ class Context:
         for callback in self._after_commit:
             callback()
         self._after_commit.clear()
+
+    def later(self, work: LaterWork) -> None:
+        """Run `work` once the command's transaction has committed, outside it: long work that
+        commits in batches, so other commands are not kept waiting behind one long transaction."""
+        self._later.append(work)
+
+    def take_later(self) -> list[LaterWork]:
+        work, self._later = self._later, []
+        return work

@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from handlers import guided, identity, kept_replies
 from handlers.cards import customer_label
-from handlers.context import Context, Services
+from handlers.context import Context, LaterWork, Services
 from handlers.customers import invalid_text
 from handlers.errors import UserError
 from handlers.lookup import NeedChoice
@@ -32,7 +32,7 @@ from handlers.parsing import fold
 from handlers.registry import ACTIONS, FORMS, Result, action, button_number, find_command, payload
 from storage.access import Forbidden
 from storage.db import Database, commit_without_waiting_for_the_disk
-from storage.models import Conversation, Customer, Invite, LinkCode, PendingChoice, ProcessedUpdate
+from storage.models import Conversation, Customer, ImportFile, Invite, LinkCode, PendingChoice, ProcessedUpdate
 from storage.standardise import InvalidValue
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,24 @@ class Core:
         ctx.run_after_commit()
         if ctx.erased:
             await self.db.erase_traces()
+        later = ctx.take_later()
+        if later:
+            replies = replies + await self._run_later(ctx, later)
+            if request.update_key and request.reports_answers:  # keep them all until they are shown
+                await self.answered(request.update_key, replies)
+        return replies
+
+    async def _run_later(self, ctx: Context, work: list[LaterWork]) -> list[Reply]:
+        """Work a command left for after its transaction (Context.later), each in transactions of its own."""
+        replies: list[Reply] = []
+        for job in work:
+            try:
+                replies += await job(self.db.transaction)
+            except UserError as problem:
+                replies.append(Reply(text=ctx.t(problem.key, **problem.params), private=True))
+            except Exception:
+                log.exception("work after the command failed for %r", _describe(ctx.request))
+                replies.append(Reply(text=ctx.t("error.internal_later"), private=True))
         return replies
 
     async def locale_for(self, request: Request) -> str:
@@ -233,10 +251,12 @@ def _describe(request: Request) -> dict[str, Any]:
 
 
 async def cleanup(db: Database, services: Services) -> None:
-    """Drop expired choices, invites and link codes, stale guided flows and old redelivery keys (nightly)."""
+    """Drop expired choices, kept import files, invites and link codes, stale guided flows and old
+    redelivery keys (nightly)."""
     now = services.clock()
     async with db.transaction() as session:
         await session.execute(delete(PendingChoice).where(PendingChoice.expires_at < now))
+        await session.execute(delete(ImportFile).where(ImportFile.expires_at < now))
         await session.execute(delete(ProcessedUpdate).where(ProcessedUpdate.processed_at < now - timedelta(days=7)))
         await session.execute(delete(Conversation).where(Conversation.updated_at < now - timedelta(days=7)))
         await session.execute(delete(Invite).where(Invite.expires_at < now))

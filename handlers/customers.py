@@ -23,10 +23,13 @@ from storage.models import Customer, CustomerTag, Member
 from storage.standardise import InvalidValue
 
 ADD_FORM_FIELDS = ("name", "company", "title", "phone", "email", "region", "industry", "source")
+#: A run of digits this long in /add is meant as a phone (and checked as one), not as part of the name.
+PHONE_MIN_DIGITS = 5
+_PHONE_SHAPED = re.compile(r"\+?[0-9().\-\s]+")
 
 
 def invalid_text(ctx: Context, problem: InvalidValue) -> str:
-    return ctx.t(f"error.invalid.{problem.field}", value=problem.value[:80], auto_tags=auto_tag_labels(ctx))
+    return ctx.t(problem.key, **problem.params, value=problem.value[:80], auto_tags=auto_tag_labels(ctx))
 
 
 # --- /add ----------------------------------------------------------------------
@@ -38,6 +41,9 @@ def parse_add(ctx: Context, text: str) -> dict[str, str]:
     for token in join_phone_runs(positional):
         word = token.text
         kind = None if token.quoted else classify_ref(word).kind
+        if kind == "name" and not token.quoted and _PHONE_SHAPED.fullmatch(word) \
+                and sum(ch.isdigit() for ch in word) >= PHONE_MIN_DIGITS:
+            kind = "phone"  # `/add 测试 12345`: refused as a phone like /edit's 电话=12345, not a name
         if kind in ("phone", "email") and kind not in fields:
             fields[kind] = word
         else:

@@ -29,7 +29,7 @@ from handlers.i18n import normalize_locale
 from handlers.messages import Request
 from handlers.registry import button_number
 from storage import workspaces
-from storage.models import Customer, Identity, Member, PendingChoice, Reminder, Workspace
+from storage.models import Customer, Identity, ImportFile, Member, PendingChoice, Reminder, Workspace
 from storage.standardise import visible
 
 #: Per action, the key column that finds what a button's first payload argument names, and that row's
@@ -39,6 +39,7 @@ BUTTON_SUBJECTS: dict[str, tuple[Any, Any] | None] = {
     **dict.fromkeys(("flog", "frem", "ftag", "show", "ssnz", "slost", "mgq"), (Customer.id, Customer.workspace_id)),
     **dict.fromkeys(("pick", "dup", "pg", "rec", "gform"), (PendingChoice.token, PendingChoice.workspace_id)),
     "mres": (Member.id, Member.workspace_id),
+    "imp": (ImportFile.token, ImportFile.workspace_id),
     "home": None,
 }
 #: Guided-flow buttons name their flow (handlers.guided), kept with the presser's conversation in this chat.

@@ -15,12 +15,13 @@ CUSTOMER_FIELDS = (
 )
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
+    """A value as the audit log's JSON holds it (dates as ISO text)."""
     return value.isoformat() if isinstance(value, (date, datetime)) else value
 
 
 def snapshot(customer: Customer, fields: tuple[str, ...] = CUSTOMER_FIELDS) -> dict[str, Any]:
-    return {name: _plain(getattr(customer, name)) for name in fields}
+    return {name: plain(getattr(customer, name)) for name in fields}
 
 
 def changes(before: dict[str, Any], after: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -45,8 +46,8 @@ def record(
         member_id=member_id,
         customer_id=customer_id,
         action=action,
-        before={k: _plain(v) for k, v in before.items()} if before else None,
-        after={k: _plain(v) for k, v in after.items()} if after else None,
+        before={k: plain(v) for k, v in before.items()} if before else None,
+        after={k: plain(v) for k, v in after.items()} if after else None,
         at=at,
     )
     session.add(entry)

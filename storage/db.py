@@ -3,7 +3,11 @@
 `sqlite:///crm.db` and `postgresql://user@host/db` are accepted as written; the
 async driver is picked here. SQLite runs in WAL mode with foreign keys on, and
 every transaction takes the write lock up front (`BEGIN IMMEDIATE`) so two
-writers queue on `busy_timeout` instead of failing mid-transaction.
+writers queue on `busy_timeout` instead of failing mid-transaction. Within the
+process, SQLite transactions queue in turn on one asyncio lock (first come, first
+served, every platform and the scheduler alike), so a long job that commits in
+batches lets a waiting command in between two of them rather than racing it
+for SQLite's lock.
 
 The SQLite file is created readable by its owner alone (0600; SQLite gives its
 -wal and -shm files the same mode), and `secure_delete` overwrites what is
@@ -13,6 +17,7 @@ WAL) leaves no copy of the erased values in any of the files.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -149,11 +154,15 @@ class Database:
         if self.is_sqlite:
             _sqlite_pragmas(self.engine)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        #: SQLite has one writer: its transactions take turns here (FIFO) rather than in its busy-wait.
+        self._one_writer = asyncio.Lock() if self.is_sqlite else None
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A session inside one transaction: committed on success, rolled back on error."""
-        async with self.sessions() as session, session.begin():
+        """A session inside one transaction: committed on success, rolled back on error.
+
+        Never open one inside another in the same task: on SQLite the second waits for the first."""
+        async with self._one_writer or contextlib.nullcontext(), self.sessions() as session, session.begin():
             yield session
 
     async def erase_traces(self) -> None:

@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -433,3 +434,19 @@ class CodeGuard(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0)
     window_started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ImportFile(Base):
+    """A file sent to /import, kept while its member looks at the mapping (Import / Change / Cancel), so
+    the buttons work after a restart; `changes` holds the columns set by hand (header → target)."""
+
+    __tablename__ = "import_files"
+
+    token: Mapped[str] = mapped_column(String(16), primary_key=True)
+    workspace_id: Mapped[int] = _fk("workspaces.id")
+    member_id: Mapped[int] = _fk("members.id")
+    name: Mapped[str] = mapped_column(String(200))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    changes: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -36,7 +36,7 @@ async def test_add_in_chinese_for_a_chinese_speaker(bob: Chat) -> None:
 async def test_bad_input_changes_nothing_and_says_how(alice: Chat) -> None:
     for text, expected in [
         ("/add", "I'll ask one thing at a time"),
-        ("/add x phone=12", "isn't a valid phone number"),
+        ("/add x phone=12", "is too short for a phone number in CN"),
         ("/add x email=foo@", "isn't a valid e-mail"),
         ("/add x colour=red", "colour"),
         ("/add x birthday=1990-13-40", "YYYY-MM-DD"),

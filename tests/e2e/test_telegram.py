@@ -19,6 +19,7 @@ from typing import Any, Awaitable, Callable
 
 import pytest
 from sqlalchemy import func, select
+from telegram import Message as TgMessage
 
 from bot.telegram import TelegramPlatform, api_urls
 from handlers.help import command_menu
@@ -26,6 +27,7 @@ from handlers.i18n import t
 from handlers.messages import Attachment, Button, Reply
 from handlers.registry import _BY_ALIAS, COMMANDS, find_command
 from reminders.delivery import Delivery, DeliveryError, Outcome, RecipientBlocked, Route
+from storage import workspaces
 from storage.db import Database
 from storage.models import Customer, Identity, Interaction, Member, ProcessedUpdate, Space, Workspace
 from tests.chat import Chat
@@ -195,6 +197,31 @@ async def test_a_group_upgraded_to_a_supergroup_keeps_its_customer_book(
     team = await one(telegram_api, ALICE, "/team", chat=upgraded)
     assert "Alice" in team.text and "Bob" in team.text
     assert len(telegram_api.sent(TEAM["id"])) == 2  # /start and /add: the service messages got no reply
+
+
+@BOTH_DATABASES
+async def test_the_two_upgrade_messages_binding_the_supergroup_at_once_is_no_error(
+    telegram: TelegramPlatform, telegram_api: TelegramStandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each of Telegram's two upgrade messages may find the new chat unbound while the other binds it
+    (both look before either commits): the one that loses the insert leaves the binding as it is."""
+    await one(telegram_api, ALICE, "/start", chat=TEAM)
+    moved_to, moved_from = payload("group_migrated_to_supergroup"), payload("supergroup_migrated_from_group")
+    for update in (moved_to, moved_from):
+        del update["update_id"]
+    telegram_api.push(moved_to)
+    upgraded = moved_from["message"]["chat"]
+    assert "Alice" in (await one(telegram_api, ALICE, "/team", chat=upgraded)).text  # bound by the first
+    looked_up = workspaces.workspace_for_space
+
+    async def not_yet_committed(session: Any, platform: str, external_id: str) -> Workspace | None:
+        return None if external_id == str(upgraded["id"]) else await looked_up(session, platform, external_id)
+
+    monkeypatch.setattr(workspaces, "workspace_for_space", not_yet_committed)  # what the second one saw
+    message = TgMessage.de_json(moved_from["message"], telegram.application.bot)
+    await telegram._group_upgraded(message)
+    monkeypatch.undo()
+    assert "Alice" in (await one(telegram_api, ALICE, "/team", chat=upgraded)).text
 
 
 @SQLITE_ONLY
@@ -450,7 +477,7 @@ async def test_import_a_gbk_csv_and_export_it_again(telegram: TelegramPlatform, 
     telegram_api.push(telegram_api.document_update(ALICE, "客户.csv", content, caption="/import"))
     summary = await telegram_api.take_one(ALICE.id)
     assert summary.bold == [t("en", "import.title", name="客户.csv")]
-    assert "added" in summary.text
+    assert "Rows read: 8. Added: 7;" in summary.text
     assert telegram_api.calls_of("getFile") and telegram_api.calls_of("sendChatAction")
     assert await scalar(db, select(Customer.company).where(Customer.name == "李伟")) == "华东贸易"
     # /import as a reply to a document already in the chat
@@ -482,6 +509,82 @@ async def test_a_long_import_shows_progress_in_one_edited_message(
     progress = [m for m in messages if "Importing" in m.text]
     assert progress[0].method == "sendMessage" and len(progress) >= 2
     assert all(m.method == "editMessageText" and m.message_id == progress[0].message_id for m in progress[1:])
+
+
+@SQLITE_ONLY
+async def test_a_file_with_a_column_no_rule_knows_is_previewed_with_buttons(
+    telegram: TelegramPlatform, telegram_api: TelegramStandIn, db: Database
+) -> None:
+    await one(telegram_api, ALICE, "/start")
+    content = (FIXTURES / "layouts" / "ledger.xlsx").read_bytes()
+    telegram_api.push(telegram_api.document_update(ALICE, "台账.xlsx", content, caption="/import"))
+    preview = await telegram_api.take_one(ALICE.id)
+    assert "Name ← 联系人 · Company ← 客户名称 · Phone ← 手机号码 + 联系电话" in preview.text
+    assert [b["text"] for b in preview.buttons] == ["Import", "Change", "Cancel"]
+    assert await scalar(db, select(func.count()).select_from(Customer)) == 0
+    telegram_api.press(ALICE, preview, "Change")  # read 工号 into the notes, without starting over
+    columns = await telegram_api.take_one(ALICE.id)
+    assert columns.method == "editMessageText" and "工号 → Not imported" in [b["text"] for b in columns.buttons]
+    telegram_api.press(ALICE, columns, "工号 → Not imported")
+    targets = await telegram_api.take_one(ALICE.id)
+    telegram_api.press(ALICE, targets, "Notes")
+    again = await telegram_api.take_one(ALICE.id)
+    assert "Notes ← 备注 + 最后跟进时间 + 工号" in again.text
+    telegram_api.press(ALICE, again, "Import")
+    await telegram_api.wait_until(lambda: any(m.bold == [t("en", "import.title", name="台账.xlsx")]
+                                              for m in telegram_api.sent(ALICE.id)), what="the summary")
+    assert "工号: A-017" in await scalar(db, select(Customer.prefs).where(Customer.name == "李伟"))
+
+
+@SQLITE_ONLY
+async def test_a_contact_card_shared_into_the_chat_adds_then_updates_a_customer(
+    telegram: TelegramPlatform, telegram_api: TelegramStandIn, db: Database
+) -> None:
+    await one(telegram_api, ALICE, "/start")
+
+    def share(contact: dict) -> None:
+        update = telegram_api.message(ALICE, "")
+        message = update["message"]
+        message.pop("text")
+        message["contact"] = contact
+        telegram_api.push(update)
+
+    share({"phone_number": "8613800138000", "first_name": "伟", "last_name": "李", "user_id": 6000000001})
+    added = await telegram_api.take_one(ALICE.id)
+    assert "Added: 1;" in added.text
+    share({"phone_number": "+86 138 0013 8000", "first_name": "Wei", "last_name": "Li",
+           "vcard": "BEGIN:VCARD\nVERSION:3.0\nN:Li;Wei;;;\nFN:Wei Li\nTEL;TYPE=CELL:+86 138 0013 8000\n"
+                    "EMAIL:li.wei@example.cn\nORG:华东贸易\nEND:VCARD"})
+    updated = await telegram_api.take_one(ALICE.id)
+    assert "line 1 Wei Li → #1 李伟 (same phone)" in updated.text
+    async with db.transaction() as session:
+        [customer] = list(await session.scalars(select(Customer)))
+    assert (customer.name, customer.phone, customer.email, customer.company) == (
+        "李伟", "+8613800138000", "li.wei@example.cn", "华东贸易")
+
+
+@SQLITE_ONLY
+async def test_another_chats_command_is_answered_while_a_big_import_runs(
+    telegram: TelegramPlatform, telegram_api: TelegramStandIn, db: Database
+) -> None:
+    """The import writes a batch per transaction and queues behind waiting commands between them: Bob's
+    /tags (another book) is answered before Alice's import ends, not after it."""
+    await one(telegram_api, ALICE, "/start")
+    await one(telegram_api, BOB, "/start")
+    rows = "\n".join(f"Person {n},1390000{n:04d}" for n in range(6000))
+    telegram_api.push(telegram_api.document_update(ALICE, "big.csv", f"name,phone\n{rows}\n".encode(),
+                                                   caption="/import"))
+    await telegram_api.wait_until(lambda: any("Importing" in m.text for m in telegram_api.sent(ALICE.id)),
+                                  timeout=60, what="the first progress message")
+    telegram_api.says(BOB, "/tags")
+    title = t("en", "import.title", name="big.csv")
+    await telegram_api.wait_until(lambda: any(m.bold == [title] for m in telegram_api.sent(ALICE.id)),
+                                  timeout=120, what="the import summary")
+    order = [(o.chat_id, o.bold) for o in telegram_api.outbox]
+    bobs_answer = max(i for i, (chat, _) in enumerate(order) if chat == str(BOB.id))
+    summary = next(i for i, (chat, bold) in enumerate(order) if chat == str(ALICE.id) and bold == [title])
+    assert bobs_answer < summary
+    assert await scalar(db, select(func.count()).select_from(Customer)) == 6000
 
 
 @SQLITE_ONLY
