@@ -236,13 +236,13 @@ async def find(ctx: Context, query: FindQuery, page: int = 0) -> Result:
     if query.text:
         matches = await ctx.services.search.search(ctx.session, ctx.ws.id, query.text, limit=200)
         ranked = [m.customer_id for m in matches if m.score >= 60]
-        select_ = select_.where(Customer.id.in_(ranked))
+        select_ = select_.where(or_(Customer.id.in_(ranked), *_by_reference(ctx, query.text)))
     elif not query.filters:
         raise UserError("error.find_usage")
     found = list(await ctx.session.scalars(select_.order_by(Customer.number).limit(1000)))
     if ranked:
         order = {cid: i for i, cid in enumerate(ranked)}
-        found.sort(key=lambda c: order[c.id])
+        found.sort(key=lambda c: order.get(c.id, -1))  # a number, e-mail or phone match first
     if not found:
         return Reply(text=ctx.t("find.none", query=query.raw[:80]))
     shown = found[page * PAGE_SIZE:(page + 1) * PAGE_SIZE]
@@ -252,6 +252,30 @@ async def find(ctx: Context, query: FindQuery, page: int = 0) -> Result:
         buttons=[[Button(customer_label(c), payload("show", c.id))] for c in shown]
         + await page_buttons(ctx, "find", query.raw, page, len(found)),
     )
+
+
+#: A typed phone or a part of one: digits and the marks people write between them.
+_PHONE_QUERY = re.compile(r"[\d+\-().\s]+")
+MIN_PHONE_DIGITS = 4
+
+
+def _by_reference(ctx: Context, text: str) -> list[Any]:
+    """Conditions finding what /show finds by `#number`, e-mail or phone, plus a phone by 4+ of its digits
+    (`5678`): a name search alone never matches them."""
+    ref = classify_ref(text)
+    if ref.kind == "id":
+        return [Customer.number == int(ref.value)]
+    if ref.kind == "email":
+        return [Customer.email == standardise.email(ref.value)]
+    digits = "".join(ch for ch in ref.value if ch.isdigit())
+    if not _PHONE_QUERY.fullmatch(ref.value) or len(digits) < MIN_PHONE_DIGITS:
+        return []
+    conditions = [Customer.phone.contains(digits)]  # E.164 keeps the typed digits but a trunk 0
+    try:
+        conditions.append(Customer.phone == standardise.phone(ref.value, ctx.ws.phone_region))
+    except InvalidValue:
+        pass  # only a part of a number
+    return conditions
 
 
 def _row(ctx: Context, customer: Customer) -> str:

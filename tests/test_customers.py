@@ -307,3 +307,23 @@ async def test_an_unquoted_value_with_spaces_is_explained(alice: Chat) -> None:
     assert alice.text == 'A value with spaces needs quotes, e.g. /edit #12 prefs="likes green tea".'
     await alice.say('/edit Kim prefs="likes green tea"')
     assert "likes green tea" in alice.text
+
+
+async def test_find_looks_up_phones_emails_and_numbers_within_the_scope(core, alice: Chat) -> None:
+    from tests.test_security import set_visibility
+
+    await alice.say("/add 王芳 13912345678 wang@acme.cn company=华为")
+    await alice.say("/add 李伟 13800138000")
+    for text in ("/find 13912345678", "/find +86 139 1234 5678", "/find wang@acme.cn", "/find #1", "/find 5678",
+                 "/find ＃１", "/find 1234 5678"):
+        await alice.say(text)
+        assert "1 found" in alice.text and "#1 王芳" in alice.text and "李伟" not in alice.text, (text, alice.text)
+    await alice.say("/find #2")
+    assert "#2 李伟" in alice.text and "王芳" not in alice.text
+    await alice.say("/find 567")  # fewer than 4 digits: not a phone search
+    assert "王芳" not in alice.text
+    await set_visibility(alice, "own")
+    eve = Chat(core, user_id="eve", name="Eve")
+    for text in ("/find 13912345678", "/find wang@acme.cn", "/find #1", "/find 5678"):
+        await eve.say(text)
+        assert eve.text.startswith("No customers match") and "王芳" not in eve.text, (text, eve.text)
