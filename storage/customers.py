@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage import audit, standardise, workspaces
 from storage.access import Scope
 from storage.models import Customer, Workspace
+from storage.search import has_han, pinyin, words
 from storage.standardise import InvalidValue
 
 #: Fields a person may set with /add, /edit, forms and CSV, in card order.
@@ -192,4 +193,13 @@ def contact_match_refusal(scope: Scope, workspace_id: int, owner_id: int) -> str
 
 
 def names_match(a: str, b: str) -> bool:
-    return fuzz.token_sort_ratio(a.casefold(), b.casefold()) >= DUPLICATE_NAME_SCORE
+    """Names close enough to ask "same person?": fuzzily alike, or Han names read alike (王方 for
+    王芳 is the name heard and typed by sound; two characters differ, so the fuzzy score never sees it)."""
+    if fuzz.token_sort_ratio(a.casefold(), b.casefold()) >= DUPLICATE_NAME_SCORE:
+        return True
+    return has_han(a) and has_han(b) and han_reading(a) == han_reading(b)
+
+
+def han_reading(name: str) -> str:
+    """A name's words as toneless pinyin in sorted order (token sort, like the fuzzy score)."""
+    return " ".join(sorted(pinyin(word) for word in words(name)))

@@ -1,9 +1,10 @@
 """Likely duplicate customers in a workspace (`/dupes`, SPEC §1 data quality).
 
 Two live customers are likely the same person when they share a phone or an
-e-mail, when their names match fuzzily at the same company (the rule `/add`
-asks "same person?" by: `customers.names_match`), or when they have exactly the
-same name and neither has a company.
+e-mail, when their names match fuzzily (or, Han names, read alike: 王芳 and
+王方) at the same company (the rule `/add` asks "same person?" by:
+`customers.names_match`), or when they have exactly the same name and neither
+has a company.
 
 Exact matches are found by the database (GROUP BY over indexed columns), and
 each group pairs its oldest record with every other one, which is what merging
@@ -16,7 +17,7 @@ returned.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import groupby
+from itertools import combinations, groupby
 from typing import Any, Iterable, Iterator, NamedTuple
 
 import numpy as np
@@ -24,7 +25,8 @@ from rapidfuzz import fuzz, process
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.customers import DUPLICATE_NAME_SCORE
+from storage.customers import DUPLICATE_NAME_SCORE, han_reading
+from storage.search import has_han
 from storage.models import Customer
 
 MAX_PAIRS = 200
@@ -109,6 +111,7 @@ async def _similar_names_per_company(
     for group in by_company.values():
         if len(group) < 2:
             continue
+        pairs.extend(_read_alike(group))
         named = [(Record(row.id, row.number), _comparable(row.name)) for row in group]
         for block in _blocks(named, prefix=0):
             pairs.extend(_matching_pairs(block, limit - len(pairs)))
@@ -121,6 +124,15 @@ def _comparable(name: str) -> str:
     """The form `names_match` scores: case-folded words in sorted order (token sort), computed once."""
     return " ".join(sorted(name.casefold().split()))
 
+
+
+def _read_alike(group: list[Any]) -> list[tuple[Record, Record]]:
+    """Pairs of Han names with the same reading (`names_match`'s pinyin rule), found by grouping on it."""
+    by_reading: dict[str, list[Record]] = {}
+    for row in group:
+        if has_han(row.name):
+            by_reading.setdefault(han_reading(row.name), []).append(Record(row.id, row.number))
+    return [pair for records in by_reading.values() for pair in combinations(sorted(records, key=lambda r: r.number), 2)]
 
 
 def _blocks(named: list[Named], prefix: int) -> Iterator[list[Named]]:

@@ -45,7 +45,7 @@ DEMOS = {
         "crm-bot 控制台 — /help 查看全部命令；按 Ctrl-D 或 Ctrl-C 退出。",
         "当前身份：李经理。",
         "已添加 #1 王芳 · 华为。", "公司：华为", "负责人：李经理",
-        "已添加 #2 王方 · 华为。",
+        "#1 王芳 · 华为 看起来是同一个人（同一公司、姓名相近）", "已添加 #2 王方 · 华为。",  # read alike; button 2
         "已记录 #1 王芳 · 华为：电话",  # 86+ Chinese characters without a space: a note, no crash
         "“发了 console_zh.txt”",
         "导入 my customers.csv", "新增 2",

@@ -506,3 +506,16 @@ async def test_a_confirmation_is_the_askers_alone(alice: Chat, bob: Chat) -> Non
     assert await count(alice, Customer, Customer.deleted_at.is_(None)) == 1
     await press_payload(alice, delete)
     assert "Deleted #1 李伟" in alice.text
+
+
+async def test_han_names_read_alike_at_one_company_are_likely_duplicates(alice: Chat) -> None:
+    await alice.say("/add 王芳 company=华为")
+    await alice.say("/add 王方 company=华为")  # the same pinyin: misheard, or typed by sound
+    assert "#1 王芳 · 华为 looks like the same person" in alice.text
+    await alice.press("Add anyway")
+    await alice.say("/add 王方 company=腾讯")  # another company: as before, not asked
+    assert "same person" not in alice.text
+    await alice.say("/add 黄芳 company=华为")  # another reading (huang): not asked
+    assert "same person" not in alice.text
+    await alice.say("/dupes")
+    assert alice.last[0].items == ["#1 王芳 · 华为 ↔ #2 王方 · 华为 (similar name at the same company)"]
