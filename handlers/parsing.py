@@ -220,7 +220,7 @@ MAX_MAJOR = 10**13
 
 def parse_amount(text: str, default_currency: str) -> Money:
     """'12000', '12,000', '12k', '1.2万', '1.2w', '3万5', '¥12000', 'RMB 500',
-    'US$300', '300 usd', '€50', '12000元' → Money (rounded half-up to cents).
+    'US$300', '300 usd', '€50', '12000元' → Money, in whole cents (`12.345` is refused, not rounded).
 
     ¥ is CNY, unless the workspace currency is JPY.
     """
@@ -232,8 +232,10 @@ def parse_amount(text: str, default_currency: str) -> Money:
     number = Decimal(m["num"].replace(",", "") + "." + (m["frac"] or "0"))
     major = number * _SCALES[(m["scale"] or "").lower()] + int(m["rest"] or 0) * 1000
     if major > MAX_MAJOR:  # also keeps quantize within Decimal's precision
-        raise UserError("error.bad_amount", text=_shorten(text))
+        raise UserError("error.amount_too_large", text=_shorten(text), limit=f"{MAX_MAJOR:,}")
     minor = int((major * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    if minor != major * 100:  # 12.345: a fraction of a cent is a typo, never silently rounded away
+        raise UserError("error.amount_too_precise", text=_shorten(text))
     if minor <= 0:
         raise UserError("error.bad_amount", text=_shorten(text))
     return Money(minor, currency)
