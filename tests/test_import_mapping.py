@@ -121,6 +121,9 @@ def test_cli_map_and_dry_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cl
     assert bot.cli.main(["import", ledger, "--map", "colour=工号"]) == bot.cli.EXIT_FAILED
     assert "“colour”不是可导入的内容" in capsys.readouterr().err
     assert bot.cli.main(["import", ledger, "--map", "备注=nowhere"]) == bot.cli.EXIT_FAILED
+    capsys.readouterr()
+    assert bot.cli.main(["import", ledger, "--map", "工号"]) == bot.cli.EXIT_FAILED  # no FIELD=
+    assert "--map 工号：请写成 字段=列名" in capsys.readouterr().err
     out = tmp_path / "book.xlsx"
     assert bot.cli.main(["export", str(out)]) == 0
     sheet = load_workbook(out).active
