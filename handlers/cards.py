@@ -4,6 +4,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from handlers.context import Context
+from handlers.i18n import catalogue
 from handlers.messages import Button, Field, Reply
 from handlers.registry import payload
 from storage.customers import missing_fields
@@ -121,3 +122,11 @@ async def recent_interactions(ctx: Context, customer_id: int) -> list[str]:
               who=who or "—", summary=shortened(i.summary, CARD_SUMMARY_CHARS))
         for i, who in rows
     ]
+
+
+def field_label(ctx: Context, name: str) -> str:
+    """A customer field's (or another audited key's) name in the member's language."""
+    key = {"owner_id": "field.owner", "cadence_days": "field.cadence", "lost_at": "field.stage"}.get(name, f"field.{name}")
+    if key in catalogue("en"):
+        return ctx.t(key)
+    return ctx.t(f"history.key.{name}") if f"history.key.{name}" in catalogue("en") else name

@@ -9,16 +9,16 @@ from typing import Any
 from sqlalchemy import and_, exists, func, or_, select
 
 from handlers import guided
-from handlers.cards import auto_tag_labels, customer_card, customer_label
+from handlers.cards import auto_tag_labels, customer_card, customer_label, field_label
 from handlers.context import Context
 from handlers.errors import UserError
 from handlers.i18n import LOCALES, t
 from handlers.lookup import customer_by_id, join_phone_runs, take_customer
 from handlers.messages import Button, Form, FormField, FormSubmission, Reply
 from handlers.paging import PAGE_SIZE, page_buttons
-from handlers.parsing import classify_ref, parse_duration_days, split_fields, tokenize
+from handlers.parsing import Token, classify_ref, parse_duration_days, split_fields, tokenize
 from handlers.registry import Result, action, command, form, payload
-from storage import customers, scoring, standardise
+from storage import customers, merge, scoring, standardise
 from storage.models import Customer, CustomerTag, Member
 from storage.standardise import InvalidValue
 
@@ -36,7 +36,7 @@ def invalid_text(ctx: Context, problem: InvalidValue) -> str:
 
 def parse_add(ctx: Context, text: str) -> dict[str, str]:
     """`<name> [phone] [email] [field=value …]`: phones and e-mails are recognised anywhere."""
-    positional, fields = split_fields(tokenize(text))
+    positional, fields = typed_fields(ctx, tokenize(text))
     name_words = []
     for token in join_phone_runs(positional):
         word = token.text
@@ -55,6 +55,13 @@ def parse_add(ctx: Context, text: str) -> dict[str, str]:
     if fields and not fields.get("name"):
         raise UserError("error.add_usage")
     return fields
+
+
+def typed_fields(ctx: Context, tokens: list[Token]) -> tuple[list[Token], dict[str, str]]:
+    """`split_fields`, with text fields as the member typed them: commands are read width-folded,
+    but `公司=华东贸易（上海）` keeps its full-width brackets (storage keeps what it is given)."""
+    positional, fields = split_fields(tokens)
+    return positional, {k: ctx.as_typed(v) if k in customers.TEXT_FIELDS else v for k, v in fields.items()}
 
 
 @command("add", parse=parse_add, aliases=("new", "添加", "新增"))
@@ -114,13 +121,19 @@ async def same_person(ctx: Context, args: list[str]) -> Result:
     if answer == "merge":
         ctx.scope.require("edit", existing)
         values = customers.clean_fields(stored["raw"], ctx.ws, ctx.now)
-        gaps = {k: v for k, v in values.items() if v is not None and getattr(existing, k) in (None, "")}
-        changed = customers.apply(ctx.session, existing, gaps, member_id=ctx.me.id, now=ctx.now, action="fill")
+
+        fills, result = merge.fold_in(existing, values, lambda conflicts: ctx.t("customer.also_given", values=_given(ctx, conflicts)))
+        customers.apply(ctx.session, existing, fills, member_id=ctx.me.id, now=ctx.now, action="fill")
         await saved(ctx, existing)
-        note = (ctx.t("customer.filled", fields=ctx.listed(ctx.t(f"field.{k}") for k in changed)) if changed
-                else ctx.t("customer.nothing_to_fill"))
-        return _edited(await customer_card(ctx, existing, note=note))
+        lines = [ctx.t("customer.filled", fields=ctx.listed(field_label(ctx, k) for k in result.filled))] if result.filled else []
+        if result.conflicts:  # the new name (王方 for 王芳) or phone is kept, and said to be
+            lines.append(ctx.t("customer.kept_in_prefs", values=_given(ctx, result.conflicts)))
+        return _edited(await customer_card(ctx, existing, note="\n".join(lines) or ctx.t("customer.nothing_to_fill")))
     return _edited(await customer_card(ctx, existing))
+
+
+def _given(ctx: Context, values: dict[str, str]) -> str:
+    return ctx.listed(f"{field_label(ctx, k)} {v}" for k, v in values.items())
 
 
 def _edited(reply: Reply) -> Reply:
@@ -177,7 +190,7 @@ async def show(ctx: Context, args: str) -> Result:
 @command("edit", aliases=("修改", "编辑"))
 async def edit(ctx: Context, args: str) -> Result:
     customer, rest = await take_customer(ctx, tokenize(args), "edit")
-    positional, raw = split_fields(rest)
+    positional, raw = typed_fields(ctx, rest)
     if positional and raw:  # words after a value: `prefs=likes tea` meant one value with a space
         key = next(reversed(raw))
         words = " ".join(token.text for token in positional)
@@ -189,9 +202,18 @@ async def edit(ctx: Context, args: str) -> Result:
     values = customers.clean_fields(raw, ctx.ws, ctx.now)
     changed = customers.apply(ctx.session, customer, values, member_id=ctx.me.id, now=ctx.now)
     await saved(ctx, customer, purchases_changed=False)
-    names = [ctx.t(f"field.{k}") for k in raw]
-    key = "customer.edited" if changed else "customer.unchanged"
-    return await customer_card(ctx, customer, note=ctx.t(key, fields=ctx.listed(names)))
+    return await customer_card(ctx, customer, note=_edit_note(ctx, raw, changed))
+
+
+def _edit_note(ctx: Context, raw: dict[str, str], changed: dict[str, Any]) -> str:
+    """Name only the fields that changed as updated, and the rest as already holding those values."""
+    stored_as = customers.STORED_AS
+    updated = [ctx.t(f"field.{k}") for k in raw if stored_as.get(k, k) in changed]
+    same = [ctx.t(f"field.{k}") for k in raw if stored_as.get(k, k) not in changed]
+    lines = [ctx.t("customer.edited", fields=ctx.listed(updated))] if updated else []
+    if same:
+        lines.append(ctx.t("customer.unchanged", fields=ctx.listed(same)))
+    return "\n".join(lines)
 
 
 # --- /find ---------------------------------------------------------------------------
@@ -294,7 +316,8 @@ async def _filter(ctx: Context, key: str, value: str) -> Any:
         return exists().where(CustomerTag.customer_id == Customer.id, CustomerTag.name == name)
     if key in ("region", "industry", "company"):
         column = getattr(Customer, key)
-        return func.lower(column).contains(standardise.fold(value).lower(), autoescape=True)
+        return or_(*(func.lower(column).contains(spelling.lower(), autoescape=True)
+                     for spelling in standardise.spellings(value)))
     if key == "stage":
         return Customer.stage == _stage_name(ctx, value)
     if key == "tier":

@@ -13,7 +13,7 @@ from typing import Any, Awaitable, Callable
 
 from sqlalchemy import func, select
 
-from handlers.cards import customer_card, customer_label
+from handlers.cards import customer_card, customer_label, field_label
 from handlers.context import Context
 from handlers.customers import member_named, saved
 from handlers.errors import UserError
@@ -115,7 +115,7 @@ async def _merge_confirmed(ctx: Context, stored: dict[str, Any]) -> Reply:
     workspace_id, drop_id, drop_number = ctx.ws.id, drop.id, drop.number
 
     def describe(number: int, conflicts: dict[str, str]) -> str:
-        values = [f"{_field_label(ctx, name)} {value}" for name, value in conflicts.items()]
+        values = [f"{field_label(ctx, name)} {value}" for name, value in conflicts.items()]
         return ctx.t("merge.note", number=number, values=ctx.listed(values))
 
     result = await merge.merge_customers(ctx.session, keep, drop, member_id=ctx.me.id, now=ctx.now, describe=describe)
@@ -123,7 +123,7 @@ async def _merge_confirmed(ctx: Context, stored: dict[str, Any]) -> Reply:
     await saved(ctx, keep)
     lines = [ctx.t("merge.done", number=drop_number, keep=customer_label(keep), moves=_counts(ctx, result.moved))]
     if result.filled:
-        lines.append(ctx.t("merge.filled", fields=ctx.listed([_field_label(ctx, name) for name in result.filled])))
+        lines.append(ctx.t("merge.filled", fields=ctx.listed([field_label(ctx, name) for name in result.filled])))
     if result.conflicts:
         lines.append(ctx.t("merge.kept_in_prefs", number=drop_number))
     card = await customer_card(ctx, keep, note="\n".join(lines))
@@ -247,7 +247,7 @@ def _history_line(ctx: Context, entry: AuditEntry, names: dict[int, str]) -> str
         change = _shown(ctx, key, new, names, currency)
         if entry.before is not None and old != new:  # an unchanged key only says what it was about
             change = f"{_shown(ctx, key, old, names, currency)} → {change}"
-        changes.append(ctx.t("history.change", field=_field_label(ctx, key), change=change))
+        changes.append(ctx.t("history.change", field=field_label(ctx, key), change=change))
     line = f"{ctx.fmt_time(entry.at)} · {who} · {what}"
     return f"{line} — {ctx.t('history.change_sep').join(changes)}" if changes else line
 
@@ -288,14 +288,6 @@ def _blank(value: Any) -> bool:
 
 def _known(key: str) -> bool:
     return key in catalogue("en")
-
-
-def _field_label(ctx: Context, name: str) -> str:
-    """A customer field's (or another audited key's) name in the member's language."""
-    key = {"owner_id": "field.owner", "cadence_days": "field.cadence"}.get(name, f"field.{name}")
-    if _known(key):
-        return ctx.t(key)
-    return ctx.t(f"history.key.{name}") if _known(f"history.key.{name}") else name
 
 
 # --- finding the customer --------------------------------------------------------------------

@@ -30,10 +30,14 @@ FIELDS = (
 KEY_FIELDS = ("company", "phone", "email", "title", "region", "industry", "source")
 _TEXT_LIMITS = {"company": 200, "title": 200, "address": 500, "region": 100, "industry": 100,
                 "size": 50, "source": 100, "prefs": 2000}
+#: Free-text fields, stored as typed (`standardise.typed`).
+TEXT_FIELDS = frozenset(_TEXT_LIMITS)
 _GENDERS = {"m": "male", "male": "male", "man": "male", "男": "male",
             "f": "female", "female": "female", "woman": "female", "女": "female"}
 _DATE = re.compile(r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?$")
 DUPLICATE_NAME_SCORE = 88
+#: Fields typed under one name and stored under another (`cadence=14` is `cadence_days`).
+STORED_AS = {"cadence": "cadence_days", "stage": "lost_at"}
 
 
 def clean_fields(raw: dict[str, str], workspace: Workspace, now: datetime) -> dict[str, Any]:
@@ -46,9 +50,9 @@ def _clean(field: str, raw: str, workspace: Workspace, now: datetime) -> tuple[s
     if field == "name":
         return "name", standardise.clean_name(raw)
     if field == "stage":
-        return "lost_at", _stage(value, now)
+        return STORED_AS[field], _stage(value, now)
     if not value:
-        return ("cadence_days" if field == "cadence" else field), None
+        return STORED_AS.get(field, field), None
     if field == "phone":
         return "phone", standardise.phone(value, workspace.phone_region)
     if field == "email":
@@ -56,13 +60,14 @@ def _clean(field: str, raw: str, workspace: Workspace, now: datetime) -> tuple[s
     if field == "birthday":
         return "birthday", _birthday(value, now)
     if field == "cadence":
-        return "cadence_days", _cadence(value)
+        return STORED_AS[field], _cadence(value)
     if field == "gender":
         return "gender", _GENDERS.get(value.casefold(), value[:16])
     if field in _TEXT_LIMITS:
-        if len(value) > _TEXT_LIMITS[field]:
+        text = standardise.typed(raw)
+        if len(text) > _TEXT_LIMITS[field]:
             raise InvalidValue("too_long", field)
-        return field, value
+        return field, text
     raise InvalidValue("field", field)
 
 
@@ -170,7 +175,8 @@ async def possible_duplicates(
         for customer in await session.scalars(live.where(or_(*exact)).limit(5)):
             found[customer.id] = (customer, "phone" if phone and customer.phone == phone else "email")
     if company:
-        same_company = live.where(func.lower(Customer.company) == company.lower()).limit(500)
+        spelled = {spelling.lower() for spelling in standardise.spellings(company)}
+        same_company = live.where(func.lower(Customer.company).in_(spelled)).limit(500)
         for customer in await session.scalars(same_company):
             if customer.id not in found and names_match(name, customer.name):
                 found[customer.id] = (customer, "name")

@@ -26,7 +26,7 @@ from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.customers import DUPLICATE_NAME_SCORE, han_reading
-from storage.search import has_han
+from storage.search import fold, has_han
 from storage.models import Customer
 
 MAX_PAIRS = 200
@@ -96,7 +96,8 @@ async def _similar_names_per_company(
 ) -> list[tuple[Record, Record]]:
     """Fuzzily matching names within each company that has more than one customer.
 
-    Companies are told apart case-insensitively (`ACME` is `Acme`); rows are
+    Companies are told apart case- and width-insensitively (`ACME` is `Acme`, `华东（上海）`
+    is `华东(上海)`); rows are
     grouped here rather than by the database, which is faster than a GROUP BY
     subquery and folds case the same way on SQLite and PostgreSQL.
     """
@@ -106,7 +107,7 @@ async def _similar_names_per_company(
     )
     by_company: dict[str, list[Any]] = {}
     for row in rows.all():
-        by_company.setdefault(row.company.casefold(), []).append(row)
+        by_company.setdefault(fold(row.company), []).append(row)
     pairs: list[tuple[Record, Record]] = []
     for group in by_company.values():
         if len(group) < 2:

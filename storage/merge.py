@@ -60,8 +60,7 @@ async def merge_customers(
         raise CannotMerge(f"cannot merge #{drop.number} into #{keep.number}")
     values, result = _field_plan(keep, drop)
     if result.conflicts:
-        base = values.get("prefs", keep.prefs)
-        values["prefs"] = "\n".join(filter(None, [base, describe(drop.number, result.conflicts)]))
+        values["prefs"] = _noted(values.get("prefs", keep.prefs), describe(drop.number, result.conflicts))
     if drop.created_at < keep.created_at:  # the relationship is as old as its older record
         values["created_at"] = drop.created_at
     dropped = {"number": drop.number, **audit.snapshot(drop, (*audit.CUSTOMER_FIELDS, "created_at", "lost_at")),
@@ -79,6 +78,21 @@ async def merge_customers(
     await session.delete(drop)
     await session.flush()
     return result
+
+
+def fold_in(keep: Customer, values: dict[str, Any], describe: Callable[[dict[str, str]], str]) -> tuple[dict[str, Any], MergeResult]:
+    """What a new record's cleaned `values` change in `keep` when "same person?" is answered Merge,
+    by /merge's rule: its gaps are filled, and values that differ (the new name 王方 beside 王芳)
+    are appended to its preferences in `describe`'s words. Nothing is written here."""
+    probe = Customer(**{name: value for name, value in values.items() if name in MERGED_FIELDS})
+    fills, result = _field_plan(keep, probe)
+    if result.conflicts:
+        fills["prefs"] = _noted(fills.get("prefs", keep.prefs), describe(result.conflicts))
+    return fills, result
+
+
+def _noted(prefs: str | None, note: str) -> str:
+    return "\n".join(filter(None, [prefs, note]))
 
 
 def _field_plan(keep: Customer, drop: Customer) -> tuple[dict[str, Any], MergeResult]:

@@ -49,6 +49,24 @@ def fold(text: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", text).split())
 
 
+def typed(text: str) -> str:
+    """A text field as it was typed: full-width punctuation kept (华东贸易（上海）有限公司 is a
+    registered name, and `，` is Chinese), only spaces trimmed and collapsed within each line."""
+    lines = (" ".join(line.split()) for line in text.splitlines())
+    return "\n".join(line for line in lines if line)
+
+
+#: ASCII punctuation and the full-width forms Chinese text writes it in.
+_FULL_WIDTH = str.maketrans("(),:;", "（），：；")
+
+
+def spellings(text: str) -> set[str]:
+    """The spellings a stored text field may hold for what `text` says (as typed, width-folded, with
+    full-width punctuation): how SQL, which knows no NFKC, compares one text with another."""
+    folded = fold(text)
+    return {typed(text), folded, folded.translate(_FULL_WIDTH)}
+
+
 def clean_name(name: str) -> str:
     cleaned = fold(name).strip("\"'")
     if not cleaned or len(cleaned) > 200 or not any(ch.isalnum() for ch in cleaned):

@@ -327,3 +327,46 @@ async def test_find_looks_up_phones_emails_and_numbers_within_the_scope(core, al
     for text in ("/find 13912345678", "/find wang@acme.cn", "/find #1", "/find 5678"):
         await eve.say(text)
         assert eve.text.startswith("No customers match") and "王芳" not in eve.text, (text, eve.text)
+
+
+async def test_text_fields_keep_the_full_width_punctuation_typed(bob: Chat) -> None:
+    """Issue 15 item 6: a registered Chinese company name keeps its （）; matching still folds widths."""
+    await bob.say("/add 王芳 公司=华东贸易（上海）有限公司 地址=上海市浦东新区，张江路1号 偏好=喜欢喝茶，不要周一打电话")
+    fields = {f.label: f.value for f in bob.last[0].fields}
+    assert fields["公司"] == "华东贸易（上海）有限公司"
+    assert fields["地址"] == "上海市浦东新区，张江路1号"
+    async with bob.core.db.transaction() as session:
+        customer = await session.scalar(select(Customer))
+    assert customer.prefs == "喜欢喝茶，不要周一打电话"
+    await bob.say("/add 王方 公司=华东贸易(上海)有限公司")  # half-width brackets: the same company
+    assert "同一个人" in bob.text
+    await bob.press("仍然添加")
+    await bob.say("/find 公司:华东贸易(上海)")
+    assert "王芳" in bob.text and "王方" in bob.text
+    await bob.say("/dupes")
+    assert "#1 王芳" in bob.text and "#2 王方" in bob.text
+
+
+async def test_edit_names_only_the_fields_that_changed(alice: Chat) -> None:
+    """Issue 15 item 8: "Updated" is said of changed fields; the unchanged ones are named as such."""
+    await alice.say("/add Bob Lee company=Acme title=CTO")
+    await alice.say("/edit Bob company=Acme title=CEO")
+    assert "Updated: Title." in alice.text
+    assert "Nothing changed: Company already had those values." in alice.text
+    await alice.say("/edit Bob title=CEO")
+    assert "Updated" not in alice.text and "Nothing changed: Title" in alice.text
+
+
+async def test_merge_on_same_person_keeps_the_new_name_and_says_so(bob: Chat) -> None:
+    """Issue 15 item 8: Merge keeps what differs (the name as the rep heard it) in the preferences."""
+    await bob.say("/add 王芳 13900139000 公司=华为")
+    await bob.say("/add 王方 13900139000 职位=经理")
+    assert "同一个人" in bob.text
+    await bob.press("合并")
+    assert "补充了：职位" in bob.text
+    assert "姓名 王方" in bob.text
+    async with bob.core.db.transaction() as session:
+        customer = await session.scalar(select(Customer))
+    assert customer.name == "王芳" and customer.title == "经理"
+    assert "王方" in customer.prefs
+    assert await count_customers(bob) == 1
