@@ -53,6 +53,7 @@ _VISIBILITY_WORDS = {"team": "team", "all": "team", "团队": "team", "全部": 
                      "own": "own", "mine": "own", "自己": "own", "本人": "own"}
 _REGION_WORDS = {"UK": "GB", "中国": "CN"}
 MAX_LIFETIME_YEARS = 50
+MAX_BIRTHDAY_DAYS = 30
 
 
 @cache
@@ -105,6 +106,21 @@ def _years(key: str, text: str) -> int:
     return int(digits)
 
 
+#: Words for "no birthday list" (`birthday_days=off`).
+_OFF_WORDS = {"off", "no", "none", "关", "关闭", "不要"}
+
+
+def _birthday_days(key: str, text: str) -> int:
+    """0 (off) to `MAX_BIRTHDAY_DAYS` days: `3`, `3d`, `3天`, `off`, `关闭`."""
+    word = fold(text).strip().lower()
+    if word in _OFF_WORDS:
+        return 0
+    digits = word.removesuffix("days").removesuffix("d").removesuffix("天").strip()
+    if not (digits.isascii() and digits.isdigit()) or int(digits) > MAX_BIRTHDAY_DAYS:
+        raise _bad(key, text)
+    return int(digits)
+
+
 def _name(key: str, text: str) -> str:
     return _checked(key, " ".join(visible(text).split())[:200] or None, text)
 
@@ -124,6 +140,7 @@ SETTINGS: dict[str, tuple[str, Callable[[str, str], str | int]]] = {
     "digest_time": ("digest_time", _clock),
     "sweep_time": ("sweep_time", _clock),
     "lifetime_years": ("lifetime_years", _years),
+    "birthday_days": ("birthday_days", _birthday_days),
 }
 #: Settings that change customers' derived data (stage, auto tags, LTV).
 SCORED = {"cadence_a", "cadence_b", "cadence_c", "cadence_none", "lifetime_years", "currency"}
@@ -132,7 +149,8 @@ _SETTING_WORDS = {
     "语言": "locale", "货币": "currency", "币种": "currency", "可见范围": "visibility", "可见性": "visibility",
     "phone_region": "region", "地区": "region", "名称": "name", "团队名称": "name", "digest": "digest_time",
     "日报时间": "digest_time", "sweep": "sweep_time", "沉默检查时间": "sweep_time", "lifetime": "lifetime_years",
-    "生命周期": "lifetime_years",
+    "生命周期": "lifetime_years", "birthdays": "birthday_days", "birthday": "birthday_days", "生日提醒": "birthday_days",
+    "生日": "birthday_days",
 }
 _CADENCE_KEY = re.compile(r"cadence_?(a|b|c|none)|周期_?(a|b|c)")
 
@@ -205,6 +223,8 @@ def show_setting(ctx: Context, key: str, value: object) -> str:
         return ctx.t("settings.days", count=value)
     if key == "lifetime_years":
         return ctx.t("settings.years", count=value)
+    if key == "birthday_days":
+        return ctx.t("settings.days_ahead", count=value) if value else ctx.t("settings.off")
     return str(value)
 
 

@@ -83,6 +83,8 @@ class Workspace(Base):
     digest_time: Mapped[str] = mapped_column(String(5), default="08:30")
     sweep_time: Mapped[str] = mapped_column(String(5), default="09:00")
     lifetime_years: Mapped[int] = mapped_column(Integer, default=3)
+    #: How many days ahead the owner's morning message names customers' birthdays (0: never).
+    birthday_days: Mapped[int] = mapped_column(Integer, default=3, server_default="3")
     #: Counters for the short numbers people type (`#12`, `/done 3`).
     next_customer_no: Mapped[int] = mapped_column(Integer, default=1)
     next_reminder_no: Mapped[int] = mapped_column(Integer, default=1)

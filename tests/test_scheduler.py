@@ -648,6 +648,34 @@ async def test_the_sweep_message_is_capped_and_its_buttons_work(
     assert tomorrow.title == "Silent customers: 5"
 
 
+async def test_the_morning_message_names_birthdays_coming_up_and_can_be_turned_off(
+    db: Database, clock: Clock, alice: Chat, bob: Chat, bot: Bot
+) -> None:
+    """Issue 15 item 12: birthdays within `birthday_days` (default 3, today included) reach their owner."""
+    await alice.say("/add Ann birthday=1980-11-20")
+    await alice.say("/add Bea birthday=1990-11-25")  # six days ahead: not yet
+    await alice.say("/add Cid birthday=1985-11-19")
+    await alice.say("/add Dee birthday=1970-11-19 stage=lost")  # lost customers are not greeted
+    await bob.say("/add 李伟 生日=1975-11-21")
+    await bot.poll()
+    await bot.at(shanghai(11, 19, 9))
+    [alices] = bot.sender.to("dm-alice")
+    assert alices.title == "Birthdays coming up: 2"
+    assert alices.items == ["#3 Cid — today (11/19)", "#1 Ann — tomorrow (11/20)"]
+    assert labels(alices) == ["#3 Cid", "#1 Ann"]
+    await alice.press("#1 Ann", [alices])
+    assert alice.last[0].title == "#1 Ann"
+    [bobs] = bot.sender.to("dm-bob")
+    assert bobs.title == "近期生日：1 位" and bobs.items == ["#5 李伟 — 2 天后（11月21日）"]
+
+    await alice.say("/settings birthday_days=99")
+    assert "Give 0 (off) to 30" in alice.text
+    await alice.say("/settings birthday_days=off")
+    assert "Birthdays in the morning message" not in alice.text and "off" in alice.text
+    await bot.at(shanghai(11, 20, 9))
+    assert len(bot.sender.to("dm-alice")) == 1, "birthday_days=0 names no birthdays"
+
+
 async def test_churn_warning_moves_the_customer_at_risk_and_into_the_managers_digest(
     db: Database, clock: Clock, alice: Chat, bob: Chat, bot: Bot
 ) -> None:
