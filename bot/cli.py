@@ -22,6 +22,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram.error import InvalidToken, TelegramError
 
+from bot import logs
 from bot.app import App, quiet_logs_for_the_terminal
 from bot.config import Settings
 from bot.private_files import write_private
@@ -202,10 +203,13 @@ def shown_url(url: str) -> str:
         return url
 
 
-def configure_logging(level: str) -> None:
-    """LOG_LEVEL for the process; Alembic's per-migration INFO lines only at DEBUG (`db upgrade`
-    says in one line what it did)."""
+def configure_logging(level: str, style: str = "text") -> None:
+    """LOG_LEVEL and LOG_FORMAT (text, or one JSON object a line) for the process; Alembic's
+    per-migration INFO lines only at DEBUG (`db upgrade` says in one line what it did)."""
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if style == "json":
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(logs.JsonLines())
     if logging.getLogger().level > logging.DEBUG:
         logging.getLogger("alembic").setLevel(logging.WARNING)
 
@@ -227,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         name = "_".join(map(str, error["loc"])).upper()
         return _failed(verb, fallback, "cli.bad_setting", name=name, reason=error["msg"])
     locale = settings.default_locale
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     try:
         app = App.build(settings)
         verbs: dict[str, Callable[[], Awaitable[int | None]]] = {
