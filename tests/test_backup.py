@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -34,7 +35,7 @@ async def crm_bot(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 
 
 def names(path: Path) -> list[str]:
-    with sqlite3.connect(path) as connection:
+    with closing(sqlite3.connect(path)) as connection:  # closed at once: an open one would block a restore
         return [name for (name,) in connection.execute("SELECT name FROM customers ORDER BY number")]
 
 
@@ -98,12 +99,12 @@ async def test_a_restore_refuses_what_is_not_a_known_crm_bot_database_and_change
     text_file = tmp_path / "notes.txt"
     text_file.write_text("not a database")
     other = tmp_path / "other.db"
-    with sqlite3.connect(other) as connection:
+    with closing(sqlite3.connect(other)) as connection:
         connection.execute("CREATE TABLE t (x)")
     future = tmp_path / "future.db"
     code, _ = await crm_bot(monkeypatch, capsys, url, "backup", str(future))
     assert code == 0
-    with sqlite3.connect(future) as connection:
+    with closing(sqlite3.connect(future)) as connection, connection:
         connection.execute("UPDATE alembic_version SET version_num = '0099_from_the_future'")
     cases = {
         text_file: "is not a SQLite database",
