@@ -16,7 +16,8 @@ OK, USER_ERROR, FAILURE = "ok", "user_error", "failure"
 
 COMMANDS = Counter("crm_commands", "Commands, button presses and forms handled, by name and outcome",
                    ["command", "outcome"], registry=REGISTRY)
-COMMAND_SECONDS = Histogram("crm_command_seconds", "Time to handle one command, its transaction included",
+COMMAND_SECONDS = Histogram("crm_command_seconds", "Time from a command's arrival in the core to its commit "
+                            "(work it leaves for after the commit, such as a large import's batches, not included)",
                             ["command"], registry=REGISTRY,
                             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 REMINDERS_DUE = Gauge("crm_reminders_due_unsent", "Reminders and outbox messages past due and not sent yet "
