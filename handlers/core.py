@@ -64,11 +64,12 @@ class Core:
                 replies, outcome = await self._run(ctx)
                 if processed is not None and request.reports_answers and replies:
                     processed.unanswered = kept_replies.dumps(replies)
-        except IntegrityError:
-            if request.update_key:  # the same update, applied by a concurrent delivery
+        except Exception as problem:
+            if isinstance(problem, IntegrityError) and request.update_key:  # applied by a concurrent delivery
                 log.info("update %s was applied concurrently; skipping", request.update_key)
                 return []
-            raise
+            metrics.command_done(_command_name(request), metrics.FAILURE, time.perf_counter() - started)
+            raise  # the database failed under the command: the adapter apologises
         metrics.command_done(_command_name(request), outcome, time.perf_counter() - started)
         ctx.run_after_commit()
         if ctx.erased:

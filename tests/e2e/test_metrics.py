@@ -8,6 +8,7 @@ from __future__ import annotations
 import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy.exc import OperationalError
 
 import handlers.core
 from bot.web import WebServer
@@ -84,6 +85,22 @@ async def test_commands_are_counted_by_name_and_outcome_and_timed(
 
 async def _crash(ctx: object) -> None:
     raise RuntimeError("a bug in a handler")
+
+
+async def test_a_command_the_database_fails_under_is_counted_as_a_failure(
+    scraper: Scraper, alice: Chat, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await alice.say("/start")
+    failed = await scraper.value("crm_commands_total", command="add", outcome="failure")
+
+    async def database_gone(ctx: object) -> None:
+        raise OperationalError("SELECT 1", {}, ConnectionResetError("the server closed the connection"))
+
+    monkeypatch.setattr(handlers.core.identity, "resolve", database_gone)
+    with pytest.raises(OperationalError):
+        await alice.say("/add Kim")
+    monkeypatch.undo()
+    assert await scraper.value("crm_commands_total", command="add", outcome="failure") == failed + 1
 
 
 async def test_metrics_and_health_live_on_their_own_address_when_one_is_set(scraper: Scraper) -> None:
