@@ -83,7 +83,8 @@ class App:
             await self.db.dispose()
 
     async def serve(self, platforms: list[Platform]) -> None:
-        web = WebServer(self.db, self.settings.http_host, self.settings.http_port)
+        web = WebServer(self.db, self.settings.http_host, self.settings.http_port, clock=self.services.clock,
+                        metrics_address=self.settings.metrics_address)
         for platform in platforms:
             platform.attach(web)
             web.platforms.append(platform.name)

@@ -1,4 +1,4 @@
-"""`crm-bot`: run the bot, the console, migrations, CSV import and export."""
+"""`crm-bot`: run the bot, the console, migrations, CSV import and export, backup and restore."""
 from __future__ import annotations
 
 import argparse
@@ -22,6 +22,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram.error import InvalidToken, TelegramError
 
+from bot import logs
 from bot.app import App, quiet_logs_for_the_terminal
 from bot.config import Settings
 from bot.private_files import write_private
@@ -29,6 +30,7 @@ from handlers.errors import UserError
 from handlers.i18n import normalize_locale, t
 from handlers.mapping import describe
 from handlers.transfer import export_headers, read_plan, run_import, stage_names, summary
+from storage import backup as backups
 from storage import workspaces
 from storage.transfer import export as exporting
 from storage.access import Scope
@@ -60,6 +62,12 @@ def parser() -> argparse.ArgumentParser:
     out.add_argument("file", nargs="?", help="where to write it (default customers-<date>.csv; - for stdout; "
                                              "a name ending in .xlsx writes a workbook)")
     out.add_argument("--format", choices=exporting.FORMATS, help="csv or xlsx (default: from the file name, else csv)")
+    back = verbs.add_parser("backup", help="copy the SQLite database to FILE, also while the bot runs "
+                                           "(PostgreSQL: pg_dump)")
+    back.add_argument("file", type=Path, help="where to write the copy (replaced if there)")
+    back_in = verbs.add_parser("restore", help="put a backup in place of the SQLite database, keeping the old one "
+                                              "beside it, and migrate it (stop the bot first; PostgreSQL: pg_restore)")
+    back_in.add_argument("file", type=Path, help="a file `crm-bot backup` wrote")
     for verb in (into, out):
         verb.add_argument("--workspace", type=int, metavar="ID",
                           help="the workspace (default: the only one, else the console's)")
@@ -179,6 +187,42 @@ async def _export(app: App, target: str | None, workspace_id: int | None, kind: 
     return 0
 
 
+def _sqlite_file(app: App, verb: str) -> Path:
+    """The SQLite database file; on PostgreSQL, CliError pointing to pg_dump / pg_restore."""
+    if not app.db.is_sqlite:
+        raise CliError(f"cli.backup.postgres_{verb}", database=app.db.url.database or "crm")
+    return Path(app.db.url.database or "")
+
+
+def _backup_problem(problem: backups.BackupProblem, path: Path, database: Path) -> CliError:
+    return CliError(f"cli.backup.{problem.reason}", path=path, database=database, detail=problem.detail,
+                    revision=problem.revision)
+
+
+async def _backup(app: App, target: Path) -> int:
+    database = _sqlite_file(app, "backup")
+    try:
+        copied = await asyncio.to_thread(backups.backup, database, target)
+    except backups.BackupProblem as problem:
+        raise _backup_problem(problem, target, database) from None
+    print(t(app.settings.default_locale, "cli.backed_up", database=database, path=target,
+            size=f"{copied.size / 1e6:.1f}", revision=copied.revision))
+    return 0
+
+
+async def _restore(app: App, source: Path) -> int:
+    database = _sqlite_file(app, "restore")
+    try:
+        restored = await asyncio.to_thread(backups.restore, source, database, now=datetime.now())
+    except backups.BackupProblem as problem:
+        raise _backup_problem(problem, source, database) from None
+    _, after = await app.db.upgrade()
+    locale = app.settings.default_locale
+    kept = t(locale, "cli.restored_aside", aside=restored.aside) if restored.aside else ""
+    print(t(locale, "cli.restored", path=source, database=database, before=restored.revision, after=after) + kept)
+    return 0
+
+
 def refused_token(problem: InvalidToken) -> str:
     """Why Telegram refused the token, as its HTTP status (`401 Unauthorized`; a malformed token gets
     `404 Not Found`), without the token python-telegram-bot writes into its own message."""
@@ -202,10 +246,13 @@ def shown_url(url: str) -> str:
         return url
 
 
-def configure_logging(level: str) -> None:
-    """LOG_LEVEL for the process; Alembic's per-migration INFO lines only at DEBUG (`db upgrade`
-    says in one line what it did)."""
+def configure_logging(level: str, style: str = "text") -> None:
+    """LOG_LEVEL and LOG_FORMAT (text, or one JSON object a line) for the process; Alembic's
+    per-migration INFO lines only at DEBUG (`db upgrade` says in one line what it did)."""
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if style == "json":
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(logs.JsonLines())
     if logging.getLogger().level > logging.DEBUG:
         logging.getLogger("alembic").setLevel(logging.WARNING)
 
@@ -227,13 +274,15 @@ def main(argv: list[str] | None = None) -> int:
         name = "_".join(map(str, error["loc"])).upper()
         return _failed(verb, fallback, "cli.bad_setting", name=name, reason=error["msg"])
     locale = settings.default_locale
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     try:
         app = App.build(settings)
         verbs: dict[str, Callable[[], Awaitable[int | None]]] = {
             "run": app.run, "console": lambda: _console(app, args.user), "db": lambda: _db_upgrade(app),
             "import": lambda: _disposing(app, _import(app, args.file, args.workspace, args.map, args.dry_run)),
             "export": lambda: _disposing(app, _export(app, args.file, args.workspace, args.format)),
+            "backup": lambda: _disposing(app, _backup(app, args.file)),
+            "restore": lambda: _disposing(app, _restore(app, args.file)),
         }
         return asyncio.run(verbs[args.verb]()) or 0
     except KeyboardInterrupt:

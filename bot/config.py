@@ -1,6 +1,8 @@
 """Settings from the environment or `.env`; every one is listed in `.env.example`."""
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -19,10 +21,13 @@ class Settings(BaseSettings):
     slack_api_url: str | None = None
     http_host: str = "0.0.0.0"
     http_port: int = Field(default=8080, ge=1, le=65535)
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
     default_timezone: str = "Asia/Shanghai"
     default_locale: str = "zh"
     reminder_poll_seconds: float = Field(default=30, gt=0)
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
 
     @property
     def has_telegram(self) -> bool:
@@ -31,3 +36,8 @@ class Settings(BaseSettings):
     @property
     def has_slack(self) -> bool:
         return bool(self.slack_bot_token)
+
+    @property
+    def metrics_address(self) -> tuple[str, int] | None:
+        """Where /metrics and /healthz are served apart from the public port, if they are."""
+        return (self.metrics_host, self.metrics_port) if self.metrics_port else None

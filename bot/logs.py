@@ -12,11 +12,16 @@ their bodies (python-telegram-bot, httpx/httpcore, Slack's SDK and Bolt,
 aiosqlite, asyncpg, aiohttp) at INFO or above, so `LOG_LEVEL=DEBUG` shows the
 bot's own debugging lines, not every payload. The bot's own INFO and higher
 lines name ids, never what a customer record holds.
+
+`LOG_FORMAT=json` writes each record as one JSON object on one line (`JsonLines`),
+so a log shipper reads a multi-line traceback as part of its record.
 """
 from __future__ import annotations
 
+import json
 import logging
 import traceback
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
 
@@ -73,3 +78,19 @@ def _scrub(record: logging.LogRecord) -> None:
         record.exc_text = redact("".join(traceback.format_exception(*record.exc_info)).rstrip("\n"))
     if record.stack_info:
         record.stack_info = redact(record.stack_info)
+
+
+class JsonLines(logging.Formatter):
+    """One JSON object per record: time (ISO 8601, UTC), level, logger, message, and the
+    exception's traceback (or stack) when the record has one; already scrubbed of secrets."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {"time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+                "level": record.levelname, "logger": record.name, "message": record.getMessage()}
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            line["exception"] = record.exc_text
+        if record.stack_info:
+            line["stack"] = record.stack_info
+        return json.dumps(line, ensure_ascii=False)

@@ -62,6 +62,7 @@ from bot.slack_blocks import (
 )
 from bot import logs, slack_gate
 from bot.web import WebServer
+from handlers import metrics
 from handlers.home import HOME_COMMAND
 from handlers.i18n import normalize_locale, t
 from handlers.messages import Attachment, Form, FormSubmission, Reply, Request
@@ -124,7 +125,10 @@ def leaving_trace() -> aiohttp.TraceConfig:
 
     async def on_request_end(session: aiohttp.ClientSession, context: Any,
                              params: aiohttp.TraceRequestEndParams) -> None:
-        if getattr(context, "posting", False) and params.response.status == 429:
+        if params.response.status != 429:
+            return
+        metrics.rate_limited("slack", header_seconds(params.response.headers.get("Retry-After")))
+        if getattr(context, "posting", False):
             await refused()
 
     trace = aiohttp.TraceConfig()
@@ -144,7 +148,11 @@ def error_code(error: SlackApiError) -> str:
 def retry_after(error: SlackApiError) -> float | None:
     headers = error.response.headers if error.response is not None else {}
     value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
-    value = value[0] if isinstance(value, list) else value
+    return header_seconds(value[0] if isinstance(value, list) else value)
+
+
+def header_seconds(value: str | None) -> float | None:
+    """A Retry-After header's seconds; None when missing or not a number."""
     try:
         return float(value) if value is not None else None
     except ValueError:

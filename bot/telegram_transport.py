@@ -21,6 +21,7 @@ from telegram import Update
 from telegram.error import Conflict, NetworkError, RetryAfter, TelegramError
 from telegram.ext import AIORateLimiter, BaseUpdateProcessor
 
+from handlers import metrics
 from reminders.delivery import leaving, refused
 
 log = logging.getLogger(__name__)
@@ -239,6 +240,7 @@ class ChatRateLimiter(AIORateLimiter):
             try:
                 return await super().process_request(callback, args, kwargs, endpoint, data, None)
             except RetryAfter as flood:
+                metrics.rate_limited("telegram", retry_seconds(flood))
                 if attempt == retries:
                     raise
                 await refused()  # not sent: a crash while waiting must not count it as on the wire

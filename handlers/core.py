@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import time
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -21,7 +22,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 
-from handlers import guided, identity, kept_replies
+from handlers import guided, identity, kept_replies, metrics
 from handlers.cards import customer_label
 from handlers.context import Context, LaterWork, Services
 from handlers.customers import invalid_text
@@ -45,7 +46,7 @@ class Core:
         self.services = services
 
     async def handle(self, request: Request) -> list[Reply]:
-        now = self.services.clock()
+        now, started = self.services.clock(), time.perf_counter()
         try:
             async with self.db.transaction() as session:
                 processed = None
@@ -60,14 +61,16 @@ class Core:
                     locale=self.services.default_locale, tz=ZoneInfo(self.services.default_timezone),
                 )
                 await identity.resolve(ctx)
-                replies = await self._run(ctx)
+                replies, outcome = await self._run(ctx)
                 if processed is not None and request.reports_answers and replies:
                     processed.unanswered = kept_replies.dumps(replies)
-        except IntegrityError:
-            if request.update_key:  # the same update, applied by a concurrent delivery
+        except Exception as problem:
+            if isinstance(problem, IntegrityError) and request.update_key:  # applied by a concurrent delivery
                 log.info("update %s was applied concurrently; skipping", request.update_key)
                 return []
-            raise
+            metrics.command_done(_command_name(request), metrics.FAILURE, time.perf_counter() - started)
+            raise  # the database failed under the command: the adapter apologises
+        metrics.command_done(_command_name(request), outcome, time.perf_counter() - started)
         ctx.run_after_commit()
         if ctx.erased:
             await self.db.erase_traces()
@@ -104,19 +107,23 @@ class Core:
             await session.execute(update(ProcessedUpdate).where(ProcessedUpdate.key == update_key).values(
                 unanswered=kept_replies.dumps(replies) if replies else None))
 
-    async def _run(self, ctx: Context) -> list[Reply]:
+    async def _run(self, ctx: Context) -> tuple[list[Reply], str]:
+        """The command's replies, and how it ended (handlers.metrics: ok, user error, failure)."""
+        outcome = metrics.OK
         try:
             async with ctx.session.begin_nested():
                 result = await dispatch(ctx)
         except (UserError, Forbidden, InvalidValue, NeedChoice) as problem:
             await _reload(ctx)
             result = await _explain(ctx, problem)
+            outcome = metrics.OK if isinstance(problem, NeedChoice) else metrics.USER_ERROR  # "which one?" is no error
         except Exception:
             log.exception("handler failed for %r", _describe(ctx.request))
             log.debug("the failed request's text: %r", ctx.request.text[:200])
             await _reload(ctx)
             result = Reply(text=ctx.t("error.internal"), private=True)
-        return result if isinstance(result, list) else [result]
+            outcome = metrics.FAILURE
+        return (result if isinstance(result, list) else [result]), outcome
 
 
 async def dispatch(ctx: Context) -> Result:
@@ -237,6 +244,19 @@ def _still_unanswered(done: ProcessedUpdate) -> list[Reply]:
     except ValueError:
         log.warning("the kept replies of update %s cannot be read; it stays unanswered", done.key)
         return []
+
+
+def _command_name(request: Request) -> str:
+    """The request's name for the metrics: a command, `button:<action>` or `form:<name>` from the
+    registry, else `text` (free text, an unknown command): never what was typed."""
+    if request.action:
+        name = request.action.split(":")[0]
+        return f"button:{name}" if name in ACTIONS else "button:unknown"
+    if request.submission:
+        return f"form:{request.submission.name}" if request.submission.name in FORMS else "form:unknown"
+    word = fold(request.text).split(maxsplit=1)[0] if request.text.strip() else ""
+    entry = find_command(word.lstrip("/").split("@")[0]) if word else None
+    return entry.name if entry else "text"
 
 
 def _describe(request: Request) -> dict[str, Any]:

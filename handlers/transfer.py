@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Awaitable, Callable
 
+from handlers import metrics
 from handlers.context import Context, Transaction
 from handlers.errors import UserError
 from handlers.i18n import LOCALES, catalogue, t
@@ -107,6 +108,10 @@ async def run_import(transaction: Transaction, plan: Plan, workspace: Workspace,
     result = await import_rows(transaction, workspace, scope, plan.candidates(row_reader(plan, workspace, locale, now)),
                                now=now, total=plan.rows, progress=progress, saved=saved, dry_run=dry_run)
     result.unused_columns = list(plan.unused_with_values)
+    if not dry_run:
+        rejected = result.rows - result.added - result.merged  # result.rejected keeps only the first few
+        for outcome, rows in (("added", result.added), ("merged", result.merged), ("rejected", rejected)):
+            metrics.IMPORT_ROWS.labels(outcome).inc(rows)
     return result
 
 

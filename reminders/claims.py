@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Awaitable, Callable
 
+from handlers import metrics
 from handlers.context import Context, Services
 from handlers.messages import Reply
 from reminders import digest, notices, revisit, silent
@@ -79,6 +80,8 @@ class _Ready:
     parts_sent: int
     lease: datetime  # the send's, which fences its outcome
     what: str  # for the log: "reminder 12 for member 3", "digest 4 for member 1"
+    kind: str  # reminder, digest, …: the late-delivery metric's label
+    late: bool
 
 
 @dataclass
@@ -154,6 +157,8 @@ class DueDeliveries:
         await self._record(model, row_id, ready.lease, ready.attempts, result)
         if result.outcome is Outcome.SENT:
             log.info("%s delivered (%s)", ready.what, ", ".join(route.platform for route in ready.routes))
+            if ready.late:
+                metrics.LATE.labels(ready.kind).inc()
         return int(result.outcome is Outcome.SENT)
 
     async def _prepare(self, model: schedule.Deliverable, row_id: int, claim_until: datetime) -> _Ready | None:
@@ -225,7 +230,7 @@ class DueDeliveries:
                 return None
             kind = "reminder" if isinstance(row, Reminder) else row.kind
             what = f"{kind} {row.id} for member {row.member_id}"
-            return _Ready(replies, routes, attempts, parts_sent, lease, what)
+            return _Ready(replies, routes, attempts, parts_sent, lease, what, kind, late)
 
     @staticmethod
     async def _build(ctx: Context, row: Reminder | OutboxMessage, *, late: bool) -> list[Reply] | None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import AsyncIterator, Awaitable, Callable, Mapping, Protocol
 
+from handlers import metrics
 from handlers.context import Clock
 from handlers.messages import Reply
 from storage import blocking
@@ -197,8 +198,10 @@ class Delivery:
         for attempt in range(1, self.inline_attempts + 1):
             try:
                 await self._send_marked(sender, chat_id, reply, marks)
+                metrics.SENDS.labels(sender.platform, "sent").inc()
                 return
             except RecipientBlocked:
+                metrics.SENDS.labels(sender.platform, "blocked").inc()
                 raise
             except DeliveryError as problem:
                 error = str(problem) or type(problem).__name__
@@ -206,6 +209,7 @@ class Delivery:
             except Exception as problem:  # noqa: BLE001 - one broken send must not stop the rest
                 log.exception("%s sender failed on chat %s", sender.platform, chat_id)
                 error, pause = f"{type(problem).__name__}: {problem}", self._backoff(attempt)
+            metrics.SENDS.labels(sender.platform, "error").inc()
             if attempt == self.inline_attempts or waited + pause > self.inline_budget:
                 raise _Later(pause, error)
             log.info("%s chat %s: %s; retrying in %.1f s", sender.platform, chat_id, error, pause)

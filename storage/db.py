@@ -35,6 +35,8 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+#: The PostgreSQL advisory lock key the migrations run under ("crm-mig" in ASCII).
+MIGRATION_LOCK = 0x63726D2D6D6967
 log = logging.getLogger(__name__)
 
 _ASYNC_DRIVERS = {
@@ -181,11 +183,16 @@ class Database:
     async def upgrade(self, revision: str = "head") -> tuple[str | None, str | None]:
         """Apply Alembic migrations up to `revision` (what `crm-bot db upgrade` runs, and every CLI
         verb first); the revisions before and after. A database that can't be reached or opened
-        raises `DatabaseUnavailable`."""
+        raises `DatabaseUnavailable`.
+
+        On PostgreSQL the upgrade holds an advisory lock (`MIGRATION_LOCK`) to its commit, so of
+        several processes starting at once one migrates and the others wait, then find it done."""
         try:
             if self.is_sqlite and self.url.database not in (None, "", ":memory:"):
                 await asyncio.to_thread(_open_sqlite, self.url.database)
             async with self.engine.begin() as conn:
+                if not self.is_sqlite:  # SQLite: BEGIN IMMEDIATE already lets one writer in at a time
+                    await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
                 return await conn.run_sync(_upgrade, revision)
         except (DBAPIError, OSError, sqlite3.Error, asyncio.TimeoutError) as problem:
             found = unavailable_reason(problem)

@@ -33,7 +33,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Select, and_, delete, or_, select, update
+from sqlalchemy import Select, and_, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -339,6 +339,15 @@ async def claim(session: AsyncSession, model: Deliverable, now: datetime, *, lim
     if ids:
         await session.execute(update(model).where(model.id.in_(ids)).values(claimed_until=until))
     return Claim(ids, until)
+
+
+async def count_waiting(session: AsyncSession, now: datetime) -> int:
+    """Reminders and outbox rows past due that no process is sending and nothing holds back (quiet
+    hours, a retry's back-off): what a healthy scheduler keeps near zero (the metrics' gauge)."""
+    total = 0
+    for model in (Reminder, OutboxMessage):
+        total += await session.scalar(select(func.count()).select_from(model).where(_due(model, now), _free(model, now)))
+    return total
 
 
 async def release_claims(session: AsyncSession) -> int:
