@@ -14,6 +14,10 @@ class Settings(BaseSettings):
     telegram_webhook_url: str | None = None
     telegram_webhook_secret: str | None = None
     slack_bot_token: str | None = None
+    #: Slack OAuth distribution (bot.slack_install): one installation per workspace instead of one token.
+    slack_client_id: str | None = None
+    slack_client_secret: str | None = None
+    slack_redirect_uri: str | None = None
     slack_signing_secret: str | None = None
     slack_app_token: str | None = None
     slack_api_url: str | None = None
@@ -30,4 +34,9 @@ class Settings(BaseSettings):
 
     @property
     def has_slack(self) -> bool:
-        return bool(self.slack_bot_token)
+        return bool(self.slack_bot_token) or self.slack_oauth
+
+    @property
+    def slack_oauth(self) -> bool:
+        """Installed through Slack's OAuth flow ("Add to Slack"): any number of workspaces."""
+        return bool(self.slack_client_id and self.slack_client_secret)

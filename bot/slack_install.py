@@ -1,0 +1,99 @@
+"""Slack OAuth distribution ("Add to Slack"): one installation per workspace, kept in our database.
+
+With SLACK_CLIENT_ID and SLACK_CLIENT_SECRET (instead of SLACK_BOT_TOKEN) the Bolt app runs
+slack-bolt's OAuth flow:
+
+- GET /slack/install sets the state cookie and redirects to Slack's authorize page, asking for the
+  manifest's bot scopes (`BOT_SCOPES`); GET /slack/oauth_redirect checks the state against the
+  cookie and the state store, exchanges the code (oauth.v2.access) and stores the installation.
+  Both stores are slack-sdk's async SQLAlchemy ones on our engine; their tables come from
+  migration 0008 (storage.models), never from create_all at runtime.
+- Every request is authorized from the store: Bolt finds the bot token of the workspace (or of the
+  Enterprise Grid org) the request comes from, and the listeners answer with that token.
+- `app_uninstalled` and `tokens_revoked` delete the installation (slack-sdk's own listeners): from
+  then on no token reaches that workspace, and deliveries to its book are skipped
+  (storage.slack_installs, reminders.delivery.NotInstalled). The book itself is kept; installing
+  the app again in the same workspace finds it as it was.
+
+The pages a person sees at the end of the flow are in their browser's language (Accept-Language).
+"""
+from __future__ import annotations
+
+import html
+import logging
+
+from slack_bolt.oauth.async_callback_options import AsyncCallbackOptions, AsyncFailureArgs, AsyncSuccessArgs
+from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
+from slack_bolt.response import BoltResponse
+from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
+from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStore
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.config import Settings
+from handlers.i18n import normalize_locale, t
+from storage.models import SLACK_BOTS, SLACK_INSTALLATIONS, SLACK_OAUTH_STATES
+
+log = logging.getLogger(__name__)
+
+INSTALL_PATH = "/slack/install"
+REDIRECT_PATH = "/slack/oauth_redirect"
+#: The bot scopes of slack-manifest.yml (tests/test_slack_install.py keeps the two the same).
+BOT_SCOPES = ("app_mentions:read", "chat:write", "commands", "files:read", "files:write", "im:history",
+              "im:write", "team:read", "users:read")
+#: How long an install link's state is good for: from /slack/install to Slack sending the person back.
+STATE_SECONDS = 600
+#: Why Slack's redirect did not install the app → what the person is told.
+FAILURE_TEXTS = {"access_denied": "slack.install_cancelled", "invalid_browser": "slack.install_expired",
+                 "invalid_state": "slack.install_expired"}
+
+
+def installation_store(settings: Settings, engine: AsyncEngine) -> AsyncSQLAlchemyInstallationStore:
+    return AsyncSQLAlchemyInstallationStore(client_id=str(settings.slack_client_id), engine=engine,
+                                            bots_table_name=SLACK_BOTS, installations_table_name=SLACK_INSTALLATIONS)
+
+
+def oauth_settings(settings: Settings, store: AsyncSQLAlchemyInstallationStore,
+                   engine: AsyncEngine) -> AsyncOAuthSettings:
+    """The OAuth flow's settings: our stores, the manifest's scopes, pages in the person's language."""
+    pages = Pages(settings.default_locale)
+    return AsyncOAuthSettings(
+        client_id=settings.slack_client_id, client_secret=settings.slack_client_secret, scopes=list(BOT_SCOPES),
+        user_scopes=[], redirect_uri=settings.slack_redirect_uri, install_path=INSTALL_PATH,
+        redirect_uri_path=REDIRECT_PATH, install_page_rendering_enabled=False,
+        installation_store=store, installation_store_bot_only=True,
+        state_store=AsyncSQLAlchemyOAuthStateStore(expiration_seconds=STATE_SECONDS, engine=engine,
+                                                   table_name=SLACK_OAUTH_STATES),
+        state_expiration_seconds=STATE_SECONDS,
+        callback_options=AsyncCallbackOptions(success=pages.installed, failure=pages.failed),
+    )
+
+
+class Pages:
+    """The page at the end of the install flow, in the browser's first language we have."""
+
+    def __init__(self, default_locale: str) -> None:
+        self.default_locale = default_locale
+
+    def locale(self, headers: dict[str, list[str]]) -> str:
+        accepted = (headers.get("accept-language") or [""])[0]
+        first = accepted.split(",")[0].split(";")[0].strip()
+        return normalize_locale(first or None, self.default_locale)
+
+    async def installed(self, args: AsyncSuccessArgs) -> BoltResponse:
+        team = args.installation.team_name or args.installation.enterprise_name or ""
+        log.info("Slack app installed in %s (%s)", args.installation.team_id or args.installation.enterprise_id,
+                 "org-wide" if args.installation.is_enterprise_install else "workspace")
+        locale = self.locale(args.request.headers)
+        return page(200, t(locale, "slack.installed_title"), t(locale, "slack.installed", team=team), locale)
+
+    async def failed(self, args: AsyncFailureArgs) -> BoltResponse:
+        log.warning("Slack install did not complete: %s", args.reason)
+        locale = self.locale(args.request.headers)
+        text = t(locale, FAILURE_TEXTS.get(args.reason, "slack.install_failed"), path=INSTALL_PATH)
+        return page(args.suggested_status_code, t(locale, "slack.install_failed_title"), text, locale)
+
+
+def page(status: int, title: str, text: str, locale: str) -> BoltResponse:
+    body = (f'<!DOCTYPE html><html lang="{locale}"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+            f'</head><body><h1>{html.escape(title)}</h1><p>{html.escape(text)}</p></body></html>')
+    return BoltResponse(status=status, body=body, headers={"Content-Type": "text/html; charset=utf-8"})
