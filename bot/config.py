@@ -36,6 +36,16 @@ class Settings(BaseSettings):
     def has_slack(self) -> bool:
         return bool(self.slack_bot_token) or self.slack_oauth
 
+    def conflict(self) -> tuple[str, dict[str, str]] | None:
+        """Settings that contradict each other, as the catalogue key that says so (cli.toml) and its
+        values; None when they agree. `crm-bot run` refuses to start on one."""
+        if bool(self.slack_client_id) != bool(self.slack_client_secret):
+            missing = "SLACK_CLIENT_SECRET" if self.slack_client_id else "SLACK_CLIENT_ID"
+            return "cli.slack_oauth_half", {"missing": missing}
+        if self.slack_oauth and self.slack_bot_token:
+            return "cli.slack_token_and_oauth", {}
+        return None
+
     @property
     def slack_oauth(self) -> bool:
         """Installed through Slack's OAuth flow ("Add to Slack"): any number of workspaces."""
