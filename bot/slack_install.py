@@ -56,7 +56,7 @@ def oauth_settings(settings: Settings, store: AsyncSQLAlchemyInstallationStore,
                    engine: AsyncEngine) -> AsyncOAuthSettings:
     """The OAuth flow's settings: our stores, the manifest's scopes, pages in the person's language."""
     pages = Pages(settings.default_locale)
-    return AsyncOAuthSettings(
+    oauth = AsyncOAuthSettings(
         client_id=settings.slack_client_id, client_secret=settings.slack_client_secret, scopes=list(BOT_SCOPES),
         user_scopes=[], redirect_uri=settings.slack_redirect_uri, install_path=INSTALL_PATH,
         redirect_uri_path=REDIRECT_PATH, install_page_rendering_enabled=False,
@@ -66,6 +66,10 @@ def oauth_settings(settings: Settings, store: AsyncSQLAlchemyInstallationStore,
         state_expiration_seconds=STATE_SECONDS,
         callback_options=AsyncCallbackOptions(success=pages.installed, failure=pages.failed),
     )
+    # Each request still finds its token in the store (an uninstalled workspace's is gone); only the
+    # auth.test Bolt asks about that token is remembered, sparing Slack a round trip before every ack.
+    oauth.authorize.cache_enabled = True
+    return oauth
 
 
 class Pages:

@@ -121,6 +121,7 @@ async def test_a_workspace_installs_and_its_commands_are_answered_with_its_own_t
     since = len(slack_api.calls)
     await wang.command("find Li Wei")
     assert any("Li Wei" in text for _, text in said_to(slack_api, since, wang))
+    assert len([c for c in slack_api.calls_to("auth.test") if c.token == beta]) == 2  # installing, first request
 
     async with db.transaction() as session:
         books = dict((await session.execute(select(Space.external_id, Space.workspace_id)
