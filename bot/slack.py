@@ -9,6 +9,10 @@
   at once whatever the work costs (`drain` waits for that work; `stop` does
   first). A form submission is the exception: per-field errors can only ride on
   the ack, so the core runs before it (it answers in milliseconds).
+- One token (SLACK_BOT_TOKEN), or installed through Slack's OAuth flow in any number of workspaces
+  (bot/slack_install.py): each request is answered with its installation's token (`Origin.client`),
+  each delivery with the token of its book's workspace (`client_for_book`); once the app is uninstalled
+  there, deliveries to that book are skipped.
 - A workspace is the Slack team (the first user is its admin). The team of
   whoever acts decides which: in a channel shared with another organisation
   (Slack Connect), a guest's command, button or form works on the guest's own

@@ -16,8 +16,10 @@ from sqlalchemy import select
 
 from bot.slack import SlackPlatform
 from bot.slack_install import BOT_SCOPES
+from handlers.messages import Reply
+from reminders.delivery import Delivery, Outcome, Route
 from reminders.scheduler import Scheduler
-from storage.models import Reminder, Space
+from storage.models import Identity, Reminder, Space
 from tests.e2e.conftest import SlackRig
 from tests.e2e.slack_api import APP_ID, CLIENT_ID, CLIENT_SECRET, SlackApiStandIn, SlackPerson, next_id, visible_text
 
@@ -235,3 +237,38 @@ async def test_after_uninstall_due_reminders_there_are_skipped_and_the_book_is_k
     await wang.command("find Customer of Wang")
     assert tokens_used(slack_api, since) == {again}
     assert any("Customer of Wang" in text for _, text in said_to(slack_api, since, wang))
+
+
+class Recorder:
+    """Another platform's sender (a member's linked Telegram account): records what it is given."""
+
+    platform = "telegram"
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str]] = []
+
+    async def send(self, chat_id: str, reply: Reply) -> None:
+        self.sent.append((chat_id, reply.text))
+
+
+async def test_a_member_also_on_telegram_gets_there_what_the_uninstalled_workspace_cannot(
+        oauth: SlackPlatform, slack_rig: SlackRig, slack_api: SlackApiStandIn, browser: Browser, db, clock) -> None:
+    await browser.install("T2")
+    wang = slack_rig.person("U2WANG001", "Wang", team="T2", channel="C2SALES01")
+    await wang.command("help")
+    async with db.transaction() as session:
+        book = await session.scalar(select(Space.workspace_id).where(Space.external_id == "T2"))
+    assert (await slack_rig.wire.event(uninstalled("T2"))).status == 200
+    await slack_rig.settle()
+
+    telegram = Recorder()
+    delivery = Delivery(db, {"slack": oauth.sender, "telegram": telegram}, clock=clock)
+    since = len(slack_api.calls)
+    alone = await delivery.deliver([Route("slack", wang.user, book)], [Reply(text="Reminder #1")])
+    assert alone.outcome is Outcome.UNINSTALLED and telegram.sent == []
+    linked = await delivery.deliver([Route("slack", wang.user, book), Route("telegram", "4242", book)],
+                                    [Reply(text="Reminder #1")])
+    assert linked.outcome is Outcome.SENT and telegram.sent == [("4242", "Reminder #1")]
+    assert len(slack_api.calls) == since  # nothing was tried in the uninstalled workspace
+    async with db.transaction() as session:
+        assert await session.scalar(select(Identity.blocked_at).where(Identity.external_id == wang.user)) is None
