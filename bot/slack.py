@@ -72,7 +72,7 @@ from handlers.messages import Attachment, Form, FormSubmission, Reply, Request
 from handlers.registry import find_command
 from handlers.transfer import MAX_BYTES
 from reminders.delivery import DeliveryError, NotInstalled, RecipientBlocked, delivering_for, leaving, refused
-from storage import blocking, offboarding, slack_installs
+from storage import blocking, offboarding
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -465,20 +465,18 @@ class SlackPlatform:
         self.teams = Teams()
         self.signing_secret = settings.slack_signing_secret or ""
         self.sender = SlackSender(self.client_for_book, self.note_blocked, self.default_locale)
-        self.installations = slack_install.installation_store(settings, app.db.engine) if settings.slack_oauth else None
+        self.installations = slack_install.Installations(settings, app.db) if settings.slack_oauth else None
         self.bolt = AsyncApp(
             client=self.client,
             signing_secret=settings.slack_signing_secret or "",
             request_verification_enabled=self.socket_token is None,
             # Listeners ack, start their work as a tracked task and return: the ack still goes out at once.
             process_before_response=True,
-            oauth_settings=(slack_install.oauth_settings(settings, self.installations, app.db.engine)
-                            if self.installations else None),
+            oauth_settings=self.installations.oauth if self.installations else None,
         )
         self._register()
         self._socket: AsyncSocketModeHandler | None = None
         self._work: set[asyncio.Task[None]] = set()
-        self._orgs_noted: set[str] = set()
 
     # --- lifecycle ----------------------------------------------------------------------------------
     def attach(self, web_server: WebServer) -> None:
@@ -557,54 +555,27 @@ class SlackPlatform:
             return self.client
         if workspace_id is None:
             return None
-        async with self.app.db.transaction() as session:
-            token = await slack_installs.bot_token(session, self.installations.client_id, workspace_id)
+        token = await self.installations.token_for_book(workspace_id)
         if token is None:
             return None
         logs.protect(token)
         return with_token(self.client, token)
 
-    async def _note_org(self, context: AsyncBoltContext, next: Callable[[], Awaitable[Any]]) -> Any:
-        """Remember which Enterprise Grid org a workspace is in (once per process), so a delivery to its
-        book finds an org-wide installation's token (storage.slack_installs)."""
-        for team, org in ((context.team_id, context.enterprise_id),
-                          (context.actor_team_id, context.actor_enterprise_id)):
-            if team and org and team not in self._orgs_noted:
-                async with self.app.db.transaction() as session:
-                    await slack_installs.note_org(session, team, org)
-                self._orgs_noted.add(team)
-        return await next()
-
     async def _on_uninstalled(self, context: AsyncBoltContext) -> None:
-        """The app was removed from a workspace (or an org): its installation goes, nothing more is sent
-        there; the customer book stays, for when the app is installed there again."""
-        where = self._installed_where(context)
-        if self.installations is not None:
-            await self.installations.async_delete_all(**where)
-        log.info("Slack app uninstalled from %s: no more deliveries there; its customer book is kept",
-                 where["team_id"] or where["enterprise_id"])
-
-    async def _on_tokens_revoked(self, event: dict[str, Any], context: AsyncBoltContext) -> None:
-        """Bot tokens revoked: that installation's bot goes (deliveries there stop, as on uninstall)."""
-        tokens = event.get("tokens") if isinstance(event.get("tokens"), dict) else {}
-        where = self._installed_where(context)
-        if self.installations is not None and tokens.get("bot"):
-            await self.installations.async_delete_bot(**where)
-        log.info("Slack tokens revoked in %s: %s", where["team_id"] or where["enterprise_id"],
-                 ", ".join(f"{len(v)} {k}" for k, v in tokens.items() if isinstance(v, list)) or "none named")
-
-    @staticmethod
-    def _installed_where(context: AsyncBoltContext) -> dict[str, str | None]:
-        """The installation an event is about: an org-wide one is stored without a team."""
-        return {"enterprise_id": context.enterprise_id,
-                "team_id": None if context.is_enterprise_install else context.team_id}
+        """With one token there is no installation to delete: the token stops working, and a delivery
+        Slack refuses as `token_revoked` is skipped, not retried (REVOKED)."""
+        log.warning("Slack app uninstalled from %s (or its tokens revoked): SLACK_BOT_TOKEN no longer works",
+                    context.team_id or context.enterprise_id)
 
     def _register(self) -> None:
         bolt = self.bolt
         if self.installations is not None:
-            bolt.use(self._note_org)
-        bolt.event("app_uninstalled")(self._on_uninstalled)
-        bolt.event("tokens_revoked")(self._on_tokens_revoked)
+            bolt.use(self.installations.note_org)
+            bolt.event("app_uninstalled")(self.installations.uninstalled)
+            bolt.event("tokens_revoked")(self.installations.tokens_revoked)
+        else:
+            bolt.event("app_uninstalled")(self._on_uninstalled)
+            bolt.event("tokens_revoked")(self._on_uninstalled)
         bolt.command(re.compile(r"^/"))(self._on_command)
         bolt.event("app_mention")(self._on_mention)
         bolt.event("message")(self._on_message)

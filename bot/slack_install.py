@@ -10,8 +10,8 @@ slack-bolt's OAuth flow:
   migration 0008 (storage.models), never from create_all at runtime.
 - Every request is authorized from the store: Bolt finds the bot token of the workspace (or of the
   Enterprise Grid org) the request comes from, and the listeners answer with that token.
-- `app_uninstalled` and `tokens_revoked` delete the installation (slack-sdk's own listeners): from
-  then on no token reaches that workspace, and deliveries to its book are skipped
+- `app_uninstalled` and `tokens_revoked` delete the installation from the store: from then on no
+  token reaches that workspace, and deliveries to its book are skipped
   (storage.slack_installs, reminders.delivery.NotInstalled). The book itself is kept; installing
   the app again in the same workspace finds it as it was.
 
@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import html
 import logging
+from typing import Any, Awaitable, Callable
 
+from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.oauth.async_callback_options import AsyncCallbackOptions, AsyncFailureArgs, AsyncSuccessArgs
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_bolt.response import BoltResponse
@@ -31,6 +33,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.config import Settings
 from handlers.i18n import normalize_locale, t
+from storage import slack_installs
+from storage.db import Database
 from storage.models import SLACK_BOTS, SLACK_INSTALLATIONS, SLACK_OAUTH_STATES
 
 log = logging.getLogger(__name__)
@@ -70,6 +74,56 @@ def oauth_settings(settings: Settings, store: AsyncSQLAlchemyInstallationStore,
     # auth.test Bolt asks about that token is remembered, sparing Slack a round trip before every ack.
     oauth.authorize.cache_enabled = True
     return oauth
+
+
+class Installations:
+    """The app's installations in our database: the OAuth flow's settings over them, which token reaches
+    a customer book, and what uninstalling deletes."""
+
+    def __init__(self, settings: Settings, db: Database) -> None:
+        self.db = db
+        self.store = installation_store(settings, db.engine)
+        self.oauth = oauth_settings(settings, self.store, db.engine)
+        self._orgs_noted: set[str] = set()
+
+    async def token_for_book(self, workspace_id: int) -> str | None:
+        async with self.db.transaction() as session:
+            return await slack_installs.bot_token(session, self.store.client_id, workspace_id)
+
+    async def note_org(self, context: AsyncBoltContext, next: Callable[[], Awaitable[Any]]) -> Any:
+        """Bolt middleware: remember which Enterprise Grid org a workspace is in (once per process), so a
+        delivery to its book finds an org-wide installation's token (storage.slack_installs)."""
+        for team, org in ((context.team_id, context.enterprise_id),
+                          (context.actor_team_id, context.actor_enterprise_id)):
+            if team and org and team not in self._orgs_noted:
+                async with self.db.transaction() as session:
+                    await slack_installs.note_org(session, team, org)
+                self._orgs_noted.add(team)
+        return await next()
+
+    async def uninstalled(self, context: AsyncBoltContext) -> None:
+        """`app_uninstalled`: the installation goes, so nothing more is sent there; the customer book
+        stays, for when the app is installed there again."""
+        where = installed_where(context)
+        await self.store.async_delete_all(**where)
+        log.info("Slack app uninstalled from %s: no more deliveries there; its customer book is kept",
+                 where["team_id"] or where["enterprise_id"])
+
+    async def tokens_revoked(self, event: dict[str, Any], context: AsyncBoltContext) -> None:
+        """`tokens_revoked`: a revoked bot token goes with its bot, and deliveries stop as on uninstall
+        (no user tokens are asked for, so none are kept)."""
+        tokens = event.get("tokens") if isinstance(event.get("tokens"), dict) else {}
+        where = installed_where(context)
+        if tokens.get("bot"):
+            await self.store.async_delete_bot(**where)
+        log.info("Slack tokens revoked in %s: %s", where["team_id"] or where["enterprise_id"],
+                 ", ".join(f"{len(v)} {k}" for k, v in tokens.items() if isinstance(v, list)) or "none named")
+
+
+def installed_where(context: AsyncBoltContext) -> dict[str, str | None]:
+    """The installation an event is about: an org-wide one is stored without a team."""
+    return {"enterprise_id": context.enterprise_id,
+            "team_id": None if context.is_enterprise_install else context.team_id}
 
 
 class Pages:

@@ -272,3 +272,19 @@ async def test_a_member_also_on_telegram_gets_there_what_the_uninstalled_workspa
     assert len(slack_api.calls) == since  # nothing was tried in the uninstalled workspace
     async with db.transaction() as session:
         assert await session.scalar(select(Identity.blocked_at).where(Identity.external_id == wang.user)) is None
+
+
+async def test_with_one_token_an_uninstall_is_acknowledged_and_a_revoked_token_skips_the_delivery(
+        slack: SlackPlatform, slack_rig: SlackRig, slack_api: SlackApiStandIn, db, clock) -> None:
+    """SLACK_BOT_TOKEN mode has no installation to delete; Slack refusing the token ends the delivery."""
+    answer = await slack_rig.wire.event(uninstalled("T1"))
+    assert answer.status == 200  # handled (Bolt answers 404 to an event nobody listens to)
+    slack_api.fail_next("chat.postMessage", "token_revoked", times=3)
+
+    async def no_wait(seconds: float) -> None:
+        """Retries would come at once."""
+
+    delivery = Delivery(db, {"slack": slack.sender}, clock=clock, sleep=no_wait)
+    result = await delivery.deliver([Route("slack", "U0ALICE01")], [Reply(text="Reminder #1")])
+    assert result.outcome is Outcome.UNINSTALLED
+    assert len(slack_api.calls_to("chat.postMessage")) == 1  # not retried
