@@ -492,7 +492,8 @@ class SlackPlatform:
         if self.socket_token is not None:
             self._socket = AsyncSocketModeHandler(self.bolt, self.socket_token, web_client=self.client)
             await self._socket.connect_async()
-        log.info("Slack ready (%s)", "Socket Mode" if self._socket else f"HTTP {EVENTS_PATH}")
+        log.info("Slack ready (%s%s)", "Socket Mode" if self._socket else f"HTTP {EVENTS_PATH}",
+                 f"; any workspace installs at {slack_install.INSTALL_PATH}" if self.installations else "")
 
     async def stop(self) -> None:
         if self._socket is not None:
