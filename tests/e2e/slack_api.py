@@ -13,7 +13,13 @@ It checks what Slack checks and a careless bot gets wrong: Block Kit limits
 modal limits (title 24 characters, private_metadata 3000), and trigger_ids
 that are unknown or more than 3 seconds old (`expired_trigger_id`).
 
-The test side: `add_user` (with a locale and time zone for users.info),
+Tokens are per installation: SLACK_BOT_TOKEN's in T1, and one per code exchanged through
+oauth.v2.access (the app's client id and secret as HTTP basic auth, as slack-sdk sends them);
+auth.test answers for the token's workspace or Enterprise Grid org, and every call records the token
+it came with. A token that doesn't work (unknown, or `revoke`d) is `invalid_auth`.
+
+The test side: `grant` (the code Slack's authorize page gives for a workspace or an org),
+`token_of`, `revoke`, `add_user` (with a locale and time zone for users.info),
 `trigger` (a fresh trigger_id), `response_url`, `host_file`, `fail_next` to
 inject errors, and every call recorded in `calls` with its parameters.
 
