@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import html
 import logging
+from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable
 
 from slack_bolt.context.async_context import AsyncBoltContext
@@ -28,6 +29,7 @@ from slack_bolt.oauth.async_callback_options import AsyncCallbackOptions, AsyncF
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_bolt.response import BoltResponse
 from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
+from slack_sdk.oauth.sqlalchemy_utils import normalize_datetime_for_db
 from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStore
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -65,8 +67,7 @@ def oauth_settings(settings: Settings, store: AsyncSQLAlchemyInstallationStore,
         user_scopes=[], redirect_uri=settings.slack_redirect_uri, install_path=INSTALL_PATH,
         redirect_uri_path=REDIRECT_PATH, install_page_rendering_enabled=False,
         installation_store=store, installation_store_bot_only=True,
-        state_store=AsyncSQLAlchemyOAuthStateStore(expiration_seconds=STATE_SECONDS, engine=engine,
-                                                   table_name=SLACK_OAUTH_STATES),
+        state_store=PrunedStateStore(expiration_seconds=STATE_SECONDS, engine=engine, table_name=SLACK_OAUTH_STATES),
         state_expiration_seconds=STATE_SECONDS,
         callback_options=AsyncCallbackOptions(success=pages.installed, failure=pages.failed),
     )
@@ -74,6 +75,18 @@ def oauth_settings(settings: Settings, store: AsyncSQLAlchemyInstallationStore,
     # auth.test Bolt asks about that token is remembered, sparing Slack a round trip before every ack.
     oauth.authorize.cache_enabled = True
     return oauth
+
+
+class PrunedStateStore(AsyncSQLAlchemyOAuthStateStore):
+    """slack-sdk's state store, which deletes a state only when it is used: every visit to the install
+    link adds one, so each new one first deletes those expired, and the table holds at most the last
+    STATE_SECONDS' worth, however often the (public) link is opened."""
+
+    async def async_issue(self, *args: Any, **kwargs: Any) -> str:
+        now = normalize_datetime_for_db(datetime.now(tz=timezone.utc))
+        async with self.engine.begin() as conn:
+            await conn.execute(self.oauth_states.delete().where(self.oauth_states.c.expire_at <= now))
+        return await super().async_issue(*args, **kwargs)
 
 
 class Installations:

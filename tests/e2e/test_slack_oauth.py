@@ -5,6 +5,7 @@ workspaces, and deliveries by the real scheduler before and after app_uninstalle
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -19,7 +20,7 @@ from bot.slack_install import BOT_SCOPES
 from handlers.messages import Reply
 from reminders.delivery import Delivery, Outcome, Route
 from reminders.scheduler import Scheduler
-from storage.models import Identity, Reminder, Space
+from storage.models import SLACK_OAUTH_STATES, Base, Identity, Reminder, Space
 from tests.e2e.conftest import SlackRig
 from tests.e2e.slack_api import APP_ID, CLIENT_ID, CLIENT_SECRET, SlackApiStandIn, SlackPerson, next_id, visible_text
 
@@ -288,3 +289,14 @@ async def test_with_one_token_an_uninstall_is_acknowledged_and_a_revoked_token_s
     result = await delivery.deliver([Route("slack", "U0ALICE01")], [Reply(text="Reminder #1")])
     assert result.outcome is Outcome.UNINSTALLED
     assert len(slack_api.calls_to("chat.postMessage")) == 1  # not retried
+
+
+async def test_opening_the_public_install_link_again_and_again_keeps_only_live_states(
+        oauth: SlackPlatform, browser: Browser, db) -> None:
+    states = Base.metadata.tables[SLACK_OAUTH_STATES]
+    async with db.transaction() as session:
+        await session.execute(states.insert(), [{"state": f"old-{i}", "expire_at": datetime(2026, 1, 1)}
+                                                for i in range(50)])
+    issued = [(await browser.start())[2] for _ in range(3)]
+    async with db.transaction() as session:
+        assert sorted(await session.scalars(select(states.c.state))) == sorted(issued)
