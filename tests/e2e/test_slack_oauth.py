@@ -300,3 +300,19 @@ async def test_opening_the_public_install_link_again_and_again_keeps_only_live_s
     issued = [(await browser.start())[2] for _ in range(3)]
     async with db.transaction() as session:
         assert sorted(await session.scalars(select(states.c.state))) == sorted(issued)
+
+
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+async def test_a_command_is_acknowledged_at_once_while_a_long_write_holds_sqlite(
+        oauth: SlackPlatform, slack_rig: SlackRig, slack_api: SlackApiStandIn, browser: Browser, db) -> None:
+    """Bolt reads the installation before every ack; a long import batch holding SQLite's write lock
+    must not hold that read past Slack's 3 seconds (the work itself waits its turn after the ack)."""
+    await browser.install("T2")
+    wang = slack_rig.person("U2WANG001", "Wang", team="T2", channel="C2SALES01")
+    await wang.command("help")
+    async with db.transaction() as session:
+        await session.execute(select(Space.id))  # BEGIN IMMEDIATE: the write lock is held from here
+        answer = await slack_rig.wire.command(wang.command_form("find Li Wei"))
+        assert answer.status == 200 and answer.seconds < 0.5, answer
+    await slack_rig.settle()
+    assert any("No customers match" in text for _, text in said_to(slack_api, 0, wang))
