@@ -1,4 +1,5 @@
-"""The bot's one HTTP server: /healthz, Slack's /slack/events, Telegram's webhook.
+"""The bot's one HTTP server: /healthz, Slack's /slack/events (and with OAuth /slack/install and
+/slack/oauth_redirect), Telegram's webhook.
 
 Adapters add their routes before `start()`; everything shares HTTP_HOST:HTTP_PORT.
 No request body is read past `MAX_BODY` (what Slack and Telegram send is far
