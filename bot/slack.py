@@ -511,6 +511,8 @@ class SlackPlatform:
         """Wait until the work behind every request acked so far is done."""
         while self._work:
             await asyncio.gather(*self._work, return_exceptions=True)
+        if self.installations is not None:
+            await self.installations.drain()
 
     def _spawn(self, work: Awaitable[None], what: str, origin: Origin) -> None:
         task = asyncio.create_task(self._guarded(work, what, origin))

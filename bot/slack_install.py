@@ -19,6 +19,7 @@ The pages a person sees at the end of the flow are in their browser's language (
 """
 from __future__ import annotations
 
+import asyncio
 import html
 import logging
 from datetime import datetime, timezone
@@ -45,7 +46,7 @@ log = logging.getLogger(__name__)
 
 INSTALL_PATH = "/slack/install"
 REDIRECT_PATH = "/slack/oauth_redirect"
-#: The bot scopes of slack-manifest.yml (tests/test_slack_install.py keeps the two the same).
+#: The bot scopes of slack-manifest.yml (tests/e2e/test_slack_oauth.py keeps the two the same).
 BOT_SCOPES = ("app_mentions:read", "chat:write", "commands", "files:read", "files:write", "im:history",
               "im:write", "team:read", "users:read")
 #: How long an install link's state is good for: from /slack/install to Slack sending the person back.
@@ -113,6 +114,7 @@ class Installations:
         self.store = InstallationStore(str(settings.slack_client_id), db)
         self.oauth = oauth_settings(settings, self.store, db.engine)
         self._orgs_noted: set[str] = set()
+        self._notes: set[asyncio.Task[None]] = set()
 
     async def token_for_book(self, workspace_id: int) -> str | None:
         async with self.db.transaction() as session:
@@ -120,14 +122,29 @@ class Installations:
 
     async def note_org(self, context: AsyncBoltContext, next: Callable[[], Awaitable[Any]]) -> Any:
         """Bolt middleware: remember which Enterprise Grid org a workspace is in (once per process), so a
-        delivery to its book finds an org-wide installation's token (storage.slack_installs)."""
+        delivery to its book finds an org-wide installation's token (storage.slack_installs). Written
+        beside the request, so a busy database never holds its ack."""
         for team, org in ((context.team_id, context.enterprise_id),
                           (context.actor_team_id, context.actor_enterprise_id)):
             if team and org and team not in self._orgs_noted:
-                async with self.db.transaction() as session:
-                    await slack_installs.note_org(session, team, org)
                 self._orgs_noted.add(team)
+                task = asyncio.create_task(self._note_org(team, org))
+                self._notes.add(task)
+                task.add_done_callback(self._notes.discard)
         return await next()
+
+    async def _note_org(self, team: str, org: str) -> None:
+        try:
+            async with self.db.transaction() as session:
+                await slack_installs.note_org(session, team, org)
+        except Exception:  # noqa: BLE001 - a hint for later deliveries; the team's next request tries again
+            log.exception("could not note Slack workspace %s in org %s", team, org)
+            self._orgs_noted.discard(team)
+
+    async def drain(self) -> None:
+        """Wait for the notes being written."""
+        while self._notes:
+            await asyncio.gather(*self._notes, return_exceptions=True)
 
     async def uninstalled(self, context: AsyncBoltContext) -> None:
         """`app_uninstalled`: the installation goes, so nothing more is sent there; the customer book

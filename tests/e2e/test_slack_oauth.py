@@ -4,6 +4,7 @@ SLACK_CLIENT_SECRET) on the shared HTTP server, a browser's visits to /slack/ins
 workspaces, and deliveries by the real scheduler before and after app_uninstalled."""
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import datetime
 from pathlib import Path
@@ -303,16 +304,28 @@ async def test_opening_the_public_install_link_again_and_again_keeps_only_live_s
 
 
 @pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("grid", [False, True], ids=["workspace", "org-wide"])
 async def test_a_command_is_acknowledged_at_once_while_a_long_write_holds_sqlite(
-        oauth: SlackPlatform, slack_rig: SlackRig, slack_api: SlackApiStandIn, browser: Browser, db) -> None:
-    """Bolt reads the installation before every ack; a long import batch holding SQLite's write lock
-    must not hold that read past Slack's 3 seconds (the work itself waits its turn after the ack)."""
-    await browser.install("T2")
+        oauth: SlackPlatform, slack_rig: SlackRig, slack_api: SlackApiStandIn, browser: Browser, db,
+        grid: bool) -> None:
+    """Bolt reads the installation before every ack, and a Grid workspace's org is noted: a long import
+    batch holding SQLite's write lock must hold neither past Slack's 3 seconds (the work itself waits
+    its turn after the ack)."""
+    await browser.install("T2", **({"enterprise": "E1", "org_wide": True} if grid else {}))
     wang = slack_rig.person("U2WANG001", "Wang", team="T2", channel="C2SALES01")
-    await wang.command("help")
+
+    def form(text: str, team: str) -> dict[str, str]:
+        typed = wang.command_form(text)
+        if grid:
+            typed.update(team_id=team, enterprise_id="E1", is_enterprise_install="true")
+        return typed
+
+    assert (await slack_rig.wire.command(form("help", "T2"))).status == 200
+    await slack_rig.settle()
+    assert said_to(slack_api, 0, wang)  # answered: the installation was found
     async with db.transaction() as session:
         await session.execute(select(Space.id))  # BEGIN IMMEDIATE: the write lock is held from here
-        answer = await slack_rig.wire.command(wang.command_form("find Li Wei"))
+        answer = await asyncio.wait_for(slack_rig.wire.command(form("find Li Wei", "T7")), 2.0)
         assert answer.status == 200 and answer.seconds < 0.5, answer
     await slack_rig.settle()
     assert any("No customers match" in text for _, text in said_to(slack_api, 0, wang))
