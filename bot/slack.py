@@ -473,6 +473,7 @@ class SlackPlatform:
             # Listeners ack, start their work as a tracked task and return: the ack still goes out at once.
             process_before_response=True,
             oauth_settings=self.installations.oauth if self.installations else None,
+            user_facing_authorize_error_message=slack_install.not_installed_text(self.default_locale),
         )
         self._register()
         self._socket: AsyncSocketModeHandler | None = None

@@ -37,7 +37,7 @@ from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStor
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.config import Settings
-from handlers.i18n import normalize_locale, t
+from handlers.i18n import LOCALES, normalize_locale, t
 from storage import slack_installs
 from storage.db import Database
 from storage.models import SLACK_BOTS, SLACK_INSTALLATIONS, SLACK_OAUTH_STATES
@@ -169,6 +169,13 @@ def installed_where(context: AsyncBoltContext) -> dict[str, str | None]:
     """The installation an event is about: an org-wide one is stored without a team."""
     return {"enterprise_id": context.enterprise_id,
             "team_id": None if context.is_enterprise_install else context.team_id}
+
+
+def not_installed_text(default_locale: str) -> str:
+    """What someone in a workspace without an installation (any more) is told: Bolt answers before
+    anyone's language is known, so in every language, the bot's default first."""
+    first = normalize_locale(default_locale)
+    return "\n".join(t(locale, "slack.not_installed") for locale in sorted(LOCALES, key=lambda code: code != first))
 
 
 class Pages:

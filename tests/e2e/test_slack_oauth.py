@@ -234,6 +234,14 @@ async def test_after_uninstall_due_reminders_there_are_skipped_and_the_book_is_k
     await scheduler.poll()  # skipped for good, not retried
     assert said_to(slack_api, since, wang) == [] and len(slack_api.calls) == since
 
+    assert (await slack_rig.wire.command(wang.command_form("find Customer of Wang"))).status == 200
+    await slack_rig.settle()
+    [told] = [c.params["text"] for c in slack_api.calls[since:] if c.method == "response_url"]
+    assert told.splitlines() == [
+        "CRM is no longer installed in this workspace, so it can't answer. Ask a Slack admin here to install it "
+        "again: nothing in the customer book was deleted.",
+        "CRM 已不再安装在此工作区，无法回复。请本工作区的 Slack 管理员重新安装：客户资料没有被删除。"]
+
     again = await browser.install("T2")  # installed again: the same book, as it was
     since = len(slack_api.calls)
     await wang.command("find Customer of Wang")
