@@ -158,9 +158,10 @@ class Database:
             _sqlite_pragmas(self.engine)
         #: For a read that must not wait behind a writer (Slack's authorize, before its 3-second ack):
         #: on SQLite an engine whose statements run on their own, without the write lock (in WAL mode a
-        #: reader never waits); on PostgreSQL, where reads never wait, the engine itself.
+        #: reader never waits); on PostgreSQL, where reads never wait, and for an in-memory SQLite
+        #: database (another engine would open another, empty one), the engine itself.
         self.reader = self.engine
-        if self.is_sqlite:
+        if self.is_sqlite and self.url.database not in (None, "", ":memory:"):
             self.reader = create_async_engine(self.url, echo=echo, hide_parameters=True)
             _sqlite_pragmas(self.reader, write_lock=False)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
