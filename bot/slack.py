@@ -543,7 +543,7 @@ class SlackPlatform:
         return await to_aiohttp_response(answer)
 
     async def _on_install(self, request: web.Request) -> web.Response:
-        """"Add to Slack": the state cookie, and off to Slack's authorize page."""
+        """The "Add to Slack" link: the state cookie, and off to Slack's authorize page."""
         assert self.bolt.oauth_flow is not None
         return await to_aiohttp_response(await self.bolt.oauth_flow.handle_installation(await to_bolt_request(request)))
 
