@@ -274,6 +274,9 @@ def main(argv: list[str] | None = None) -> int:
         name = "_".join(map(str, error["loc"])).upper()
         return _failed(verb, fallback, "cli.bad_setting", name=name, reason=error["msg"])
     locale = settings.default_locale
+    conflict = settings.conflict() if args.verb == "run" else None
+    if conflict is not None:
+        return _failed(verb, locale, conflict[0], **conflict[1])
     configure_logging(settings.log_level, settings.log_format)
     try:
         app = App.build(settings)

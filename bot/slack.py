@@ -9,6 +9,10 @@
   at once whatever the work costs (`drain` waits for that work; `stop` does
   first). A form submission is the exception: per-field errors can only ride on
   the ack, so the core runs before it (it answers in milliseconds).
+- One token (SLACK_BOT_TOKEN), or installed through Slack's OAuth flow in any number of workspaces
+  (bot/slack_install.py): each request is answered with its installation's token (`Origin.client`),
+  each delivery with the token of its book's workspace (`client_for_book`); once the app is uninstalled
+  there, deliveries to that book are skipped.
 - A workspace is the Slack team (the first user is its admin). The team of
   whoever acts decides which: in a channel shared with another organisation
   (Slack Connect), a guest's command, button or form works on the guest's own
@@ -28,12 +32,12 @@ import json
 import logging
 import re
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable
 
 import aiohttp
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
@@ -60,7 +64,7 @@ from bot.slack_blocks import (
     spliced,
     submitted_values,
 )
-from bot import logs, slack_gate
+from bot import logs, slack_gate, slack_install
 from bot.web import WebServer
 from handlers import metrics
 from handlers.home import HOME_COMMAND
@@ -68,7 +72,7 @@ from handlers.i18n import normalize_locale, t
 from handlers.messages import Attachment, Form, FormSubmission, Reply, Request
 from handlers.registry import find_command
 from handlers.transfer import MAX_BYTES
-from reminders.delivery import DeliveryError, RecipientBlocked, leaving, refused
+from reminders.delivery import DeliveryError, NotInstalled, RecipientBlocked, delivering_for, leaving, refused
 from storage import blocking, offboarding
 
 if TYPE_CHECKING:
@@ -89,6 +93,8 @@ CANNOT_POST = frozenset({"channel_not_found", "not_in_channel", "is_archived", "
 UNREACHABLE = frozenset({"account_inactive", "user_not_found", "users_not_found", "cannot_dm_bot",
                          "not_allowed_token_type", "user_disabled", "channel_not_found", "is_archived",
                          "messages_tab_disabled"})
+#: The token itself no longer works (the app was uninstalled before its event reached us).
+REVOKED = frozenset({"token_revoked"})
 #: How long `stop` waits for work already acked.
 STOP_GRACE = 20.0
 #: A form submission waits this long for the core before acking anyway (Slack allows 3 seconds):
@@ -97,7 +103,7 @@ FORM_BUDGET = 2.0
 DOWNLOAD_CHUNK = 64 * 1024
 
 
-def web_client(token: str, base_url: str | None, *, rate_limit_retries: int = 2) -> AsyncWebClient:
+def web_client(token: str | None, base_url: str | None, *, rate_limit_retries: int = 2) -> AsyncWebClient:
     """The Web API client: waits out `ratelimited` (Retry-After) and retries dropped connections."""
     return AsyncWebClient(
         token=token,
@@ -105,6 +111,12 @@ def web_client(token: str, base_url: str | None, *, rate_limit_retries: int = 2)
         retry_handlers=[AsyncConnectionErrorRetryHandler(max_retry_count=2),
                         AsyncRateLimitErrorRetryHandler(max_retry_count=rate_limit_retries)],
     )
+
+
+def with_token(client: AsyncWebClient, token: str) -> AsyncWebClient:
+    """The same client (connection pool, base URL, retry handlers) with another installation's token."""
+    return AsyncWebClient(token=token, base_url=client.base_url, timeout=client.timeout, session=client.session,
+                          retry_handlers=list(client.retry_handlers))
 
 
 #: Web API methods that post what a delivery sends: the requests it marks as on the wire.
@@ -204,18 +216,19 @@ class Person:
 
 
 class People:
-    """users.info per user (display name, `locale` like zh-CN, `tz`), cached for PERSON_TTL."""
+    """users.info per user (display name, `locale` like zh-CN, `tz`), cached for PERSON_TTL; asked with
+    the token of the workspace the request came from."""
 
-    def __init__(self, client: AsyncWebClient, ttl: float = PERSON_TTL) -> None:
-        self.client, self.ttl = client, ttl
+    def __init__(self, ttl: float = PERSON_TTL) -> None:
+        self.ttl = ttl
         self._known: dict[str, tuple[float, Person]] = {}
 
-    async def get(self, user_id: str) -> Person:
+    async def get(self, client: AsyncWebClient, user_id: str) -> Person:
         known = self._known.get(user_id)
         if known is not None and known[0] > time.monotonic():
             return known[1]
         try:
-            answer = await self.client.users_info(user=user_id, include_locale=True)
+            answer = await client.users_info(user=user_id, include_locale=True)
         except (SlackClientError, aiohttp.ClientError, asyncio.TimeoutError) as problem:
             log.warning("users.info for %s failed: %s", user_id, problem)
             return Person()
@@ -231,14 +244,13 @@ class Teams:
     """team.info names per workspace, for naming a new customer book when the request carries none
     (events and the Home tab do; slash commands and interactions carry the team's domain)."""
 
-    def __init__(self, client: AsyncWebClient) -> None:
-        self.client = client
+    def __init__(self) -> None:
         self._names: dict[str, str] = {}
 
-    async def name(self, team_id: str) -> str:
+    async def name(self, client: AsyncWebClient, team_id: str) -> str:
         if team_id not in self._names:
             try:
-                answer = await self.client.team_info(team=team_id)
+                answer = await client.team_info(team=team_id)
                 self._names[team_id] = str((answer.get("team") or {}).get("name") or "")
             except (SlackClientError, aiohttp.ClientError, asyncio.TimeoutError) as problem:
                 log.warning("team.info for %s failed: %s", team_id, problem)
@@ -252,6 +264,8 @@ class Origin:
 
     team: str
     user: str
+    #: The Web API client with the bot token of the installation the request came through.
+    client: AsyncWebClient = field(compare=False, repr=False)
     #: The conversation; None for a shortcut or the Home tab (replies go to the user's DM with the app).
     channel: str | None = None
     dm: bool = False
@@ -321,8 +335,8 @@ def acting_user(body: dict[str, Any]) -> dict[str, Any] | None:
 class Outbox:
     """The replies to one request, sent where it came from; where the bot can't post, the response URL or the DM."""
 
-    def __init__(self, client: AsyncWebClient, origin: Origin, locale: str) -> None:
-        self.client, self.origin, self.locale = client, origin, locale
+    def __init__(self, origin: Origin, locale: str) -> None:
+        self.client, self.origin, self.locale = origin.client, origin, locale
         self._progress: tuple[str, str] | None = None  # (channel, ts) of the progress message
 
     @property
@@ -437,29 +451,37 @@ class SlackPlatform:
 
     def __init__(self, app: App, *, rate_limit_retries: int = 2, form_budget: float = FORM_BUDGET) -> None:
         settings = app.settings
-        if not settings.slack_bot_token:
-            raise ValueError("SLACK_BOT_TOKEN is not set")
+        if settings.slack_bot_token and settings.slack_oauth:
+            raise ValueError("set SLACK_BOT_TOKEN (one workspace) or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET "
+                             "(installed through Slack's OAuth flow), not both")
+        if not settings.has_slack:
+            raise ValueError("SLACK_BOT_TOKEN is not set (or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET)")
         self.socket_token = settings.slack_app_token or None
         if not self.socket_token and not settings.slack_signing_secret:
             raise ValueError("SLACK_SIGNING_SECRET is needed to check Slack's requests "
                              "(or set SLACK_APP_TOKEN for Socket Mode)")
-        logs.protect(settings.slack_bot_token, settings.slack_signing_secret, settings.slack_app_token)
+        logs.protect(settings.slack_bot_token, settings.slack_signing_secret, settings.slack_app_token,
+                     settings.slack_client_secret)
         self.app = app
         self.core = app.core
         self.default_locale = settings.default_locale
         self.form_budget = form_budget
+        # With OAuth this client has no token: each request comes with its installation's (context.client).
         self.client = web_client(settings.slack_bot_token, settings.slack_api_url,
                                  rate_limit_retries=rate_limit_retries)
-        self.people = People(self.client)
-        self.teams = Teams(self.client)
+        self.people = People()
+        self.teams = Teams()
         self.signing_secret = settings.slack_signing_secret or ""
-        self.sender = SlackSender(self.client, self.note_blocked, self.default_locale)
+        self.sender = SlackSender(self.client_for_book, self.note_blocked, self.default_locale)
+        self.installations = slack_install.Installations(settings, app.db) if settings.slack_oauth else None
         self.bolt = AsyncApp(
             client=self.client,
             signing_secret=settings.slack_signing_secret or "",
             request_verification_enabled=self.socket_token is None,
             # Listeners ack, start their work as a tracked task and return: the ack still goes out at once.
             process_before_response=True,
+            oauth_settings=self.installations.oauth if self.installations else None,
+            user_facing_authorize_error_message=slack_install.not_installed_text(self.default_locale),
         )
         self._register()
         self._socket: AsyncSocketModeHandler | None = None
@@ -469,6 +491,9 @@ class SlackPlatform:
     def attach(self, web_server: WebServer) -> None:
         if self.socket_token is None:
             web_server.add_route("POST", EVENTS_PATH, self._on_http)
+        if self.installations is not None:
+            web_server.add_route("GET", slack_install.INSTALL_PATH, self._on_install)
+            web_server.add_route("GET", slack_install.REDIRECT_PATH, self._on_oauth_redirect)
 
     async def start(self) -> None:
         # one connection pool for every Web API call
@@ -476,7 +501,8 @@ class SlackPlatform:
         if self.socket_token is not None:
             self._socket = AsyncSocketModeHandler(self.bolt, self.socket_token, web_client=self.client)
             await self._socket.connect_async()
-        log.info("Slack ready (%s)", "Socket Mode" if self._socket else f"HTTP {EVENTS_PATH}")
+        log.info("Slack ready (%s%s)", "Socket Mode" if self._socket else f"HTTP {EVENTS_PATH}",
+                 f"; any workspace installs at {slack_install.INSTALL_PATH}" if self.installations else "")
 
     async def stop(self) -> None:
         if self._socket is not None:
@@ -494,6 +520,8 @@ class SlackPlatform:
         """Wait until the work behind every request acked so far is done."""
         while self._work:
             await asyncio.gather(*self._work, return_exceptions=True)
+        if self.installations is not None:
+            await self.installations.drain()
 
     def _spawn(self, work: Awaitable[None], what: str, origin: Origin) -> None:
         task = asyncio.create_task(self._guarded(work, what, origin))
@@ -507,8 +535,9 @@ class SlackPlatform:
         except Exception:  # noqa: BLE001 - a failed request must not take the adapter down
             log.exception("Slack %s from %s in %s failed", what, origin.user, origin.channel or "the DM")
             try:
-                locale = normalize_locale((await self.people.get(origin.user)).locale, self.default_locale)
-                await Outbox(self.client, origin, locale).post(Reply(text=t(locale, "error.internal"), private=True))
+                locale = normalize_locale((await self.people.get(origin.client, origin.user)).locale,
+                                          self.default_locale)
+                await Outbox(origin, locale).post(Reply(text=t(locale, "error.internal"), private=True))
             except (SlackClientError, aiohttp.ClientError, asyncio.TimeoutError):
                 log.warning("could not apologise to %s", origin.user)
 
@@ -521,8 +550,44 @@ class SlackPlatform:
                                                                  headers=request.headers))  # type: ignore[arg-type]
         return await to_aiohttp_response(answer)
 
+    async def _on_install(self, request: web.Request) -> web.Response:
+        """The "Add to Slack" link: the state cookie, and off to Slack's authorize page."""
+        assert self.bolt.oauth_flow is not None
+        return await to_aiohttp_response(await self.bolt.oauth_flow.handle_installation(await to_bolt_request(request)))
+
+    async def _on_oauth_redirect(self, request: web.Request) -> web.Response:
+        """Slack sends the installer back here with a code: the installation is stored (bot.slack_install)."""
+        assert self.bolt.oauth_flow is not None
+        return await to_aiohttp_response(await self.bolt.oauth_flow.handle_callback(await to_bolt_request(request)))
+
+    async def client_for_book(self, workspace_id: int | None) -> AsyncWebClient | None:
+        """The client a delivery to this customer book goes out with: the one token, or with OAuth the
+        token of the book's workspace (None: the app is not installed there, or not any more)."""
+        if self.installations is None:
+            return self.client
+        if workspace_id is None:
+            return None
+        token = await self.installations.token_for_book(workspace_id)
+        if token is None:
+            return None
+        logs.protect(token)
+        return with_token(self.client, token)
+
+    async def _on_uninstalled(self, context: AsyncBoltContext) -> None:
+        """With one token there is no installation to delete: the token stops working, and a delivery
+        Slack refuses as `token_revoked` is skipped, not retried (REVOKED)."""
+        log.warning("Slack app uninstalled from %s (or its tokens revoked): SLACK_BOT_TOKEN no longer works",
+                    context.team_id or context.enterprise_id)
+
     def _register(self) -> None:
         bolt = self.bolt
+        if self.installations is not None:
+            bolt.use(self.installations.note_org)
+            bolt.event("app_uninstalled")(self.installations.uninstalled)
+            bolt.event("tokens_revoked")(self.installations.tokens_revoked)
+        else:
+            bolt.event("app_uninstalled")(self._on_uninstalled)
+            bolt.event("tokens_revoked")(self._on_uninstalled)
         bolt.command(re.compile(r"^/"))(self._on_command)
         bolt.event("app_mention")(self._on_mention)
         bolt.event("message")(self._on_message)
@@ -539,7 +604,7 @@ class SlackPlatform:
         if not team or not body.get("user_id"):
             return
         origin = Origin(
-            team=team, user=body["user_id"], channel=channel or None, dm=channel.startswith("D"),
+            team=team, client=context.client, user=body["user_id"], channel=channel or None, dm=channel.startswith("D"),
             team_name=body.get("team_domain", ""), user_name=body.get("user_name", ""),
             response_url=body.get("response_url"), trigger_id=body.get("trigger_id"),
         )
@@ -554,7 +619,8 @@ class SlackPlatform:
         if not team:
             log.info("mention by %s in shared channel %s from an unknown workspace: ignored", event["user"], channel)
             return
-        origin = Origin(team=team, user=event["user"], channel=channel, thread_ts=event.get("thread_ts"))
+        origin = Origin(team=team, client=context.client, user=event["user"], channel=channel,
+                        thread_ts=event.get("thread_ts"))
         self._spawn(self._text(origin, event.get("text") or "", command=True, files=event.get("files"),
                                bot_users=app_users(context, body), key=_key(body.get("event_id"))), "mention", origin)
 
@@ -565,7 +631,7 @@ class SlackPlatform:
         team = acting_team(context, body)
         if event.get("subtype") not in (None, "file_share") or not team:
             return
-        origin = Origin(team=team, user=event["user"], channel=event.get("channel"), dm=True,
+        origin = Origin(team=team, client=context.client, user=event["user"], channel=event.get("channel"), dm=True,
                         thread_ts=event.get("thread_ts"))
         self._spawn(self._text(origin, event.get("text") or "", command=False, files=event.get("files"),
                                bot_users=app_users(context, body), key=_key(body.get("event_id"))), "message", origin)
@@ -586,7 +652,7 @@ class SlackPlatform:
         team = acting_team(context, body)
         if event.get("tab") != "home" or not event.get("user") or not team:
             return
-        origin = Origin(team=team, user=event["user"], dm=True, home=True)
+        origin = Origin(team=team, client=context.client, user=event["user"], dm=True, home=True)
         self._spawn(self.publish_home(origin), "home", origin)
 
     async def _on_button(self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
@@ -602,7 +668,7 @@ class SlackPlatform:
         if user is None or not team or pressed is None:
             return  # a press by nobody, of nothing, or from a workspace Slack doesn't name
         origin = Origin(
-            team=team, user=user["id"], channel=None if home else channel,
+            team=team, client=context.client, user=user["id"], channel=None if home else channel,
             dm=home or (channel or "").startswith("D"), team_name=(body.get("team") or {}).get("domain", ""),
             user_name=user.get("username") or user.get("name") or "",
             thread_ts=(body.get("message") or {}).get("thread_ts"), response_url=body.get("response_url"),
@@ -626,7 +692,7 @@ class SlackPlatform:
             await ack()
             return
         origin = Origin(
-            team=team, user=user["id"], channel=where.get("channel"), dm=bool(where.get("dm")),
+            team=team, client=context.client, user=user["id"], channel=where.get("channel"), dm=bool(where.get("dm")),
             team_name=(body.get("team") or {}).get("domain", ""), user_name=user.get("username") or "",
             thread_ts=where.get("thread"), trigger_id=body.get("trigger_id"), home=bool(where.get("home")),
         )
@@ -663,19 +729,19 @@ class SlackPlatform:
         user, team = acting_user(body), acting_team(context, body)
         if text is None or body.get("type") != "shortcut" or user is None or not team:
             return
-        origin = Origin(team=team, user=user["id"], dm=True,
+        origin = Origin(team=team, client=context.client, user=user["id"], dm=True,
                         team_name=(body.get("team") or {}).get("domain", ""), user_name=user.get("username") or "",
                         trigger_id=body.get("trigger_id"))
         self._spawn(self._text(origin, text, command=True, key=_key(body.get("trigger_id"))), "shortcut", origin)
 
     # --- the work ---------------------------------------------------------------------------------------
     async def _handle(self, origin: Origin, **fields: Any) -> tuple[Outbox, list[Reply]]:
-        person = await self.people.get(origin.user)
-        outbox = Outbox(self.client, origin, normalize_locale(person.locale, self.default_locale))
+        person = await self.people.get(origin.client, origin.user)
+        outbox = Outbox(origin, normalize_locale(person.locale, self.default_locale))
         request = Request(
             platform=PLATFORM, user_id=origin.user, chat_id=origin.chat_id,
             user_name=person.name or origin.user_name or origin.user, space=origin.team,
-            space_name=origin.team_name or await self.teams.name(origin.team) or origin.team,
+            space_name=origin.team_name or await self.teams.name(origin.client, origin.team) or origin.team,
             space_autocreate=True, is_private=origin.dm,
             language=person.locale, timezone=person.timezone, supports_forms=origin.trigger_id is not None,
             answers_privately=True, takes_answers=origin.dm, progress=outbox.progress, dm_chat_id=origin.user,
@@ -686,18 +752,18 @@ class SlackPlatform:
     async def _text(self, origin: Origin, raw: str, *, command: bool, key: str | None,
                     files: list[dict[str, Any]] | None = None, bot_users: Iterable[str] = ()) -> None:
         """A command from /crm, a mention or a DM; a shared CSV file comes along when the command is import."""
-        text = await self._readable(raw, bot_users)
+        text = await self._readable(origin.client, raw, bot_users)
         if files and not text:
             text = "import"
         words = text.split()
         entry = find_command(words[0].lstrip("/")) if words else None
         upload = None
         if entry is not None and entry.name == "import":
-            upload = await self._download(files[0]) if files else None
+            upload = await self._download(origin.client, files[0]) if files else None
             if upload is None:
-                person = await self.people.get(origin.user)
+                person = await self.people.get(origin.client, origin.user)
                 locale = normalize_locale(person.locale, self.default_locale)
-                await Outbox(self.client, origin, locale).post(Reply(text=t(locale, "slack.import_how"), private=True))
+                await Outbox(origin, locale).post(Reply(text=t(locale, "slack.import_how"), private=True))
                 return
         if command:
             text = f"/{text.lstrip('/')}" if text else "/help"
@@ -725,7 +791,7 @@ class SlackPlatform:
         """The Home tab: "my day" (handlers/home.py), with what the last button did on top."""
         outbox, replies = await self._handle(origin, text=f"/{HOME_COMMAND}")
         view = home_view(replies, outbox.locale, " · ".join(status or []))
-        await self.client.views_publish(user_id=origin.user, view=view)
+        await origin.client.views_publish(user_id=origin.user, view=view)
 
     async def _deliver(self, outbox: Outbox, replies: list[Reply]) -> list[str]:
         """Send each reply; consecutive ones that are only posted go out as one message. On the Home tab
@@ -773,23 +839,23 @@ class SlackPlatform:
         await post_together()
         return status
 
-    async def _readable(self, text: str, bot_users: Iterable[str]) -> str:
+    async def _readable(self, client: AsyncWebClient, text: str, bot_users: Iterable[str]) -> str:
         for bot_user in bot_users:
             text = re.sub(rf"<@{re.escape(bot_user)}(?:\|[^<>]*)?>", " ", text)
-        names = {user: (await self.people.get(user)).name for user in set(_USER.findall(text))}
+        names = {user: (await self.people.get(client, user)).name for user in set(_USER.findall(text))}
         return readable(text, names).strip()
 
-    async def _download(self, file: dict[str, Any]) -> Attachment | None:
+    async def _download(self, client: AsyncWebClient, file: dict[str, Any]) -> Attachment | None:
         """A shared file's content, read with the bot token (up to just over the import limit). The event's
         file carries its links, unless Slack says to ask files.info (`file_access: check_file_info`)."""
         try:
             url = file.get("url_private_download") or file.get("url_private")
             if not url:
-                file = (await self.client.files_info(file=file["id"]))["file"]
+                file = (await client.files_info(file=file["id"]))["file"]
                 url = file.get("url_private_download") or file.get("url_private")
             content = bytearray()
             async with aiohttp.ClientSession() as session, session.get(
-                    url, headers={"Authorization": f"Bearer {self.client.token}"}) as answer:
+                    url, headers={"Authorization": f"Bearer {client.token}"}) as answer:
                 answer.raise_for_status()
                 async for chunk in answer.content.iter_chunked(DOWNLOAD_CHUNK):
                     content += chunk
@@ -819,26 +885,33 @@ def _key(unique: str | None) -> str | None:
 
 
 class SlackSender:
-    """reminders.delivery.Sender: a reply into someone's direct messages with the app."""
+    """reminders.delivery.Sender: a reply into someone's direct messages with the app, with the token
+    of the installation in the workspace of the book it is for."""
 
     platform = PLATFORM
 
-    def __init__(self, client: AsyncWebClient, note_blocked: Callable[[str], Awaitable[None]], locale: str) -> None:
-        self.client, self._note_blocked, self.locale = client, note_blocked, locale
+    def __init__(self, client_for: Callable[[int | None], Awaitable[AsyncWebClient | None]],
+                 note_blocked: Callable[[str], Awaitable[None]], locale: str) -> None:
+        self._client_for, self._note_blocked, self.locale = client_for, note_blocked, locale
 
     async def send(self, chat_id: str, reply: Reply) -> None:
+        client = await self._client_for(delivering_for())
+        if client is None:
+            raise NotInstalled("the app is not installed in that Slack workspace")
         try:
             if has_content(reply):
-                await self.client.chat_postMessage(channel=chat_id, blocks=message_blocks(reply, self.locale),
+                await client.chat_postMessage(channel=chat_id, blocks=message_blocks(reply, self.locale),
                                                    text=fallback(reply))
             attachments = [a for a in (reply.file, reply.image) if a is not None]
             if attachments:
-                channel = await dm_channel(self.client, chat_id)
+                channel = await dm_channel(client, chat_id)
                 for attachment in attachments:
-                    await self.client.files_upload_v2(channel=channel, file=attachment.content,
+                    await client.files_upload_v2(channel=channel, file=attachment.content,
                                                       filename=attachment.name, title=attachment.name)
         except SlackApiError as problem:
             code = error_code(problem)
+            if code in REVOKED:
+                raise NotInstalled(code) from problem
             if code in UNREACHABLE:
                 await self._note_blocked(chat_id)
                 raise RecipientBlocked(code) from problem

@@ -1,4 +1,5 @@
-"""The bot's HTTP server: Slack's /slack/events, Telegram's webhook, /healthz and /metrics.
+"""The bot's HTTP server: Slack's /slack/events (and with OAuth /slack/install and
+/slack/oauth_redirect), Telegram's webhook, /healthz and /metrics.
 
 Adapters add their routes before `start()`; they share HTTP_HOST:HTTP_PORT. /healthz
 and /metrics are there too, unless METRICS_PORT is set: then they are served on

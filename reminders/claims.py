@@ -68,6 +68,9 @@ BATCH = 25
 #: A row is given up after this many failed sends; back-off 1, 2, 4 … 60 minutes.
 MAX_ATTEMPTS = 8
 MAX_BACKOFF = timedelta(hours=1)
+#: How a row that will not go is recorded: blocked by its recipient; skipped where the app was uninstalled
+#: (it is not retried; the book's later messages go again once the app is installed there again).
+GIVEN_UP_AS = {Outcome.BLOCKED: "blocked", Outcome.UNINSTALLED: "skipped"}
 
 
 @dataclass
@@ -253,7 +256,7 @@ class DueDeliveries:
                 await self._retry_or_give_up(session, model, row_id, lease, attempts, now, result.retry_in,
                                              result.error)
             else:
-                status = "blocked" if result.outcome is Outcome.BLOCKED else "failed"
+                status = GIVEN_UP_AS.get(result.outcome, "failed")
                 await schedule.record_given_up(session, model, row_id, lease, now, status=status, error=result.error)
 
     @staticmethod

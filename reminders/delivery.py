@@ -45,6 +45,12 @@ class RecipientBlocked(DeliveryError):
     """The person blocked the bot (Telegram 403) or cannot be messaged; retrying won't help."""
 
 
+class NotInstalled(DeliveryError):
+    """The app is no longer installed where this account is reached (Slack's app_uninstalled or
+    tokens_revoked): the account is skipped, not marked blocked, and a message no other account
+    takes is not retried."""
+
+
 class Sender(Protocol):
     platform: str
 
@@ -79,6 +85,13 @@ class _Attempt:
 
 
 _attempt: ContextVar[_Attempt | None] = ContextVar("crm_delivery_attempt", default=None)
+_book: ContextVar[int | None] = ContextVar("crm_delivery_book", default=None)
+
+
+def delivering_for() -> int | None:
+    """The customer book (workspace id) of the delivery under way, None outside one: a sender that
+    holds a token per workspace (Slack installed through OAuth) picks the token by it."""
+    return _book.get()
 
 
 async def leaving() -> None:
@@ -119,12 +132,14 @@ class Outcome(Enum):
     BLOCKED = "blocked"  # every account of the member refused (recorded on each)
     RETRY = "retry"  # a failure that outlasted the inline retries: try again in `retry_in` seconds
     UNREACHABLE = "unreachable"  # no account on a running platform with a direct chat
+    UNINSTALLED = "uninstalled"  # the app was uninstalled (or its tokens revoked) where the accounts are
 
 
 @dataclass(frozen=True)
 class Route:
     platform: str
     chat_id: str
+    workspace_id: int | None = None
 
 
 @dataclass
@@ -164,7 +179,7 @@ class Delivery:
 
     def routes(self, recipient: Recipient) -> list[Route]:
         """The member's reachable accounts on the running platforms, last used platform first."""
-        return [Route(i.platform, i.dm_chat_id) for i in recipient.identities
+        return [Route(i.platform, i.dm_chat_id, recipient.workspace.id) for i in recipient.identities
                 if i.platform in self.senders and i.dm_chat_id]
 
     async def deliver(self, routes: list[Route], replies: list[Reply], *, on_part: PartSent | None = None,
@@ -172,9 +187,10 @@ class Delivery:
         """Send `replies` in order over the first route that does not refuse; `on_part(n)` after
         each reply but the last, so a retry can resume after the `n` already out; `marks` hears
         when each reply leaves (see `leaving`)."""
-        sent, blocked = 0, []
+        sent, blocked, uninstalled = 0, [], False
         for route in routes:
             sender = self.senders[route.platform]
+            book = _book.set(route.workspace_id)
             try:
                 while sent < len(replies):
                     await self._send_retrying(sender, route.chat_id, replies[sent], marks)
@@ -182,14 +198,21 @@ class Delivery:
                     if on_part is not None and sent < len(replies):
                         await on_part(sent)
                 return Result(Outcome.SENT, sent, blocked=blocked)
+            except NotInstalled as gone:
+                log.info("%s chat %s skipped: %s", route.platform, route.chat_id, gone)
+                uninstalled = True
             except RecipientBlocked as refused:
                 log.info("%s chat %s refused delivery: %s", route.platform, route.chat_id, refused)
                 await self._record_blocked(route)
                 blocked.append(route)
             except _Later as later:
                 return Result(Outcome.RETRY, sent, retry_in=later.seconds, error=later.error, blocked=blocked)
+            finally:
+                _book.reset(book)
         if blocked:
             return Result(Outcome.BLOCKED, sent, error="blocked the bot", blocked=blocked)
+        if uninstalled:
+            return Result(Outcome.UNINSTALLED, sent, error="the app is not installed in that workspace")
         return Result(Outcome.UNREACHABLE, sent, error="no account to reach")
 
     async def _send_retrying(self, sender: Sender, chat_id: str, reply: Reply, marks: WireMarks | None) -> None:
@@ -202,6 +225,9 @@ class Delivery:
                 return
             except RecipientBlocked:
                 metrics.SENDS.labels(sender.platform, "blocked").inc()
+                raise
+            except NotInstalled:
+                metrics.SENDS.labels(sender.platform, "not_installed").inc()
                 raise
             except DeliveryError as problem:
                 error = str(problem) or type(problem).__name__

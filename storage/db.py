@@ -123,7 +123,7 @@ def unavailable_reason(problem: BaseException) -> tuple[str, str] | None:
     return None
 
 
-def _sqlite_pragmas(engine: AsyncEngine) -> None:
+def _sqlite_pragmas(engine: AsyncEngine, *, write_lock: bool = True) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
         dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
@@ -134,6 +134,9 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
         for pragma in pragmas:
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
+
+    if not write_lock:
+        return  # no BEGIN at all: each statement is its own transaction, a read takes no lock
 
     @event.listens_for(engine.sync_engine, "begin")
     def on_begin(conn: Connection) -> None:
@@ -155,6 +158,14 @@ class Database:
             raise DatabaseUnavailable("unsupported", self.url.drivername, str(problem)) from None
         if self.is_sqlite:
             _sqlite_pragmas(self.engine)
+        #: For a read that must not wait behind a writer (Slack's authorize, before its 3-second ack):
+        #: on SQLite an engine whose statements run on their own, without the write lock (in WAL mode a
+        #: reader never waits); on PostgreSQL, where reads never wait, and for an in-memory SQLite
+        #: database (another engine would open another, empty one), the engine itself.
+        self.reader = self.engine
+        if self.is_sqlite and self.url.database not in (None, "", ":memory:"):
+            self.reader = create_async_engine(self.url, echo=echo, hide_parameters=True)
+            _sqlite_pragmas(self.reader, write_lock=False)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         #: SQLite has one writer: its transactions take turns here (FIFO) rather than in its busy-wait.
         self._one_writer = asyncio.Lock() if self.is_sqlite else None
@@ -206,6 +217,8 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.reader is not self.engine:
+            await self.reader.dispose()
 
 
 def _create_private(path: str | None) -> None:

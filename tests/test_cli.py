@@ -155,3 +155,23 @@ def test_no_migration_log_lines_on_a_cli_verb_unless_log_level_is_debug(tmp_path
     debug = subprocess.run([sys.executable, "-m", "bot", "db", "upgrade"], cwd=tmp_path,
                            env={**env, "LOG_LEVEL": "DEBUG"}, capture_output=True, text=True, timeout=60)
     assert "alembic.runtime.migration" in debug.stderr
+
+
+# --- Slack settings that contradict each other ---------------------------------------------------------
+
+@pytest.mark.parametrize(("env", "says"), [
+    ({"SLACK_CLIENT_ID": "1.2", "SLACK_CLIENT_SECRET": ""}, "crm-bot run: installing through Slack's OAuth flow "
+     "needs both SLACK_CLIENT_ID and SLACK_CLIENT_SECRET; SLACK_CLIENT_SECRET is not set. See .env.example."),
+    ({"SLACK_CLIENT_ID": "1.2", "SLACK_CLIENT_SECRET": "s" * 32, "SLACK_BOT_TOKEN": "xoxb-1-2-" + "t" * 24},
+     "crm-bot run: set either SLACK_BOT_TOKEN (one Slack workspace) or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET "
+     "(any number of workspaces, installed through /slack/install), not both."),
+], ids=["half of OAuth", "token and OAuth"])
+def test_contradicting_slack_settings_are_one_line_before_anything_starts(
+    env: dict[str, str], says: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    env = {"SLACK_CLIENT_ID": "", "SLACK_CLIENT_SECRET": "", "DATABASE_URL": f"sqlite:///{tmp_path / 'crm.db'}",
+           "DEFAULT_LOCALE": "en", **env}
+    assert run_cli(["run"], env, monkeypatch, capsys) == (1, [says])
+    assert not (tmp_path / "crm.db").exists()  # refused before the database was touched

@@ -13,7 +13,13 @@ It checks what Slack checks and a careless bot gets wrong: Block Kit limits
 modal limits (title 24 characters, private_metadata 3000), and trigger_ids
 that are unknown or more than 3 seconds old (`expired_trigger_id`).
 
-The test side: `add_user` (with a locale and time zone for users.info),
+Tokens are per installation: SLACK_BOT_TOKEN's in T1, and one per code exchanged through
+oauth.v2.access (the app's client id and secret as HTTP basic auth, as slack-sdk sends them);
+auth.test answers for the token's workspace or Enterprise Grid org, and every call records the token
+it came with. A token that doesn't work (unknown, or `revoke`d) is `invalid_auth`.
+
+The test side: `grant` (the code Slack's authorize page gives for a workspace or an org),
+`token_of`, `revoke`, `add_user` (with a locale and time zone for users.info),
 `trigger` (a fresh trigger_id), `response_url`, `host_file`, `fail_next` to
 inject errors, and every call recorded in `calls` with its parameters.
 
@@ -27,6 +33,7 @@ modals and the Home tab through it.
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
 import hashlib
 import hmac
@@ -44,6 +51,8 @@ from aiohttp import web
 BOT_TOKEN = "xoxb-1000000001-2000000002-StandInBotToken0123"
 APP_TOKEN = "xapp-1-ACRM00001-3000000003-stand-in-app-token"
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+CLIENT_ID = "1000000001.4000000004"
+CLIENT_SECRET = "c1e2n3t4s5e6c7r8e9t0standin0001"
 BOT_USER = "UCRMBOT01"
 BOT_ID = "BCRM00001"
 APP_ID = "ACRM00001"
@@ -59,8 +68,21 @@ class Call:
     params: dict[str, Any]
     at: float
     status: int = 200
+    token: str = ""
     error: str | None = None
     problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Grant:
+    """An installation of the app: in a workspace, or (team None) across an Enterprise Grid org."""
+
+    team: str | None
+    enterprise: str | None = None
+    installer: str = "U0INSTALL"
+    bot_user: str = BOT_USER
+    bot_id: str = BOT_ID
+    scopes: str = ""
 
 
 @dataclass
@@ -159,6 +181,9 @@ class SlackApiStandIn:
         self.triggers: dict[str, float] = {}
         self.unreachable: dict[str, str] = {}  # channel or user → the error posting there gives
         self.teams: dict[str, str] = {}  # team id → its name, for team.info
+        #: Bot tokens that work → the installation they belong to (the first: SLACK_BOT_TOKEN's, in T1).
+        self.tokens: dict[str, Grant] = {BOT_TOKEN: Grant("T1", bot_user=BOT_USER, bot_id=BOT_ID)}
+        self.codes: dict[str, Grant] = {}  # OAuth codes not yet exchanged (oauth.v2.access)
         self.socket_url = ""
         self._failures: dict[str, list[ApiError]] = {}
         self._numbers = itertools.count(1)
@@ -198,6 +223,30 @@ class SlackApiStandIn:
             "profile": {"real_name": name, "display_name": name, "team": team},
             "is_admin": False, "is_bot": False, "is_app_user": False, "updated": 1763400000,
         }
+
+    def grant(self, team: str, scopes: str, *, enterprise: str | None = None, org_wide: bool = False,
+              installer: str = "U0INSTALL") -> str:
+        """Someone approves the app on Slack's authorize page for `team` (or, `org_wide`, for the whole
+        Enterprise Grid org `enterprise`) with the `scopes` the page asked for: the code Slack puts on
+        the redirect URL."""
+        code = f"code-{next(self._numbers):06d}"
+        number = next(self._numbers)
+        self.codes[code] = Grant(None if org_wide else team, enterprise=enterprise, installer=installer,
+                                 bot_user=f"UBOT{number:05d}", bot_id=f"BBOT{number:05d}", scopes=scopes)
+        return code
+
+    def token_of(self, team: str) -> str:
+        """The bot token of the live installation in `team`, or the org-wide one of the org `team` names."""
+        found = [token for token, grant in self.tokens.items()
+                 if grant.team == team or (grant.team is None and grant.enterprise == team)]
+        assert len(found) == 1, f"{len(found)} installations in {team}"
+        return found[0]
+
+    def revoke(self, *, team: str | None = None, enterprise: str | None = None) -> None:
+        """The app is uninstalled there: its tokens stop working (invalid_auth, as Slack answers)."""
+        for token, grant in list(self.tokens.items()):
+            if (team is not None and grant.team == team) or (enterprise is not None and grant.enterprise == enterprise):
+                del self.tokens[token]
 
     def trigger(self) -> str:
         trigger = f"{next(self._numbers)}.4812837420.{int(time.time() * 1000):x}"
@@ -264,11 +313,12 @@ class SlackApiStandIn:
         for key in JSON_PARAMS:
             if isinstance(params.get(key), str):
                 params[key] = json.loads(params[key])
-        call = Call(method, params, time.monotonic())
+        call = Call(method, params, time.monotonic(), token=token)
         self.calls.append(call)
         try:
-            expected = APP_TOKEN if method == "apps.connections.open" else BOT_TOKEN
-            if token != expected:
+            if method == "oauth.v2.access":
+                return web.json_response({"ok": True, **self._oauth_v2_access(params, request.headers)})
+            if token not in ({APP_TOKEN} if method == "apps.connections.open" else self.tokens):
                 raise ApiError("invalid_auth")
             queued = self._failures.get(method)
             if queued:
@@ -276,7 +326,7 @@ class SlackApiStandIn:
             handler = getattr(self, "_" + method.replace(".", "_"), None)
             if handler is None:
                 raise ApiError("unknown_method")
-            body = {"ok": True, **handler(params)}
+            body = {"ok": True, **(self._auth_test(self.tokens[token]) if method == "auth.test" else handler(params))}
         except ApiError as problem:
             call.status, call.error, call.problems = problem.status, problem.error, problem.problems
             body = {"ok": False, "error": problem.error}
@@ -353,9 +403,29 @@ class SlackApiStandIn:
             return self.dm_of(channel)
         return channel
 
-    def _auth_test(self, params: dict[str, Any]) -> dict[str, Any]:
-        return {"url": "https://acme-sales.slack.com/", "team": "Acme Sales", "user": "crm", "team_id": "T1",
-                "user_id": BOT_USER, "bot_id": BOT_ID, "is_enterprise_install": False}
+    def _auth_test(self, grant: Grant) -> dict[str, Any]:
+        answer = {"url": "https://acme-sales.slack.com/", "team": self.teams.get(grant.team or "", "Acme Sales"),
+                  "user": "crm", "team_id": grant.team, "user_id": grant.bot_user, "bot_id": grant.bot_id,
+                  "is_enterprise_install": grant.team is None}
+        if grant.enterprise:
+            answer["enterprise_id"] = grant.enterprise
+        return answer
+
+    def _oauth_v2_access(self, params: dict[str, Any], headers: Any) -> dict[str, Any]:
+        """The code from the redirect, exchanged with the app's client id and secret (HTTP basic auth)."""
+        basic = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
+        if headers.get("Authorization") != f"Basic {basic}":
+            raise ApiError("invalid_client_id")
+        grant = self.codes.pop(params.get("code", ""), None)
+        if grant is None:
+            raise ApiError("invalid_code")
+        token = f"xoxb-{grant.team or grant.enterprise}-{next(self._numbers):06d}-StandIn"
+        self.tokens[token] = grant
+        return {"app_id": APP_ID, "access_token": token, "token_type": "bot", "scope": grant.scopes,
+                "bot_user_id": grant.bot_user, "authed_user": {"id": grant.installer},
+                "team": {"id": grant.team, "name": self.teams.get(grant.team or "", "")} if grant.team else None,
+                "enterprise": {"id": grant.enterprise, "name": "Org"} if grant.enterprise else None,
+                "is_enterprise_install": grant.team is None}
 
     def _chat_postMessage(self, params: dict[str, Any]) -> dict[str, Any]:
         channel = self._channel(params)

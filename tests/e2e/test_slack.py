@@ -82,8 +82,9 @@ def test_the_manifest_asks_for_exactly_what_the_adapter_serves() -> None:
     assert [c["command"] for c in features["slash_commands"]] == ["/crm"] and features["slash_commands"][0]["usage_hint"]
     assert {s["callback_id"] for s in features["shortcuts"]} == set(SHORTCUTS)
     assert features["app_home"]["home_tab_enabled"] and features["app_home"]["messages_tab_enabled"]
-    assert sorted(settings["event_subscriptions"]["bot_events"]) == ["app_home_opened", "app_mention", "message.im",
-                                                                     "user_change"]
+    assert sorted(settings["event_subscriptions"]["bot_events"]) == ["app_home_opened", "app_mention",
+                                                                     "app_uninstalled", "message.im",
+                                                                     "tokens_revoked", "user_change"]
     assert sorted(manifest["oauth_config"]["scopes"]["bot"]) == [
         "app_mentions:read", "chat:write", "commands", "files:read", "files:write", "im:history", "im:write",
         "team:read", "users:read"]
