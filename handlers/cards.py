@@ -6,6 +6,7 @@ from sqlalchemy import func, select
 from handlers.context import Context
 from handlers.messages import Button, Field, Reply
 from handlers.registry import payload
+from storage import entries
 from storage.customers import missing_fields
 from storage.models import Customer, CustomerTag, Feedback, Interaction, Member, Purchase
 from storage.scoring import AUTO_TAGS
@@ -50,9 +51,11 @@ async def customer_card(ctx: Context, customer: Customer, *, note: str = "") -> 
     deals = await deal_totals(ctx, customer.id)
     if deals:
         fields.append(Field(ctx.t("card.deals"), deals))
-    feedback = await latest_feedback(ctx, customer.id)
-    if feedback:
-        fields.append(Field(ctx.t("card.feedback"), feedback))
+    latest = {kind: await entries.latest(ctx.session, kind, customer.id) for kind in entries.MODELS}
+    if latest["deal"]:
+        fields.append(Field(ctx.t("card.latest_deal"), latest_deal(ctx, *latest["deal"])))
+    if latest["feedback"]:
+        fields.append(Field(ctx.t("card.feedback"), latest_feedback(ctx, *latest["feedback"])))
     if customer.prefs:
         fields.append(Field(ctx.t("field.prefs"), customer.prefs))
     lines = [note] if note else []
@@ -64,8 +67,20 @@ async def customer_card(ctx: Context, customer: Customer, *, note: str = "") -> 
         text="\n".join(lines),
         fields=fields,
         items=await recent_interactions(ctx, customer.id),
-        buttons=[card_buttons(ctx, customer)],
+        buttons=[card_buttons(ctx, customer)] + [entry_buttons(ctx, kind, found[0].id, entry_label(ctx, kind, found[1]))
+                                                 for kind, found in latest.items() if found],
     )
+
+
+def entry_label(ctx: Context, kind: str, number: int) -> str:
+    """How an entry is numbered on the card: `log 3`, `deal 1`, `记录 3`, `反馈 1`."""
+    return ctx.t(f"entry.label.{kind}", number=number)
+
+
+def entry_buttons(ctx: Context, kind: str, row_id: int, label: str) -> list[Button]:
+    """Edit / Delete for one entry (handlers.entries); the buttons carry its id, checked again when pressed."""
+    return [Button(ctx.t("button.entry_edit", entry=label), payload("eedit", kind, row_id)),
+            Button(ctx.t("button.entry_delete", entry=label), payload("edel", kind, row_id), "danger")]
 
 
 def auto_tag_labels(ctx: Context) -> str:
@@ -99,25 +114,29 @@ async def deal_totals(ctx: Context, customer_id: int) -> str:
     return ", ".join(ctx.t("card.deals_total", count=n, total=ctx.fmt_money(total, cur)) for cur, n, total in rows)
 
 
-async def latest_feedback(ctx: Context, customer_id: int) -> str:
-    row = await ctx.session.scalar(
-        select(Feedback).where(Feedback.customer_id == customer_id)
-        .order_by(Feedback.created_at.desc(), Feedback.id.desc()).limit(1)
-    )
-    if row is None:
-        return ""
+def latest_deal(ctx: Context, row: Purchase, number: int) -> str:
+    note = f" “{shortened(row.note, CARD_SUMMARY_CHARS)}”" if row.note else ""
+    return (f"{entry_label(ctx, 'deal', number)} · {ctx.fmt_money(row.amount_minor, row.currency)} · "
+            f"{ctx.fmt_date(row.occurred_at)}{note}")
+
+
+def latest_feedback(ctx: Context, row: Feedback, number: int) -> str:
     comment = f" “{row.comment}”" if row.comment else ""
-    return f"{'★' * row.score}{'☆' * (5 - row.score)} {ctx.fmt_date(row.created_at)}{comment}"
+    return (f"{entry_label(ctx, 'feedback', number)} · {'★' * row.score}{'☆' * (5 - row.score)} "
+            f"{ctx.fmt_date(row.created_at)}{comment}")
 
 
 async def recent_interactions(ctx: Context, customer_id: int) -> list[str]:
+    """The latest few, each with its number (`log 3`: the third logged, see storage.entries)."""
+    numbers = (select(Interaction.id, func.row_number().over(order_by=Interaction.id).label("number"))
+               .where(Interaction.customer_id == customer_id).subquery())
     rows = await ctx.session.execute(
-        select(Interaction, Member.name).outerjoin(Member, Member.id == Interaction.member_id)
-        .where(Interaction.customer_id == customer_id)
+        select(Interaction, Member.name, numbers.c.number).join(numbers, numbers.c.id == Interaction.id)
+        .outerjoin(Member, Member.id == Interaction.member_id)
         .order_by(Interaction.occurred_at.desc(), Interaction.id.desc()).limit(LAST_INTERACTIONS)
     )
     return [
-        ctx.t("card.interaction", when=ctx.fmt_time(i.occurred_at), channel=ctx.t(f"channel.{i.channel}"),
-              who=who or "—", summary=shortened(i.summary, CARD_SUMMARY_CHARS))
-        for i, who in rows
+        ctx.t("card.interaction", entry=entry_label(ctx, "log", number), when=ctx.fmt_time(i.occurred_at),
+              channel=ctx.t(f"channel.{i.channel}"), who=who or "—", summary=shortened(i.summary, CARD_SUMMARY_CHARS))
+        for i, who, number in rows
     ]

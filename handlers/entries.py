@@ -1,0 +1,205 @@
+"""/entry: correct or remove one interaction, deal or feedback by its number on the card.
+
+    /entry <customer> log 3                    show it, with Edit / Delete
+    /entry <customer> log 3 call: new summary  change it, in /log's words
+    /entry <customer> deal 1 1500 [note]       … in /deal's words
+    /entry <customer> feedback 1 4 [comment]   … in /feedback's words
+    /entry <customer> deal 1 delete            ask, then remove it
+
+Whoever recorded an entry may change it, a manager any (`Scope.may_change_entry`).
+Removing asks first like /delete: the question is remembered with
+`ctx.remember`, the buttons carry the entry's id, and the confirmation reads
+the entry and its customer again through the member's scope. Every change
+refreshes the customer, so tier, stage and auto tags follow at once.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from handlers.cards import card_buttons, customer_label, entry_buttons, entry_label
+from handlers.context import Context
+from handlers.customers import saved
+from handlers.deals import read_amount, read_score, stars
+from handlers.errors import UserError
+from handlers.interactions import derived, derived_fields, echo, free_text, read_channel
+from handlers.lookup import take_customer
+from handlers.messages import Button, Reply
+from handlers.parsing import Token, tokenize
+from handlers.records import field_label, shown_value
+from handlers.registry import Result, action, button_number, command, payload
+from storage import entries, workspaces
+from storage.models import Customer
+
+#: The kind words /entry takes, in both languages.
+KIND_WORDS = {"log": "log", "interaction": "log", "记录": "log", "互动": "log",
+              "deal": "deal", "成交": "deal", "订单": "deal",
+              "feedback": "feedback", "反馈": "feedback", "评价": "feedback"}
+DELETE_WORDS = {"delete", "remove", "删除", "删掉"}
+
+
+@command("entry", aliases=("条目", "更正"))
+async def entry_command(ctx: Context, args: str) -> Result:
+    tokens = tokenize(args)
+    at = _kind_at(tokens)
+    customer, extra = await take_customer(ctx, tokens[:at] if at else tokens, "view")
+    if not at or extra:
+        raise UserError("error.entry_usage")
+    kind, number = KIND_WORDS[tokens[at].text.casefold()], int(tokens[at + 1].text.lstrip("#"))
+    row = await entries.numbered(ctx.session, kind, customer.id, number)
+    label = entry_label(ctx, kind, number)
+    if row is None:
+        raise UserError("entry.none", entry=label, customer=customer_label(customer))
+    _require_author(ctx, customer, row, label)
+    what = tokens[at + 2:]
+    if not what:
+        return Reply(text=_described(ctx, row, label), buttons=[entry_buttons(ctx, kind, row.id, label)])
+    if len(what) == 1 and what[0].text.casefold() in DELETE_WORDS:
+        return await _ask_delete(ctx, customer, row, label)
+    return await _change(ctx, customer, row, label, _new_values(ctx, kind, args, what))
+
+
+def _kind_at(tokens: list[Token]) -> int:
+    """Where `<kind> <number>` follows the customer (0: nowhere): the first such pair after the first word,
+    so a customer's name of several words stays whole and the amount after the number is not read as a phone."""
+    for i in range(1, len(tokens) - 1):
+        if not tokens[i].quoted and tokens[i].text.casefold() in KIND_WORDS \
+                and button_number(tokens[i + 1].text.lstrip("#")) is not None:
+            return i
+    return 0
+
+
+def _new_values(ctx: Context, kind: str, text: str, tokens: list[Token]) -> dict[str, Any]:
+    """What the words after the number change, read like the command that recorded the entry;
+    a part left out stays as it is (`deal 1 1500` keeps the note)."""
+    if kind == "log":
+        channel, summary = read_channel(text, tokens)
+        values = {"channel": channel} if channel else {}
+        if summary:
+            values["summary"] = ctx.as_typed(summary)
+        return values
+    if kind == "deal":
+        money, used = read_amount(tokens, ctx.ws.currency)
+        note = ctx.as_typed(free_text(text, tokens[used:]))
+        return {"amount_minor": money.minor, "currency": money.currency} | ({"note": note} if note else {})
+    score = read_score(tokens[0].text) if not tokens[0].quoted else None
+    if score is None:
+        raise UserError("error.entry_score")
+    comment = ctx.as_typed(free_text(text, tokens[1:]))
+    return {"score": score} | ({"comment": comment} if comment else {})
+
+
+async def _change(ctx: Context, customer: Customer, row: entries.Entry, label: str, values: dict[str, Any]) -> Reply:
+    before_values = entries.snapshot(row)
+    before = await derived(ctx, customer)
+    changed = entries.change(ctx.session, row, values, member_id=ctx.me.id, now=ctx.now)
+    if not changed:
+        return Reply(text=ctx.t("entry.unchanged", entry=label, customer=customer_label(customer)))
+    await saved(ctx, customer, purchases_changed=entries.kind_of(row) == "deal")
+    names = {m.id: m.name for m in await workspaces.members(ctx.session, ctx.ws.id)}
+    currency = getattr(row, "currency", ctx.ws.currency)
+    changes = [ctx.t("history.change", field=field_label(ctx, key),
+                     change=f"{shown_value(ctx, key, before_values[key], names, currency)} → "
+                            f"{shown_value(ctx, key, value, names, currency)}")
+               for key, value in changed.items() if key != "currency"]
+    text = ctx.t("entry.changed", entry=label, customer=customer_label(customer),
+                 changes=ctx.t("history.change_sep").join(changes))
+    return Reply(text=text, fields=derived_fields(ctx, before, await derived(ctx, customer)),
+                 buttons=[card_buttons(ctx, customer)])
+
+
+# --- the card's buttons and the delete question ------------------------------------------------
+
+@action("eedit")
+async def edit_button(ctx: Context, args: list[str]) -> Result:
+    """Edit on the card: the entry as it is, and the command that changes it, ready to copy."""
+    customer, row, label = await _entry_by_id(ctx, args)
+    return Reply(text="\n".join([_described(ctx, row, label),
+                                 ctx.t("entry.how_to_edit", command=_edit_command(ctx, customer, row, label))]),
+                 private=True)
+
+
+@action("edel")
+async def delete_button(ctx: Context, args: list[str]) -> Result:
+    customer, row, label = await _entry_by_id(ctx, args)
+    return await _ask_delete(ctx, customer, row, label)
+
+
+async def _ask_delete(ctx: Context, customer: Customer, row: entries.Entry, label: str) -> Reply:
+    token = await ctx.remember("entry", {"kind": entries.kind_of(row), "id": row.id})
+    text = ctx.t("entry.delete_confirm", entry=label, customer=customer_label(customer),
+                 what=_described(ctx, row, label))
+    return Reply(text=text, private=True, buttons=[[
+        Button(ctx.t("entry.delete_yes"), payload("edc", token, "y"), "danger"),
+        Button(ctx.t("common.cancel"), payload("edc", token, "n")),
+    ]])
+
+
+@action("edc")
+async def delete_confirmed(ctx: Context, args: list[str]) -> Result:
+    """The answer to "remove this entry?", from the member who was asked; access is checked again."""
+    token, answer = (args + ["", ""])[:2]
+    stored = await ctx.recall(token, "entry", consume=True)
+    if answer != "y":
+        return Reply(text=ctx.t("common.cancelled"), edit=True)
+    customer, row, label = await _entry_by_id(ctx, [stored["kind"], str(stored["id"])])
+    before = await derived(ctx, customer)
+    summary = _described(ctx, row, label)
+    kind = entries.kind_of(row)
+    await entries.remove(ctx.session, row, member_id=ctx.me.id, now=ctx.now)
+    await saved(ctx, customer, purchases_changed=kind == "deal")
+    return Reply(text=ctx.t("entry.deleted", entry=label, customer=customer_label(customer), what=summary),
+                 fields=derived_fields(ctx, before, await derived(ctx, customer)), edit=True)
+
+
+# --- finding and describing an entry ---------------------------------------------------------
+
+async def _entry_by_id(ctx: Context, args: list[str]) -> tuple[Customer, entries.Entry, str]:
+    """The entry a button names, with its customer and label, only if this member may change it;
+    an id of another book, a hidden customer or a removed entry is just an expired button."""
+    kind, raw_id = (args + ["", ""])[:2]
+    row_id = button_number(raw_id)
+    model = entries.MODELS.get(kind)
+    row = None
+    if model is not None and row_id is not None:
+        row = await ctx.session.scalar(select(model).where(model.id == row_id, model.workspace_id == ctx.ws.id))
+    customer = None
+    if row is not None:
+        customer = await ctx.session.scalar(ctx.scope.customers().where(Customer.id == row.customer_id))
+    if row is None or customer is None:
+        raise UserError("error.choice_expired")
+    label = entry_label(ctx, kind, await entries.number_of(ctx.session, row))
+    _require_author(ctx, customer, row, label)
+    return customer, row, label
+
+
+def _require_author(ctx: Context, customer: Customer, row: entries.Entry, label: str) -> None:
+    if not ctx.scope.may_change_entry(customer, row.member_id):
+        raise UserError("entry.not_yours", entry=label)
+
+
+def _described(ctx: Context, row: entries.Entry, label: str) -> str:
+    """`log 3 · 2026-12-01 10:00 · call “asked for a quote”`: one entry in a line."""
+    kind = entries.kind_of(row)
+    if kind == "log":
+        what = f"{ctx.fmt_time(row.occurred_at)} · {ctx.t(f'channel.{row.channel}')} {echo(row.summary)}"
+    elif kind == "deal":
+        what = f"{ctx.fmt_date(row.occurred_at)} · {ctx.fmt_money(row.amount_minor, row.currency)}" + \
+            (f" {echo(row.note)}" if row.note else "")
+    else:
+        what = f"{ctx.fmt_date(row.created_at)} · {stars(row.score)}" + (f" {echo(row.comment)}" if row.comment else "")
+    return f"{label} · {what}"
+
+
+def _edit_command(ctx: Context, customer: Customer, row: entries.Entry, label: str) -> str:
+    """The /entry line that would write the entry as it is now: the member edits it and sends it."""
+    kind = entries.kind_of(row)
+    head = f"/entry #{customer.number} {label}"
+    if kind == "log":
+        return f"{head} {ctx.t(f'channel.{row.channel}')}{ctx.t('entry.colon')}{row.summary}"
+    if kind == "deal":
+        amount = f"{row.amount_minor / 100:.2f}".removesuffix(".00")
+        currency = "" if row.currency == ctx.ws.currency else f" {row.currency}"
+        return f"{head} {amount}{currency} {row.note}".rstrip()
+    return f"{head} {row.score} {row.comment}".rstrip()
