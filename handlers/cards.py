@@ -67,7 +67,7 @@ async def customer_card(ctx: Context, customer: Customer, *, note: str = "") -> 
         text="\n".join(lines),
         fields=fields,
         items=await recent_interactions(ctx, customer.id),
-        buttons=[card_buttons(ctx, customer)] + [entry_buttons(ctx, kind, found[0].id, entry_label(ctx, kind, found[1]))
+        buttons=[card_buttons(ctx, customer)] + [entry_buttons(ctx, found[0], entry_label(ctx, kind, found[1]))
                                                  for kind, found in latest.items() if found],
     )
 
@@ -77,10 +77,12 @@ def entry_label(ctx: Context, kind: str, number: int) -> str:
     return ctx.t(f"entry.label.{kind}", number=number)
 
 
-def entry_buttons(ctx: Context, kind: str, row_id: int, label: str) -> list[Button]:
-    """Edit / Delete for one entry (handlers.entries); the buttons carry its id, checked again when pressed."""
-    return [Button(ctx.t("button.entry_edit", entry=label), payload("eedit", kind, row_id)),
-            Button(ctx.t("button.entry_delete", entry=label), payload("edel", kind, row_id), "danger")]
+def entry_buttons(ctx: Context, row: entries.Entry, label: str) -> list[Button]:
+    """Edit / Delete for one entry (handlers.entries); the buttons carry its customer's id (which book
+    it is in, handlers.identity), its kind and its id, all checked again when pressed."""
+    where = (row.customer_id, entries.kind_of(row), row.id)
+    return [Button(ctx.t("button.entry_edit", entry=label), payload("eedit", *where)),
+            Button(ctx.t("button.entry_delete", entry=label), payload("edel", *where), "danger")]
 
 
 def auto_tag_labels(ctx: Context) -> str:

@@ -54,7 +54,7 @@ async def entry_command(ctx: Context, args: str) -> Result:
     _require_author(ctx, customer, row, label)
     what = tokens[at + 2:]
     if not what:
-        return Reply(text=_described(ctx, row, label), buttons=[entry_buttons(ctx, kind, row.id, label)])
+        return Reply(text=_described(ctx, row, label), buttons=[entry_buttons(ctx, row, label)])
     if len(what) == 1 and what[0].text.casefold() in DELETE_WORDS:
         return await _ask_delete(ctx, customer, row, label)
     return await _change(ctx, customer, row, label, _new_values(ctx, kind, args, what))
@@ -127,7 +127,7 @@ async def delete_button(ctx: Context, args: list[str]) -> Result:
 
 
 async def _ask_delete(ctx: Context, customer: Customer, row: entries.Entry, label: str) -> Reply:
-    token = await ctx.remember("entry", {"kind": entries.kind_of(row), "id": row.id})
+    token = await ctx.remember("entry", {"customer": customer.id, "kind": entries.kind_of(row), "id": row.id})
     text = ctx.t("entry.delete_confirm", entry=label, customer=customer_label(customer),
                  what=_described(ctx, row, label))
     return Reply(text=text, private=True, buttons=[[
@@ -143,7 +143,7 @@ async def delete_confirmed(ctx: Context, args: list[str]) -> Result:
     stored = await ctx.recall(token, "entry", consume=True)
     if answer != "y":
         return Reply(text=ctx.t("common.cancelled"), edit=True)
-    customer, row, label = await _entry_by_id(ctx, [stored["kind"], str(stored["id"])])
+    customer, row, label = await _entry_by_id(ctx, [str(stored["customer"]), stored["kind"], str(stored["id"])])
     before = await derived(ctx, customer)
     summary = _described(ctx, row, label)
     kind = entries.kind_of(row)
@@ -158,15 +158,13 @@ async def delete_confirmed(ctx: Context, args: list[str]) -> Result:
 async def _entry_by_id(ctx: Context, args: list[str]) -> tuple[Customer, entries.Entry, str]:
     """The entry a button names, with its customer and label, only if this member may change it;
     an id of another book, a hidden customer or a removed entry is just an expired button."""
-    kind, raw_id = (args + ["", ""])[:2]
-    row_id = button_number(raw_id)
-    model = entries.MODELS.get(kind)
-    row = None
-    if model is not None and row_id is not None:
-        row = await ctx.session.scalar(select(model).where(model.id == row_id, model.workspace_id == ctx.ws.id))
-    customer = None
-    if row is not None:
-        customer = await ctx.session.scalar(ctx.scope.customers().where(Customer.id == row.customer_id))
+    raw_customer, kind, raw_id = (args + ["", "", ""])[:3]
+    customer_id, row_id, model = button_number(raw_customer), button_number(raw_id), entries.MODELS.get(kind)
+    customer = row = None
+    if customer_id is not None:
+        customer = await ctx.session.scalar(ctx.scope.customers().where(Customer.id == customer_id))
+    if customer is not None and model is not None and row_id is not None:
+        row = await ctx.session.scalar(select(model).where(model.id == row_id, model.customer_id == customer.id))
     if row is None or customer is None:
         raise UserError("error.choice_expired")
     label = entry_label(ctx, kind, await entries.number_of(ctx.session, row))
