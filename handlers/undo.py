@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from handlers.cards import customer_label
+from handlers.cards import customer_label, entry_label
 from handlers.context import Context
 from handlers.customers import saved
 from handlers.deals import stars
@@ -16,7 +16,7 @@ from handlers.interactions import derived, derived_fields, echo
 from handlers.messages import Reply
 from handlers.records import action_label, field_label, shown_value
 from handlers.registry import Result, command
-from storage import undo, workspaces
+from storage import entries, undo, workspaces
 from storage.models import AuditEntry, Customer
 
 
@@ -33,16 +33,16 @@ async def undo_command(ctx: Context, args: str) -> Result:
     except undo.Refused as refusal:
         raise await _refusal(ctx, refusal) from None
     names = {m.id: m.name for m in await workspaces.members(ctx.session, ctx.ws.id)}
-    lines = [_undone_line(ctx, customer, entry, names) for entry in plan.entries]
+    lines = [await _undone_line(ctx, customer, entry, names) for entry in plan.entries]
     if "add" in plan.actions:
         workspace_id, customer_id = ctx.ws.id, customer.id
         ctx.after_commit(lambda: ctx.services.search.note_removed(workspace_id, customer_id))
         return Reply(text="\n".join(lines))
-    await saved(ctx, customer, purchases_changed="deal" in plan.actions)
+    await saved(ctx, customer, purchases_changed=any(action.startswith("deal") for action in plan.actions))
     return Reply(text="\n".join(lines), fields=derived_fields(ctx, before, await derived(ctx, customer)))
 
 
-def _undone_line(ctx: Context, customer: Customer, entry: AuditEntry, names: dict[int, str]) -> str:
+async def _undone_line(ctx: Context, customer: Customer, entry: AuditEntry, names: dict[int, str]) -> str:
     """What one audit entry of the change was, now taken back, in the member's words."""
     before, after = entry.before or {}, entry.after or {}
     label = customer_label(customer)
@@ -60,14 +60,17 @@ def _undone_line(ctx: Context, customer: Customer, entry: AuditEntry, names: dic
         return ctx.t("undo.done.remind", customer=label, number=after.get("reminder", "?"))
     if entry.action == "add":
         return ctx.t("undo.done.add", customer=label)
-    changes = [ctx.t("history.change", field=field_label(ctx, key),
-                     change=f"{_shown(ctx, key, after.get(key), names)} → {_shown(ctx, key, before.get(key), names)}")
-               for key in after]
-    return ctx.t("undo.done.edit", customer=label, changes=ctx.t("history.change_sep").join(changes))
-
-
-def _shown(ctx: Context, key: str, value: Any, names: dict[int, str]) -> str:
-    return shown_value(ctx, key, value, names, ctx.ws.currency)
+    currency = after.get("currency") or before.get("currency") or ctx.ws.currency
+    changes = ctx.t("history.change_sep").join(
+        ctx.t("history.change", field=field_label(ctx, key), change=f"{shown_value(ctx, key, after.get(key), names, currency)}"
+                                                                 f" → {shown_value(ctx, key, before.get(key), names, currency)}")
+        for key in after if key not in ("entry", "currency"))
+    if entry.action == "edit":
+        return ctx.t("undo.done.edit", customer=label, changes=changes)
+    kind = entry.action.removesuffix("_edit")
+    row = await ctx.session.get(entries.MODELS[kind], after["entry"])
+    number = await entries.number_of(ctx.session, row)
+    return ctx.t("undo.done.entry_edit", entry=entry_label(ctx, kind, number), customer=label, changes=changes)
 
 
 async def _refusal(ctx: Context, refusal: undo.Refused) -> UserError:

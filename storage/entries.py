@@ -23,8 +23,6 @@ MODELS: dict[str, type[Entry]] = {"log": Interaction, "deal": Purchase, "feedbac
 #: What an edit may change, per kind; the audit trail keeps these before → after.
 EDITABLE = {"log": ("channel", "summary"), "deal": ("amount_minor", "currency", "note"),
             "feedback": ("score", "comment")}
-#: How much of a free text the audit entry keeps (the row keeps all of it).
-AUDIT_TEXT = 200
 
 
 def kind_of(row: Entry) -> str:
@@ -54,12 +52,9 @@ async def latest(session: AsyncSession, kind: str, customer_id: int) -> tuple[En
 
 
 def snapshot(row: Entry) -> dict[str, Any]:
-    """What the audit trail keeps of an entry: its editable values (texts cut), and its id as `entry`."""
-    values = {name: getattr(row, name) for name in EDITABLE[kind_of(row)]}
-    for name in ("summary", "note", "comment"):
-        if name in values:
-            values[name] = values[name][:AUDIT_TEXT]
-    return {"entry": row.id, **values}
+    """What the audit trail keeps of an entry: its id as `entry` and its editable values, texts whole
+    (a command takes at most 2,000 characters), so /undo can put a correction back as it was."""
+    return {"entry": row.id, **{name: getattr(row, name) for name in EDITABLE[kind_of(row)]}}
 
 
 def change(session: AsyncSession, row: Entry, values: dict[str, Any], *, member_id: int, now: datetime) -> dict[str, Any]:

@@ -4,9 +4,9 @@ A change is every audit entry one command wrote (one moment, one member, one
 customer): `/log … next: friday` is the log and its reminder, undone together.
 What can be taken back: adding a customer (it is deleted, so a manager can
 still /restore it), an edit of its fields, a tag change, a log, a deal, a
-feedback and a reminder set (cancelled). Anything else — an entry already
-corrected or removed, a merge, a deletion, a reassignment — is refused by
-name, and so is a change older than `WINDOW`, a change someone else has built
+feedback, a reminder set (cancelled) and a correction of an entry (/entry).
+Anything else — an entry's removal (it was confirmed), a merge, a deletion, a
+reassignment — is refused by name, and so is a change older than `WINDOW`, a change someone else has built
 on since (any later entry of theirs about the customer), and a change already
 undone: undo is one step, and an undo is not undone.
 """
@@ -25,7 +25,7 @@ from storage.models import AuditEntry, Customer, CustomerTag, Reminder, UTCDateT
 
 #: How long a change can be taken back: long enough to notice a slip, short enough that nobody relies on it yet.
 WINDOW = timedelta(minutes=10)
-UNDOABLE = ("add", "edit", "tag", "log", "deal", "feedback", "remind")
+UNDOABLE = ("add", "edit", "tag", "log", "deal", "feedback", "remind", "log_edit", "deal_edit", "feedback_edit")
 UNDO = "undo"
 PENDING, CANCELLED = "pending", "cancelled"
 
@@ -153,6 +153,19 @@ async def _revert_entry(session: AsyncSession, customer: Customer, entry: AuditE
     await session.delete(row)
 
 
+async def _revert_entry_edit(session: AsyncSession, customer: Customer, entry: AuditEntry, now: datetime) -> None:
+    before, after = entry.before or {}, entry.after or {}
+    model = entries.MODELS[entry.action.removesuffix("_edit")]
+    row = await session.scalar(select(model).where(model.id == after.get("entry"), model.customer_id == customer.id))
+    if row is None:
+        raise Refused("gone")
+    if any(getattr(row, name) != value for name, value in after.items() if name != "entry"):
+        raise Refused("someone_else", entry=entry, member_id=None)
+    for name, value in before.items():
+        if name != "entry":
+            setattr(row, name, value)
+
+
 async def _revert_remind(session: AsyncSession, customer: Customer, entry: AuditEntry, now: datetime) -> None:
     await session.execute(update(Reminder).where(
         Reminder.workspace_id == customer.workspace_id, Reminder.number == (entry.after or {}).get("reminder"),
@@ -160,7 +173,8 @@ async def _revert_remind(session: AsyncSession, customer: Customer, entry: Audit
 
 
 _REVERT = {"add": _revert_add, "edit": _revert_edit, "tag": _revert_tag, "log": _revert_entry,
-           "deal": _revert_entry, "feedback": _revert_entry, "remind": _revert_remind}
+           "deal": _revert_entry, "feedback": _revert_entry, "remind": _revert_remind,
+           **dict.fromkeys(("log_edit", "deal_edit", "feedback_edit"), _revert_entry_edit)}
 
 
 def _column_value(name: str, value: Any) -> Any:
