@@ -211,6 +211,10 @@ async def test_entry_in_chinese_edit_button_and_typed_delete(bob: Chat, clock: C
     await bob.press("删除")
     assert bob.text.startswith("已从 #1 王芳 · 华为 删除：成交 1 · ")
     assert await count(bob.core, Purchase) == 0
+    await step(bob, clock, "/记录 王芳 电话：聊了报价")
+    text = await step(bob, clock, "/条目 王芳 记录 1 拜访：当面聊了报价（含税）")
+    assert text.startswith("已更正 #1 王芳 · 华为 的记录 1：方式：电话 → 拜访；内容：聊了报价 → 当面聊了报价（含税）。")
+    assert "只有记录人或经理" not in text
 
 
 async def test_only_the_author_or_a_manager_changes_an_entry(alice: Chat, bob: Chat, core: Core,
