@@ -1,14 +1,15 @@
 """/undo: take back the member's own most recent change, read from the audit trail.
 
-A change is every audit entry one command wrote (one moment, one member, one
-customer): `/log … next: friday` is the log and its reminder, undone together.
+A change is what one command wrote: `/log … next: friday` is the log and its
+reminder, undone together.
 What can be taken back: adding a customer (it is deleted, so a manager can
 still /restore it), an edit of its fields, a tag change, a log, a deal, a
 feedback, a reminder set (cancelled) and a correction of an entry (/entry).
 Anything else — an entry's removal (it was confirmed), a merge, a deletion, a
-reassignment — is refused by name, and so is a change older than `WINDOW`, a change someone else has built
-on since (any later entry of theirs about the customer), and a change already
-undone: undo is one step, and an undo is not undone.
+reassignment — is refused by name, and so is a change older than `WINDOW`, a
+change someone else has built on since (any later entry of theirs about the
+customer), and a change already undone: undo is one step, and an undo is not
+undone. Changes that are not about a customer (settings, roles) are not looked at.
 """
 from __future__ import annotations
 
@@ -25,8 +26,11 @@ from storage.models import AuditEntry, Customer, CustomerTag, Reminder, UTCDateT
 
 #: How long a change can be taken back: long enough to notice a slip, short enough that nobody relies on it yet.
 WINDOW = timedelta(minutes=10)
+#: The audit actions /undo can revert (`_REVERT` says how).
 UNDOABLE = ("add", "edit", "tag", "log", "deal", "feedback", "remind", "log_edit", "deal_edit", "feedback_edit")
 UNDO = "undo"
+#: Commands whose `next:` clause sets a reminder along with their own entry.
+_WITH_NEXT = ("log", "deal")
 PENDING, CANCELLED = "pending", "cancelled"
 
 
@@ -52,14 +56,24 @@ class Undone:
 
 
 async def last_change(session: AsyncSession, scope: Scope) -> list[AuditEntry]:
-    """The audit entries of the member's most recent change to a customer, oldest first (empty: none)."""
+    """The audit entries of the member's most recent change to a customer, oldest first (empty: none).
+
+    That is their latest entry, and when it is the reminder a `next:` clause set, the log or deal
+    written just before it by the same command (the entry right before it in the book's trail, at
+    the same moment)."""
     mine = (AuditEntry.workspace_id == scope.workspace_id, AuditEntry.member_id == scope.member_id,
             AuditEntry.customer_id.is_not(None))
     latest = await session.scalar(select(AuditEntry).where(*mine).order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(1))
     if latest is None:
         return []
-    return list(await session.scalars(select(AuditEntry).where(
-        *mine, AuditEntry.at == latest.at, AuditEntry.customer_id == latest.customer_id).order_by(AuditEntry.id)))
+    if latest.action != "remind":
+        return [latest]
+    previous = await session.scalar(select(AuditEntry).where(
+        AuditEntry.workspace_id == scope.workspace_id, AuditEntry.id < latest.id).order_by(AuditEntry.id.desc()).limit(1))
+    if previous is None or previous.action not in _WITH_NEXT:
+        return [latest]
+    same_command = (previous.member_id, previous.customer_id, previous.at) == (latest.member_id, latest.customer_id, latest.at)
+    return [previous, latest] if same_command else [latest]
 
 
 async def check(session: AsyncSession, scope: Scope, *, now: datetime) -> Undone:
@@ -68,8 +82,8 @@ async def check(session: AsyncSession, scope: Scope, *, now: datetime) -> Undone
     if not change:
         raise Refused("nothing")
     last = change[-1]
-    if any(entry.action == UNDO for entry in change):
-        raise Refused("already", entry=_undone_entry(change))
+    if last.action == UNDO:
+        raise Refused("already", entry=last)
     if _aware(last.at) < now - WINDOW:
         raise Refused("too_old", entry=last, minutes=int(WINDOW.total_seconds() // 60))
     if any(entry.action not in UNDOABLE for entry in change):
@@ -99,10 +113,6 @@ async def apply(session: AsyncSession, scope: Scope, undone: Undone, *, now: dat
                  after={"undid": change[0].action, **_merged(e.before for e in change)}, at=now)
     customer.updated_at = now
     await session.flush()
-
-
-def _undone_entry(change: list[AuditEntry]) -> AuditEntry:
-    return next(entry for entry in change if entry.action == UNDO)
 
 
 def _merged(parts: Any) -> dict[str, Any]:

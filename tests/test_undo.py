@@ -255,3 +255,14 @@ async def test_a_manager_removes_a_reps_feedback_and_the_auto_tag_follows(alice:
     assert "Stage: at risk → lead\nAuto tags: −at-risk −unhappy" in alice.text
     assert "unhappy" not in await auto_tags(alice.core, bob_customer_id)
     assert await count(alice.core, Feedback) == 0
+
+
+async def test_one_command_is_one_change_even_in_the_same_instant(alice: Chat) -> None:
+    """The clock does not move here (Telegram tests share one instant too): a correction made in the
+    same instant as the feedback it corrects is undone alone, the feedback stays."""
+    await alice.say("/add Bob")
+    await alice.say("/feedback Bob 2 slow")
+    await alice.say("/entry Bob feedback 1 4")
+    await alice.say("/undo")
+    assert alice.text.startswith("Undone: your correction of feedback 1 of #1 Bob (Satisfaction: 4 → 2).")
+    assert await count(alice.core, Feedback) == 1

@@ -296,6 +296,8 @@ async def test_every_registered_command_family(telegram: TelegramPlatform, teleg
     await run(ALICE, "/tags", "key-account")
     await run(ALICE, "/deal #1 12k first order", "Deal recorded: ¥12,000")
     await run(ALICE, "/feedback #1 5 great", "★★★★★")
+    await run(ALICE, "/entry #1 feedback 1 4 good", "Changed feedback 1 of #1 Tom Li · Acme: Satisfaction: 5 → 4")
+    await run(ALICE, "/undo", "Undone: your correction of feedback 1 of #1 Tom Li · Acme")
     await run(ALICE, "/remind #2 tomorrow call back", "Reminder #2")
     await run(ALICE, "/reminders", "pending reminders")
     await run(ALICE, "/done 2", "Reminder #2 done")
