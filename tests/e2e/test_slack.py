@@ -350,6 +350,8 @@ EVERY_COMMAND: list[tuple[str, str]] = [
     ("log #1 call: sent the quote next: friday", "Logged for #1 Li Wei"),
     ("deal #1 12k first order", "Deal recorded: ¥12,000"),
     ("feedback #1 5 great service", "★★★★★"),
+    ("entry #1 feedback 1 4 good service", "Changed feedback 1 of #1 Li Wei · Acme: Satisfaction: 5 → 4"),
+    ("undo", "Undone: your correction of feedback 1 of #1 Li Wei · Acme"),
     ("remind #2 tomorrow 10am call back", "Reminder #2"),
     ("reminders", "Your pending reminders: 2"),
     ("done 1", "Reminder #1 done"),
