@@ -24,7 +24,7 @@ from bot.slack_blocks import MESSAGE_BLOCKS, message_blocks
 from handlers.messages import Attachment, Button, Reply
 from handlers.registry import COMMANDS, find_command
 from reminders.delivery import Delivery, DeliveryError, Outcome, RecipientBlocked, Route
-from storage.models import Customer, CustomerTag, Identity, Interaction, Member, Reminder, Workspace
+from storage.models import Customer, CustomerTag, Identity, Interaction, Member, Purchase, Reminder, Workspace
 from tests.chat import Chat
 from tests.e2e.slack_api import (
     APP_TOKEN,
@@ -403,6 +403,15 @@ async def test_every_registered_command_works_through_slash_commands(slack, slac
     await alice.press("Delete", question)
     assert await count(db, Customer, Customer.deleted_at.is_not(None)) == 1
     assert slack_api.ok_calls("chat.update")[-1].params["ts"] == question["ts"]
+
+    await alice.command("show #1", channel=alice.dm)  # the card's Delete button on an entry asks the same way
+    await alice.press("Delete deal 1", alice.last(alice.dm))
+    question = alice.last(alice.dm)
+    assert "Remove deal 1 of #1 Li Wei · Acme?" in text_of(question)
+    await alice.press("Remove", question)
+    assert await count(db, Purchase) == 0
+    assert slack_api.ok_calls("chat.update")[-1].params["ts"] == question["ts"]
+    assert "Removed from #1 Li Wei · Acme: deal 1" in text_of(alice.last(alice.dm))
 
 
 # --- files: import and export --------------------------------------------------------------------------------
