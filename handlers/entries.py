@@ -6,7 +6,10 @@
     /entry <customer> feedback 1 4 [comment]   … in /feedback's words
     /entry <customer> deal 1 delete            ask, then remove it
 
-Whoever recorded an entry may change it, a manager any (`Scope.may_change_entry`).
+The card's Edit button opens the same correction as a form (a Slack modal with
+the values filled in, a guided flow elsewhere, where each question says what
+the entry holds now and Skip keeps it). Whoever recorded an entry may change
+it, a manager any (`Scope.may_change_entry`).
 Removing asks first like /delete: the question is remembered with
 `ctx.remember`, the buttons carry the entry's id, and the confirmation reads
 the entry and its customer again through the member's scope. Every change
@@ -18,18 +21,20 @@ from typing import Any
 
 from sqlalchemy import select
 
-from handlers.cards import card_buttons, customer_label, entry_buttons, entry_label
+from handlers import guided
+from handlers.cards import card_buttons, customer_label, entry_buttons, entry_label, shortened
 from handlers.context import Context
 from handlers.customers import saved
 from handlers.deals import read_amount, read_score, stars
 from handlers.errors import UserError
-from handlers.interactions import derived, derived_fields, echo, free_text, read_channel
+from handlers.interactions import MAX_TEXT, channel_named, derived, derived_fields, echo, free_text, read_channel
 from handlers.lookup import take_customer
-from handlers.messages import Button, Reply
-from handlers.parsing import Token, tokenize
+from handlers.messages import Button, Form, FormField, FormSubmission, Reply
+from handlers.parsing import CHANNELS, Token, parse_amount, tokenize
 from handlers.records import field_label, shown_value
-from handlers.registry import Result, action, button_number, command, payload
+from handlers.registry import Result, action, button_number, command, form, payload
 from storage import entries, workspaces
+from storage.deals import SCORES
 from storage.models import Customer
 
 #: The kind words /entry takes, in both languages.
@@ -113,11 +118,84 @@ async def _change(ctx: Context, customer: Customer, row: entries.Entry, label: s
 
 @action("eedit")
 async def edit_button(ctx: Context, args: list[str]) -> Result:
-    """Edit on the card: the entry as it is, and the command that changes it, ready to copy."""
+    """Edit on the card: the entry's correction form, its current values filled in."""
     customer, row, label = await _entry_by_id(ctx, args)
-    return Reply(text="\n".join([_described(ctx, row, label),
-                                 ctx.t("entry.how_to_edit", command=_edit_command(ctx, customer, row, label))]),
-                 private=True)
+    return await guided.start(ctx, entry_form(ctx, customer, row, label))
+
+
+def entry_form(ctx: Context, customer: Customer, row: entries.Entry, label: str) -> Form:
+    """What an entry holds, one field each; a field left empty (or skipped) keeps its value."""
+    kind = entries.kind_of(row)
+
+    def now(value: str) -> str:
+        return ctx.t("form.entry.now", value=shortened(value, 80) if value else "—")
+
+    if kind == "log":
+        fields = (
+            FormField("channel", ctx.t("form.log.channel"), initial=row.channel, hint=now(ctx.t(f"channel.{row.channel}")),
+                      options=tuple((c, ctx.t(f"channel.{c}")) for c in CHANNELS)),
+            FormField("summary", ctx.t("form.log.summary"), multiline=True, initial=row.summary, hint=now(row.summary)),
+        )
+    elif kind == "deal":
+        amount = ctx.fmt_money(row.amount_minor, row.currency)
+        fields = (FormField("amount", ctx.t("form.entry.amount"), initial=amount, hint=now(amount)),
+                  FormField("note", ctx.t("form.entry.note"), multiline=True, initial=row.note, hint=now(row.note)))
+    else:
+        fields = (FormField("score", ctx.t("form.entry.score"), initial=str(row.score), hint=now(stars(row.score)),
+                            options=tuple((str(n), stars(n)) for n in SCORES)),
+                  FormField("comment", ctx.t("form.entry.comment"), multiline=True, initial=row.comment,
+                            hint=now(row.comment)))
+    return Form(name="entry", title=ctx.t("form.entry.title", entry=label, customer=customer.name[:40]),
+                fields=fields, submit_label=ctx.t("form.save"),
+                context={"customer": str(customer.id), "kind": kind, "id": str(row.id)})
+
+
+def _form_value(ctx: Context, key: str, value: str) -> dict[str, Any]:
+    """The column values one answer of the form stands for (none when left empty); `UserError` if wrong."""
+    if not value:
+        return {}
+    if len(value) > MAX_TEXT:
+        raise UserError("error.activity_too_long", limit=MAX_TEXT)
+    if key == "channel":
+        channel = channel_named(ctx, value)
+        if channel is None:
+            raise UserError("form.log.pick_channel")
+        return {"channel": channel}
+    if key == "amount":
+        money = parse_amount(value, ctx.ws.currency)
+        return {"amount_minor": money.minor, "currency": money.currency}
+    if key == "score":
+        score = read_score(value)
+        if score is None:
+            raise UserError("error.entry_score")
+        return {"score": score}
+    return {key: value}  # summary, note, comment
+
+
+async def check_entry_answer(ctx: Context, key: str, value: str) -> str | None:
+    try:
+        _form_value(ctx, key, value.strip())
+    except UserError as problem:
+        return ctx.t(problem.key, **problem.params)
+    return None
+
+
+@form("entry", check=check_entry_answer)
+async def submit_entry(ctx: Context, submission: FormSubmission) -> Result:
+    """The correction form: every answer checked (each error beside its field), then saved like /entry."""
+    context = submission.context
+    customer, row, label = await _entry_by_id(ctx, [context.get("customer", ""), context.get("kind", ""),
+                                                    context.get("id", "")])
+    values: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for key, value in submission.values.items():
+        try:
+            values |= _form_value(ctx, key, (value or "").strip())
+        except UserError as problem:
+            errors[key] = ctx.t(problem.key, **problem.params)
+    if errors:
+        return Reply(form_errors=errors)
+    return await _change(ctx, customer, row, label, values)
 
 
 @action("edel")
@@ -188,16 +266,3 @@ def _described(ctx: Context, row: entries.Entry, label: str) -> str:
     else:
         what = f"{ctx.fmt_date(row.created_at)} · {stars(row.score)}" + (f" {echo(row.comment)}" if row.comment else "")
     return f"{label} · {what}"
-
-
-def _edit_command(ctx: Context, customer: Customer, row: entries.Entry, label: str) -> str:
-    """The /entry line that would write the entry as it is now: the member edits it and sends it."""
-    kind = entries.kind_of(row)
-    head = f"/entry #{customer.number} {label}"
-    if kind == "log":
-        return f"{head} {ctx.t(f'channel.{row.channel}')}{ctx.t('entry.colon')}{row.summary}"
-    if kind == "deal":
-        amount = f"{row.amount_minor / 100:.2f}".removesuffix(".00")
-        currency = "" if row.currency == ctx.ws.currency else f" {row.currency}"
-        return f"{head} {amount}{currency} {row.note}".rstrip()
-    return f"{head} {row.score} {row.comment}".rstrip()

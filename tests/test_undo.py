@@ -202,10 +202,16 @@ async def test_entry_in_chinese_edit_button_and_typed_delete(bob: Chat, clock: C
     await step(bob, clock, "/成交 王芳 1.2万 年度服务")
     await bob.say("/show 王芳")
     assert "最近成交：成交 1 · ¥12,000 · " in bob.text
-    await bob.press("修改成交 1")
-    assert bob.text.endswith("要修改，请把下面这行改好后发送：\n/entry #1 成交 1 12000 年度服务")
+    await bob.press("修改成交 1")  # a guided form: each question says what the entry holds now
+    assert "现在：¥12,000。留空则保持不变。" in bob.text
+    await bob.say("两万")
+    assert bob.text.startswith("看不懂金额“两万”") and "（1/2）金额？" in bob.text  # refused at once, asked again
+    await bob.say("1.3万")
+    assert "（2/2）备注？\n现在：年度服务。留空则保持不变。" in bob.text
+    await bob.press("跳过")  # the note stays
+    assert bob.text.startswith("已更正 #1 王芳 · 华为 的成交 1：金额：¥12,000 → ¥13,000。")
     text = await step(bob, clock, "/条目 王芳 成交 1 15000")
-    assert text.startswith("已更正 #1 王芳 · 华为 的成交 1：金额：¥12,000 → ¥15,000。")
+    assert text.startswith("已更正 #1 王芳 · 华为 的成交 1：金额：¥13,000 → ¥15,000。")
     await step(bob, clock, "/更正 王芳 成交 1 删除")
     assert bob.text.startswith("删除 #1 王芳 · 华为 的成交 1？")
     await bob.press("删除")

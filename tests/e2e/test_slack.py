@@ -193,6 +193,29 @@ async def test_add_form_validates_in_the_modal_and_card_buttons_open_forms(slack
 
 
 @sqlite_only
+async def test_the_cards_edit_button_opens_the_entry_filled_in_and_saves_the_correction(slack, slack_rig, slack_api,
+                                                                                        db) -> None:
+    alice = slack_rig.person("U0ALICE01", "Alice")
+    await alice.command('add "Li Wei" 13800138000 company=Acme', channel=alice.dm)
+    await alice.command("log #1 call: sent the quote", channel=alice.dm)
+    await alice.command("show #1", channel=alice.dm)
+    await alice.press("Edit log 1", alice.last(alice.dm))
+    view = opened(slack_api)
+    assert view["title"]["text"] == "log 1: Li Wei"
+    fields = {b["block_id"]: b["element"] for b in view["blocks"] if b.get("type") == "input"}
+    assert fields["field.summary"]["initial_value"] == "sent the quote"
+    assert fields["field.channel"]["initial_option"]["value"] == "call"
+    wrong = await alice.submit(view, {"channel": "call", "summary": "x" * 2001})
+    assert list(wrong.json()["errors"]) == ["field.summary"]
+    await alice.submit(view, {"channel": "visit", "summary": "sent the quote in person"})
+    async with db.transaction() as session:
+        assert (await session.execute(select(Interaction.channel, Interaction.summary))).one() == (
+            "visit", "sent the quote in person")
+    assert "Changed log 1 of #1 Li Wei · Acme: Channel: call → visit; Summary: sent the quote → sent the quote " \
+           "in person." in text_of(alice.last(alice.dm))
+
+
+@sqlite_only
 async def test_a_form_the_core_cannot_answer_in_time_is_acked_and_answered_after(slack_rig, slack_api, db) -> None:
     await slack_rig.start(form_budget=0.3)
     alice = slack_rig.person("U0ALICE01", "Alice")
