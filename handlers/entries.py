@@ -9,11 +9,11 @@
 The card's Edit button opens the same correction as a form (a Slack modal with
 the values filled in, a guided flow elsewhere, where each question says what
 the entry holds now and Skip keeps it). Whoever recorded an entry may change
-it, a manager any (`Scope.may_change_entry`).
-Removing asks first like /delete: the question is remembered with
-`ctx.remember`, the buttons carry the entry's id, and the confirmation reads
-the entry and its customer again through the member's scope. Every change
-refreshes the customer, so tier, stage and auto tags follow at once.
+it, a manager any (`Scope.may_change_entry`). Removing asks first like
+/delete: the question is remembered with `ctx.remember`, the buttons carry the
+customer's and the entry's ids, and the confirmation reads the entry and its
+customer again through the member's scope. Every change refreshes the
+customer, so tier, stage and auto tags follow at once.
 """
 from __future__ import annotations
 
@@ -103,11 +103,16 @@ async def _change(ctx: Context, customer: Customer, row: entries.Entry, label: s
         return Reply(text=ctx.t("entry.unchanged", entry=label, customer=customer_label(customer)))
     await saved(ctx, customer, purchases_changed=entries.kind_of(row) == "deal")
     names = {m.id: m.name for m in await workspaces.members(ctx.session, ctx.ws.id)}
-    currency = getattr(row, "currency", ctx.ws.currency)
+    after_values = entries.snapshot(row)
+
+    def shown(values: dict[str, Any], key: str) -> str:
+        if key == "amount_minor":  # with its own currency: `¥12,000 → 300 USD`
+            return ctx.fmt_money(values["amount_minor"], values["currency"])
+        return shown_value(ctx, key, values[key], names, ctx.ws.currency)
+
+    keys = dict.fromkeys("amount_minor" if key == "currency" else key for key in changed)
     changes = [ctx.t("history.change", field=field_label(ctx, key),
-                     change=f"{shown_value(ctx, key, before_values[key], names, currency)} → "
-                            f"{shown_value(ctx, key, value, names, currency)}")
-               for key, value in changed.items() if key != "currency"]
+                     change=f"{shown(before_values, key)} → {shown(after_values, key)}") for key in keys]
     text = ctx.t("entry.changed", entry=label, customer=customer_label(customer),
                  changes=ctx.t("history.change_sep").join(changes))
     return Reply(text=text, fields=derived_fields(ctx, before, await derived(ctx, customer)),

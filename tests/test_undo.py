@@ -212,6 +212,9 @@ async def test_entry_in_chinese_edit_button_and_typed_delete(bob: Chat, clock: C
     assert bob.text.startswith("已更正 #1 王芳 · 华为 的成交 1：金额：¥12,000 → ¥13,000。")
     text = await step(bob, clock, "/条目 王芳 成交 1 15000")
     assert text.startswith("已更正 #1 王芳 · 华为 的成交 1：金额：¥13,000 → ¥15,000。")
+    text = await step(bob, clock, "/条目 王芳 成交 1 15000 USD")  # only the currency was wrong
+    assert text.startswith("已更正 #1 王芳 · 华为 的成交 1：金额：¥15,000 → $15,000。")
+    text = await step(bob, clock, "/条目 王芳 成交 1 15000")
     await step(bob, clock, "/更正 王芳 成交 1 删除")
     assert bob.text.startswith("删除 #1 王芳 · 华为 的成交 1？")
     await bob.press("删除")
