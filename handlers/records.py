@@ -237,7 +237,7 @@ def _history_line(ctx: Context, entry: AuditEntry, names: dict[int, str]) -> str
     before, after = entry.before or {}, entry.after or {}
     what = action_label(ctx, entry.action, number=after.get("merged_from", "?"), undid=after.get("undid"))
     who = names.get(entry.member_id, "—") if entry.member_id else "—"
-    currency = after.get("currency") or ctx.ws.currency
+    currency = after.get("currency") or before.get("currency") or ctx.ws.currency  # a removed deal: before only
     changes = []
     for key in dict.fromkeys([*before, *after]):
         old, new = before.get(key), after.get(key)

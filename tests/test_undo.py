@@ -193,6 +193,8 @@ async def test_deleting_the_only_deal_from_the_card_drops_tier_and_vip(alice: Ch
     async with alice.core.db.transaction() as session:
         removal = await session.scalar(select(AuditEntry).where(AuditEntry.action == "deal_delete"))
     assert removal.before["amount_minor"] == 1_200_000 and removal.after is None
+    await alice.say("/history Bob")
+    assert "removed a deal — Amount: ¥12,000 → —; Note: licence → —" in alice.text
     await alice.say("/undo")  # a removal was confirmed: it stays removed
     assert alice.text.startswith("Your last change (removed a deal, #1 Bob · Acme,")
 
