@@ -238,14 +238,15 @@ def _history_line(ctx: Context, entry: AuditEntry, names: dict[int, str]) -> str
     what = action_label(ctx, entry.action, number=after.get("merged_from", "?"), undid=after.get("undid"))
     who = names.get(entry.member_id, "—") if entry.member_id else "—"
     currency = after.get("currency") or before.get("currency") or ctx.ws.currency  # a removed deal: before only
+    old_currency = before.get("currency") or currency  # a corrected deal: `¥15,000 → $15,000`
     changes = []
     for key in dict.fromkeys([*before, *after]):
         old, new = before.get(key), after.get(key)
         if key in IMPLIED_KEYS or isinstance(old, dict) or isinstance(new, dict) or (_blank(old) and _blank(new)):
             continue
-        change = shown_value(ctx, key, new, names, currency)
-        if entry.before is not None and old != new:  # an unchanged key only says what it was about
-            change = f"{shown_value(ctx, key, old, names, currency)} → {change}"
+        change, was = shown_value(ctx, key, new, names, currency), shown_value(ctx, key, old, names, old_currency)
+        if entry.before is not None and (old != new or was != change):  # an unchanged key says what it was about
+            change = f"{was} → {change}"
         changes.append(ctx.t("history.change", field=field_label(ctx, key), change=change))
     line = f"{ctx.fmt_time(entry.at)} · {who} · {what}"
     return f"{line} — {ctx.t('history.change_sep').join(changes)}" if changes else line

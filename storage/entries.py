@@ -65,7 +65,10 @@ def change(session: AsyncSession, row: Entry, values: dict[str, Any], *, member_
         if name not in EDITABLE[kind]:
             raise ValueError(f"{name} is not an editable field of a {kind}")
         setattr(row, name, value)
-    changed_before, changed_after = audit.changes(before, snapshot(row))
+    after = snapshot(row)
+    changed_before, changed_after = audit.changes(before, after)
+    if "currency" in changed_after:  # the amount goes with its currency, so /history can show `¥15,000 → $15,000`
+        changed_before["amount_minor"], changed_after["amount_minor"] = before["amount_minor"], after["amount_minor"]
     if changed_after:
         audit.record(session, workspace_id=row.workspace_id, member_id=member_id, action=f"{kind}_edit",
                      customer_id=row.customer_id, before={"entry": row.id, **changed_before},

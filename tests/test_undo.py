@@ -216,12 +216,13 @@ async def test_entry_in_chinese_edit_button_and_typed_delete(bob: Chat, clock: C
     assert text.startswith("已更正 #1 王芳 · 华为 的成交 1：金额：¥13,000 → ¥15,000。")
     text = await step(bob, clock, "/条目 王芳 成交 1 15000 USD")  # only the currency was wrong
     assert text.startswith("已更正 #1 王芳 · 华为 的成交 1：金额：¥15,000 → $15,000。")
-    text = await step(bob, clock, "/条目 王芳 成交 1 15000")
     await step(bob, clock, "/更正 王芳 成交 1 删除")
     assert bob.text.startswith("删除 #1 王芳 · 华为 的成交 1？")
     await bob.press("删除")
-    assert bob.text.startswith("已从 #1 王芳 · 华为 删除：成交 1 · ")
+    assert bob.text.startswith("已从 #1 王芳 · 华为 删除：成交 1 · ") and "$15,000" in bob.text
     assert await count(bob.core, Purchase) == 0
+    await bob.say("/history 王芳")
+    assert "删除成交 — 金额：$15,000 → —" in bob.text and "更正成交 — 金额：¥15,000 → $15,000" in bob.text
     await step(bob, clock, "/记录 王芳 电话：聊了报价")
     text = await step(bob, clock, "/条目 王芳 记录 1 拜访：当面聊了报价（含税）")
     assert text.startswith("已更正 #1 王芳 · 华为 的记录 1：方式：电话 → 拜访；内容：聊了报价 → 当面聊了报价（含税）。")
