@@ -20,7 +20,6 @@ from storage import entries, undo, workspaces
 from storage.models import AuditEntry, Customer
 
 
-
 @command("undo", aliases=("撤销", "撤回"))
 async def undo_command(ctx: Context, args: str) -> Result:
     if args.strip():
