@@ -52,10 +52,10 @@ async def customer_card(ctx: Context, customer: Customer, *, note: str = "") -> 
     if deals:
         fields.append(Field(ctx.t("card.deals"), deals))
     latest = {kind: await entries.latest(ctx.session, kind, customer.id) for kind in entries.MODELS}
-    if latest["deal"]:
-        fields.append(Field(ctx.t("card.latest_deal"), latest_deal(ctx, *latest["deal"])))
-    if latest["feedback"]:
-        fields.append(Field(ctx.t("card.feedback"), latest_feedback(ctx, *latest["feedback"])))
+    for kind, key in (("deal", "card.latest_deal"), ("feedback", "card.feedback")):
+        if latest[kind]:
+            row, number = latest[kind]
+            fields.append(Field(ctx.t(key), entry_line(ctx, row, entry_label(ctx, kind, number))))
     if customer.prefs:
         fields.append(Field(ctx.t("field.prefs"), customer.prefs))
     lines = [note] if note else []
@@ -116,16 +116,22 @@ async def deal_totals(ctx: Context, customer_id: int) -> str:
     return ", ".join(ctx.t("card.deals_total", count=n, total=ctx.fmt_money(total, cur)) for cur, n, total in rows)
 
 
-def latest_deal(ctx: Context, row: Purchase, number: int) -> str:
-    note = f" “{shortened(row.note, CARD_SUMMARY_CHARS)}”" if row.note else ""
-    return (f"{entry_label(ctx, 'deal', number)} · {ctx.fmt_money(row.amount_minor, row.currency)} · "
-            f"{ctx.fmt_date(row.occurred_at)}{note}")
+def stars(score: int) -> str:
+    """A 1–5 score as `★★★★☆`."""
+    return "★" * score + "☆" * (5 - score)
 
 
-def latest_feedback(ctx: Context, row: Feedback, number: int) -> str:
-    comment = f" “{row.comment}”" if row.comment else ""
-    return (f"{entry_label(ctx, 'feedback', number)} · {'★' * row.score}{'☆' * (5 - row.score)} "
-            f"{ctx.fmt_date(row.created_at)}{comment}")
+def entry_line(ctx: Context, row: entries.Entry, label: str) -> str:
+    """One entry in a line, after its label: `deal 1 · ¥12,000 · 2026-11-18 “licence”`,
+    `feedback 2 · ★★★★☆ 2026-11-18 “quick”`, `log 3 · 2026-11-18 Wed 15:00 · call “asked for a quote”`."""
+    if isinstance(row, Purchase):
+        head, text = f"{ctx.fmt_money(row.amount_minor, row.currency)} · {ctx.fmt_date(row.occurred_at)}", row.note
+    elif isinstance(row, Feedback):
+        head, text = f"{stars(row.score)} {ctx.fmt_date(row.created_at)}", row.comment
+    else:
+        head, text = f"{ctx.fmt_time(row.occurred_at)} · {ctx.t(f'channel.{row.channel}')}", row.summary
+    quoted = f" “{shortened(text, CARD_SUMMARY_CHARS)}”" if text else ""
+    return f"{label} · {head}{quoted}"
 
 
 async def recent_interactions(ctx: Context, customer_id: int) -> list[str]:

@@ -22,12 +22,12 @@ from typing import Any
 from sqlalchemy import select
 
 from handlers import guided
-from handlers.cards import card_buttons, customer_label, entry_buttons, entry_label, shortened
+from handlers.cards import card_buttons, customer_label, entry_buttons, entry_label, entry_line, shortened, stars
 from handlers.context import Context
 from handlers.customers import saved
-from handlers.deals import read_amount, read_score, stars
+from handlers.deals import read_amount, read_score
 from handlers.errors import UserError
-from handlers.interactions import MAX_TEXT, channel_named, derived, derived_fields, echo, free_text, read_channel
+from handlers.interactions import MAX_TEXT, channel_named, derived, derived_fields, free_text, read_channel
 from handlers.lookup import take_customer
 from handlers.messages import Button, Form, FormField, FormSubmission, Reply
 from handlers.parsing import CHANNELS, Token, parse_amount, tokenize
@@ -59,7 +59,7 @@ async def entry_command(ctx: Context, args: str) -> Result:
     _require_author(ctx, customer, row, label)
     what = tokens[at + 2:]
     if not what:
-        return Reply(text=_described(ctx, row, label), buttons=[entry_buttons(ctx, row, label)])
+        return Reply(text=entry_line(ctx, row, label), buttons=[entry_buttons(ctx, row, label)])
     if len(what) == 1 and what[0].text.casefold() in DELETE_WORDS:
         return await _ask_delete(ctx, customer, row, label)
     return await _change(ctx, customer, row, label, _new_values(ctx, kind, args, what))
@@ -212,7 +212,7 @@ async def delete_button(ctx: Context, args: list[str]) -> Result:
 async def _ask_delete(ctx: Context, customer: Customer, row: entries.Entry, label: str) -> Reply:
     token = await ctx.remember("entry", {"customer": customer.id, "kind": entries.kind_of(row), "id": row.id})
     text = ctx.t("entry.delete_confirm", entry=label, customer=customer_label(customer),
-                 what=_described(ctx, row, label))
+                 what=entry_line(ctx, row, label))
     return Reply(text=text, private=True, buttons=[[
         Button(ctx.t("entry.delete_yes"), payload("edc", token, "y"), "danger"),
         Button(ctx.t("common.cancel"), payload("edc", token, "n")),
@@ -228,7 +228,7 @@ async def delete_confirmed(ctx: Context, args: list[str]) -> Result:
         return Reply(text=ctx.t("common.cancelled"), edit=True)
     customer, row, label = await _entry_by_id(ctx, [str(stored["customer"]), stored["kind"], str(stored["id"])])
     before = await derived(ctx, customer)
-    summary = _described(ctx, row, label)
+    summary = entry_line(ctx, row, label)
     kind = entries.kind_of(row)
     await entries.remove(ctx.session, row, member_id=ctx.me.id, now=ctx.now)
     await saved(ctx, customer, purchases_changed=kind == "deal")
@@ -258,16 +258,3 @@ async def _entry_by_id(ctx: Context, args: list[str]) -> tuple[Customer, entries
 def _require_author(ctx: Context, customer: Customer, row: entries.Entry, label: str) -> None:
     if not ctx.scope.may_change_entry(customer, row.member_id):
         raise UserError("entry.not_yours", entry=label)
-
-
-def _described(ctx: Context, row: entries.Entry, label: str) -> str:
-    """`log 3 · 2026-12-01 10:00 · call “asked for a quote”`: one entry in a line."""
-    kind = entries.kind_of(row)
-    if kind == "log":
-        what = f"{ctx.fmt_time(row.occurred_at)} · {ctx.t(f'channel.{row.channel}')} {echo(row.summary)}"
-    elif kind == "deal":
-        what = f"{ctx.fmt_date(row.occurred_at)} · {ctx.fmt_money(row.amount_minor, row.currency)}" + \
-            (f" {echo(row.note)}" if row.note else "")
-    else:
-        what = f"{ctx.fmt_date(row.created_at)} · {stars(row.score)}" + (f" {echo(row.comment)}" if row.comment else "")
-    return f"{label} · {what}"

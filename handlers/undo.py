@@ -7,10 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from handlers.cards import customer_label, entry_label
+from handlers.cards import customer_label, entry_label, stars
 from handlers.context import Context
 from handlers.customers import saved
-from handlers.deals import stars
 from handlers.errors import UserError
 from handlers.interactions import derived, derived_fields, echo
 from handlers.messages import Reply
