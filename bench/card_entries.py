@@ -60,8 +60,8 @@ async def seed(core: Core, count: int) -> None:
         common = {"workspace_id": customer.workspace_id, "customer_id": customer.id, "member_id": customer.owner_id}
         start = clock() - timedelta(days=count)
         for model, rows in (
-            (Interaction, [{**common, "channel": "call", "summary": f"call {i}", "occurred_at": start + timedelta(days=i),
-                            "created_at": start} for i in range(count)]),
+            (Interaction, [{**common, "channel": "call", "summary": f"call {i}", "created_at": start,
+                            "occurred_at": start + timedelta(days=i)} for i in range(count)]),
             (Purchase, [{**common, "amount_minor": 100_000, "currency": "CNY", "note": "", "created_at": start,
                          "occurred_at": start + timedelta(days=10 * i)} for i in range(count // 10)]),
             (Feedback, [{**common, "score": 4, "comment": "", "created_at": start + timedelta(days=10 * i)}

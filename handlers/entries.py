@@ -137,7 +137,8 @@ def entry_form(ctx: Context, customer: Customer, row: entries.Entry, label: str)
 
     if kind == "log":
         fields = (
-            FormField("channel", ctx.t("form.log.channel"), initial=row.channel, hint=now(ctx.t(f"channel.{row.channel}")),
+            FormField("channel", ctx.t("form.log.channel"), initial=row.channel,
+                      hint=now(ctx.t(f"channel.{row.channel}")),
                       options=tuple((c, ctx.t(f"channel.{c}")) for c in CHANNELS)),
             FormField("summary", ctx.t("form.log.summary"), multiline=True, initial=row.summary, hint=now(row.summary)),
         )

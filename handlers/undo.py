@@ -59,10 +59,11 @@ async def _undone_line(ctx: Context, customer: Customer, entry: AuditEntry, name
     if entry.action == "add":
         return ctx.t("undo.done.add", customer=label)
     currency = after.get("currency") or before.get("currency") or ctx.ws.currency
-    changes = ctx.t("history.change_sep").join(
-        ctx.t("history.change", field=field_label(ctx, key), change=f"{shown_value(ctx, key, after.get(key), names, currency)}"
-                                                                 f" → {shown_value(ctx, key, before.get(key), names, currency)}")
-        for key in after if key not in ("entry", "currency"))
+    def back(key: str) -> str:
+        was, now = (shown_value(ctx, key, values.get(key), names, currency) for values in (after, before))
+        return ctx.t("history.change", field=field_label(ctx, key), change=f"{was} → {now}")
+
+    changes = ctx.t("history.change_sep").join(back(key) for key in after if key not in ("entry", "currency"))
     if entry.action == "edit":
         return ctx.t("undo.done.edit", customer=label, changes=changes)
     kind = entry.action.removesuffix("_edit")

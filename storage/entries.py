@@ -57,7 +57,9 @@ def snapshot(row: Entry) -> dict[str, Any]:
     return {"entry": row.id, **{name: getattr(row, name) for name in EDITABLE[kind_of(row)]}}
 
 
-def change(session: AsyncSession, row: Entry, values: dict[str, Any], *, member_id: int, now: datetime) -> dict[str, Any]:
+def change(
+    session: AsyncSession, row: Entry, values: dict[str, Any], *, member_id: int, now: datetime
+) -> dict[str, Any]:
     """Set the editable `values` that differ, audit them as `<kind>_edit`; the new values of those changed."""
     kind = kind_of(row)
     before = snapshot(row)

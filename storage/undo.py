@@ -63,16 +63,18 @@ async def last_change(session: AsyncSession, scope: Scope) -> list[AuditEntry]:
     the same moment)."""
     mine = (AuditEntry.workspace_id == scope.workspace_id, AuditEntry.member_id == scope.member_id,
             AuditEntry.customer_id.is_not(None))
-    latest = await session.scalar(select(AuditEntry).where(*mine).order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(1))
+    latest = await session.scalar(
+        select(AuditEntry).where(*mine).order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(1))
     if latest is None:
         return []
     if latest.action != "remind":
         return [latest]
-    previous = await session.scalar(select(AuditEntry).where(
-        AuditEntry.workspace_id == scope.workspace_id, AuditEntry.id < latest.id).order_by(AuditEntry.id.desc()).limit(1))
+    previous = await session.scalar(
+        select(AuditEntry).where(AuditEntry.workspace_id == scope.workspace_id, AuditEntry.id < latest.id)
+        .order_by(AuditEntry.id.desc()).limit(1))
     if previous is None or previous.action not in _WITH_NEXT:
         return [latest]
-    same_command = (previous.member_id, previous.customer_id, previous.at) == (latest.member_id, latest.customer_id, latest.at)
+    same_command = all(getattr(previous, name) == getattr(latest, name) for name in ("member_id", "customer_id", "at"))
     return [previous, latest] if same_command else [latest]
 
 
