@@ -7,6 +7,7 @@ from handlers.context import Context
 from handlers.i18n import catalogue
 from handlers.messages import Button, Field, Reply
 from handlers.registry import payload
+from storage import entries
 from storage.customers import missing_fields
 from storage.models import Customer, CustomerTag, Feedback, Interaction, Member, Purchase
 from storage.scoring import AUTO_TAGS
@@ -51,9 +52,11 @@ async def customer_card(ctx: Context, customer: Customer, *, note: str = "") -> 
     deals = await deal_totals(ctx, customer.id)
     if deals:
         fields.append(Field(ctx.t("card.deals"), deals))
-    feedback = await latest_feedback(ctx, customer.id)
-    if feedback:
-        fields.append(Field(ctx.t("card.feedback"), feedback))
+    latest = {kind: await entries.latest(ctx.session, kind, customer.id) for kind in entries.MODELS}
+    for kind, key in (("deal", "card.latest_deal"), ("feedback", "card.feedback")):
+        if latest[kind]:
+            row, number = latest[kind]
+            fields.append(Field(ctx.t(key), entry_line(ctx, row, entry_label(ctx, kind, number))))
     if customer.prefs:
         fields.append(Field(ctx.t("field.prefs"), customer.prefs))
     lines = [note] if note else []
@@ -65,8 +68,22 @@ async def customer_card(ctx: Context, customer: Customer, *, note: str = "") -> 
         text="\n".join(lines),
         fields=fields,
         items=await recent_interactions(ctx, customer.id),
-        buttons=[card_buttons(ctx, customer)],
+        buttons=[card_buttons(ctx, customer)] + [entry_buttons(ctx, found[0], entry_label(ctx, kind, found[1]))
+                                                 for kind, found in latest.items() if found],
     )
+
+
+def entry_label(ctx: Context, kind: str, number: int) -> str:
+    """How an entry is numbered on the card: `log 3`, `deal 1`, `记录 3`, `反馈 1`."""
+    return ctx.t(f"entry.label.{kind}", number=number)
+
+
+def entry_buttons(ctx: Context, row: entries.Entry, label: str) -> list[Button]:
+    """Edit / Delete for one entry (handlers.entries); the buttons carry its customer's id (which book
+    it is in, handlers.identity), its kind and its id, all checked again when pressed."""
+    where = (row.customer_id, entries.kind_of(row), row.id)
+    return [Button(ctx.t("button.entry_edit", entry=label), payload("eedit", *where)),
+            Button(ctx.t("button.entry_delete", entry=label), payload("edel", *where), "danger")]
 
 
 def auto_tag_labels(ctx: Context) -> str:
@@ -100,27 +117,37 @@ async def deal_totals(ctx: Context, customer_id: int) -> str:
     return ", ".join(ctx.t("card.deals_total", count=n, total=ctx.fmt_money(total, cur)) for cur, n, total in rows)
 
 
-async def latest_feedback(ctx: Context, customer_id: int) -> str:
-    row = await ctx.session.scalar(
-        select(Feedback).where(Feedback.customer_id == customer_id)
-        .order_by(Feedback.created_at.desc(), Feedback.id.desc()).limit(1)
-    )
-    if row is None:
-        return ""
-    comment = f" “{row.comment}”" if row.comment else ""
-    return f"{'★' * row.score}{'☆' * (5 - row.score)} {ctx.fmt_date(row.created_at)}{comment}"
+def stars(score: int) -> str:
+    """A 1–5 score as `★★★★☆`."""
+    return "★" * score + "☆" * (5 - score)
+
+
+def entry_line(ctx: Context, row: entries.Entry, label: str) -> str:
+    """One entry in a line, after its label: `deal 1 · ¥12,000 · 2026-11-18 “licence”`,
+    `feedback 2 · ★★★★☆ 2026-11-18 “quick”`, `log 3 · 2026-11-18 Wed 15:00 · call “asked for a quote”`."""
+    if isinstance(row, Purchase):
+        head, text = f"{ctx.fmt_money(row.amount_minor, row.currency)} · {ctx.fmt_date(row.occurred_at)}", row.note
+    elif isinstance(row, Feedback):
+        head, text = f"{stars(row.score)} {ctx.fmt_date(row.created_at)}", row.comment
+    else:
+        head, text = f"{ctx.fmt_time(row.occurred_at)} · {ctx.t(f'channel.{row.channel}')}", row.summary
+    quoted = f" “{shortened(text, CARD_SUMMARY_CHARS)}”" if text else ""
+    return f"{label} · {head}{quoted}"
 
 
 async def recent_interactions(ctx: Context, customer_id: int) -> list[str]:
+    """The latest few, each with its number (`log 3`: the third logged, see storage.entries)."""
+    numbers = (select(Interaction.id, func.row_number().over(order_by=Interaction.id).label("number"))
+               .where(Interaction.customer_id == customer_id).subquery())
     rows = await ctx.session.execute(
-        select(Interaction, Member.name).outerjoin(Member, Member.id == Interaction.member_id)
-        .where(Interaction.customer_id == customer_id)
+        select(Interaction, Member.name, numbers.c.number).join(numbers, numbers.c.id == Interaction.id)
+        .outerjoin(Member, Member.id == Interaction.member_id)
         .order_by(Interaction.occurred_at.desc(), Interaction.id.desc()).limit(LAST_INTERACTIONS)
     )
     return [
-        ctx.t("card.interaction", when=ctx.fmt_time(i.occurred_at), channel=ctx.t(f"channel.{i.channel}"),
-              who=who or "—", summary=shortened(i.summary, CARD_SUMMARY_CHARS))
-        for i, who in rows
+        ctx.t("card.interaction", entry=entry_label(ctx, "log", number), when=ctx.fmt_time(i.occurred_at),
+              channel=ctx.t(f"channel.{i.channel}"), who=who or "—", summary=shortened(i.summary, CARD_SUMMARY_CHARS))
+        for i, who, number in rows
     ]
 
 

@@ -3,6 +3,7 @@ from handlers import (  # noqa: F401
     customers,
     deals,
     digest,
+    entries,
     followups,
     guided,
     help,
@@ -15,4 +16,5 @@ from handlers import (  # noqa: F401
     tags,
     team,
     transfer,
+    undo,
 )

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from handlers.cards import card_buttons, customer_label
+from handlers.cards import card_buttons, customer_label, stars
 from handlers.context import Context
 from handlers.customers import saved
 from handlers.dates import cn_number
@@ -82,10 +82,6 @@ def read_score(word: str) -> int | None:
     else:
         return None
     return score if 1 <= score <= 5 else None
-
-
-def stars(score: int) -> str:
-    return "★" * score + "☆" * (5 - score)
 
 
 @command("feedback", aliases=("反馈",))

@@ -18,7 +18,7 @@ from storage.access import RANK
 
 GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("customers", ("add", "edit", "show", "find", "tag", "tags", "assign", "cancel")),
-    ("activity", ("log", "deal", "feedback")),
+    ("activity", ("log", "deal", "feedback", "entry", "undo")),
     ("followups", ("remind", "reminders", "done", "snooze", "silent", "digest")),
     ("team", ("team", "invite", "join", "link", "role", "settings", "me", "start", "help")),
     ("data", ("import", "export", "dupes", "merge", "delete", "restore", "forget", "history")),
@@ -34,7 +34,8 @@ RELATED: dict[str, tuple[str, ...]] = {
     "role": ("team", "invite"), "settings": ("me",), "me": ("settings", "digest"), "start": ("help", "join"),
     "help": ("start",), "import": ("export", "dupes"), "export": ("import",), "dupes": ("merge",),
     "merge": ("dupes", "history"), "delete": ("restore", "forget"), "restore": ("delete",),
-    "forget": ("delete",), "history": ("show",),
+    "forget": ("delete",), "history": ("show", "undo"), "entry": ("show", "undo", "history"),
+    "undo": ("entry", "history"),
 }
 _MENU_NAME = re.compile(r"[a-z0-9_]{1,32}")  # what Telegram accepts in setMyCommands
 MENU_DESCRIPTION = 60

@@ -36,8 +36,9 @@ from storage.standardise import visible
 #: workspace column; None for buttons that name nothing (the "my day" ones work on the latest workspace).
 BUTTON_SUBJECTS: dict[str, tuple[Any, Any] | None] = {
     **dict.fromkeys(("rdone", "rsnz", "rmov"), (Reminder.id, Reminder.workspace_id)),
-    **dict.fromkeys(("flog", "frem", "ftag", "show", "ssnz", "slost", "mgq"), (Customer.id, Customer.workspace_id)),
-    **dict.fromkeys(("pick", "dup", "pg", "rec", "gform"), (PendingChoice.token, PendingChoice.workspace_id)),
+    **dict.fromkeys(("flog", "frem", "ftag", "show", "ssnz", "slost", "mgq", "eedit", "edel"),
+                    (Customer.id, Customer.workspace_id)),
+    **dict.fromkeys(("pick", "dup", "pg", "rec", "gform", "edc"), (PendingChoice.token, PendingChoice.workspace_id)),
     "mres": (Member.id, Member.workspace_id),
     "imp": (ImportFile.token, ImportFile.workspace_id),
     "home": None,

@@ -29,7 +29,7 @@ from storage.models import AuditEntry, Customer, Member
 #: Where a duplicate reason is worded: the "same person?" reasons of /add, plus one of /dupes.
 REASON_KEYS = {"phone": "dupe.phone", "email": "dupe.email", "name": "dupe.name", "same_name": "dupes.same_name"}
 #: Audit keys /history does not list as changes: the action says them, or another key shows them.
-IMPLIED_KEYS = {"deleted_at", "merged_from", "currency"}
+IMPLIED_KEYS = {"deleted_at", "merged_from", "currency", "entry", "undid"}
 #: Audit keys whose values are catalogue words (`channel.call`, `history.status.done`).
 WORDED_VALUES = {"channel": "channel", "status": "history.status"}
 VALUE_CHARS = 60
@@ -235,24 +235,32 @@ async def history(ctx: Context, args: str, page: int = 0) -> Result:
 def _history_line(ctx: Context, entry: AuditEntry, names: dict[int, str]) -> str:
     """`when · who · what — Field: old → new; …`"""
     before, after = entry.before or {}, entry.after or {}
-    what_key = f"history.action.{entry.action}"
-    what = ctx.t(what_key, number=after.get("merged_from", "?")) if _known(what_key) else entry.action
+    what = action_label(ctx, entry.action, number=after.get("merged_from", "?"), undid=after.get("undid"))
     who = names.get(entry.member_id, "—") if entry.member_id else "—"
-    currency = after.get("currency") or ctx.ws.currency
+    currency = after.get("currency") or before.get("currency") or ctx.ws.currency  # a removed deal: before only
+    old_currency = before.get("currency") or currency  # a corrected deal: `¥15,000 → $15,000`
     changes = []
     for key in dict.fromkeys([*before, *after]):
         old, new = before.get(key), after.get(key)
         if key in IMPLIED_KEYS or isinstance(old, dict) or isinstance(new, dict) or (_blank(old) and _blank(new)):
             continue
-        change = _shown(ctx, key, new, names, currency)
-        if entry.before is not None and old != new:  # an unchanged key only says what it was about
-            change = f"{_shown(ctx, key, old, names, currency)} → {change}"
+        change, was = shown_value(ctx, key, new, names, currency), shown_value(ctx, key, old, names, old_currency)
+        if entry.before is not None and (old != new or was != change):  # an unchanged key says what it was about
+            change = f"{was} → {change}"
         changes.append(ctx.t("history.change", field=field_label(ctx, key), change=change))
     line = f"{ctx.fmt_time(entry.at)} · {who} · {what}"
     return f"{line} — {ctx.t('history.change_sep').join(changes)}" if changes else line
 
 
-def _shown(ctx: Context, key: str, value: Any, names: dict[int, str], currency: str) -> str:
+def action_label(ctx: Context, action: str, *, number: object = "?", undid: str | None = None) -> str:
+    """What an audit entry did, in the member's words (`logged an interaction`, `undid: recorded a deal`)."""
+    key = f"history.action.{action}"
+    if not _known(key):
+        return action
+    return ctx.t(key, number=number, action=action_label(ctx, undid) if undid else "?")
+
+
+def shown_value(ctx: Context, key: str, value: Any, names: dict[int, str], currency: str) -> str:
     """An audited value as people read it: names, money, local times, words in their language."""
     if _blank(value):
         return "—"

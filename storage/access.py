@@ -82,6 +82,11 @@ class Scope:
             return self.at_least("manager") or customer.owner_id == self.member_id
         return self.at_least(rule)
 
+    def may_change_entry(self, customer: Customer, recorded_by: int | None) -> bool:
+        """One interaction, deal or feedback: whoever recorded it may correct or remove it, and a
+        manager any, on a customer they can see."""
+        return self.can("view", customer) and (recorded_by == self.member_id or self.at_least("manager"))
+
     def require(self, action: str, customer: Customer) -> None:
         if not self.can(action, customer):
             rule = CUSTOMER_RULES[action]

@@ -41,7 +41,7 @@ async def add_purchase(
     await session.flush()
     audit.record(session, workspace_id=customer.workspace_id, member_id=member_id, action="deal",
                  customer_id=customer.id, at=now,
-                 after={"amount_minor": amount_minor, "currency": currency, "note": note[:AUDIT_NOTE],
+                 after={"entry": purchase.id, "amount_minor": amount_minor, "currency": currency, "note": note[:AUDIT_NOTE],
                         "occurred_at": occurred_at})
     return purchase
 
@@ -60,5 +60,5 @@ async def add_feedback(
     session.add(feedback)
     await session.flush()
     audit.record(session, workspace_id=customer.workspace_id, member_id=member_id, action="feedback",
-                 customer_id=customer.id, at=now, after={"score": score, "comment": comment[:AUDIT_NOTE]})
+                 customer_id=customer.id, at=now, after={"entry": feedback.id, "score": score, "comment": comment[:AUDIT_NOTE]})
     return feedback

@@ -33,5 +33,5 @@ async def add_interaction(
     await session.flush()
     audit.record(session, workspace_id=customer.workspace_id, member_id=member_id, action="log",
                  customer_id=customer.id, at=now,
-                 after={"channel": channel, "summary": summary[:AUDIT_SUMMARY], "occurred_at": occurred_at})
+                 after={"entry": interaction.id, "channel": channel, "summary": summary[:AUDIT_SUMMARY], "occurred_at": occurred_at})
     return interaction

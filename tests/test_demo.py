@@ -40,6 +40,12 @@ DEMOS = {
         "Now typing as Alice.", "Role: admin",
         "Carol: role rep → manager.",
         "My settings · Alice's customers",
+        "Deal recorded: ¥12,500 from #2 Bob", "Undone: your deal of ¥12,500 for #2 Bob is removed.",
+        "Auto tags: −vip",  # /undo: the tier and the vip tag go with the deal
+        "Deal recorded: ¥12,000 from #2 Bob", "Changed deal 1 of #2 Bob: Amount: ¥12,000 → ¥15,000.",
+        "Latest deal: deal 1 · ¥15,000", "• log 2 · ", "[6] Edit deal 1   [7] Delete deal 1",
+        "Remove deal 1 of #2 Bob?", "[1] Remove   [2] Cancel",
+        "Removed from #2 Bob: deal 1 · ", "Value tier: A (high value) → —",
     ]),
     "zh": (["--as", "李经理"], {"DEFAULT_LOCALE": "zh"}, [
         "crm-bot 控制台 — /help 查看全部命令；按 Ctrl-D 或 Ctrl-C 退出。",
@@ -65,6 +71,11 @@ DEMOS = {
         "只有管理员可以这样做。",
         "已切换为 李经理。", "角色：管理员",
         "小陈：角色 销售 → 经理。",
+        "已撤销：你为 #1 王芳 · 华为 记录的 ¥12,500 成交已删除。", "自动标签：−重要客户",
+        "已更正 #1 王芳 · 华为 的成交 1：金额：¥12,000 → ¥15,000。",
+        "最近成交：成交 1 · ¥15,000", "• 记录 1 · ", "[6] 修改成交 1   [7] 删除成交 1",
+        "删除 #1 王芳 · 华为 的成交 1？", "[1] 删除   [2] 取消",
+        "已从 #1 王芳 · 华为 删除：成交 1 · ", "价值等级：A（高价值） → —",
     ]),
 }
 

@@ -24,7 +24,7 @@ from bot.slack_blocks import MESSAGE_BLOCKS, message_blocks
 from handlers.messages import Attachment, Button, Reply
 from handlers.registry import COMMANDS, find_command
 from reminders.delivery import Delivery, DeliveryError, Outcome, RecipientBlocked, Route
-from storage.models import Customer, CustomerTag, Identity, Interaction, Member, Reminder, Workspace
+from storage.models import Customer, CustomerTag, Identity, Interaction, Member, Purchase, Reminder, Workspace
 from tests.chat import Chat
 from tests.e2e.slack_api import (
     APP_TOKEN,
@@ -194,6 +194,29 @@ async def test_add_form_validates_in_the_modal_and_card_buttons_open_forms(slack
 
 
 @sqlite_only
+async def test_the_cards_edit_button_opens_the_entry_filled_in_and_saves_the_correction(slack, slack_rig, slack_api,
+                                                                                        db) -> None:
+    alice = slack_rig.person("U0ALICE01", "Alice")
+    await alice.command('add "Li Wei" 13800138000 company=Acme', channel=alice.dm)
+    await alice.command("log #1 call: sent the quote", channel=alice.dm)
+    await alice.command("show #1", channel=alice.dm)
+    await alice.press("Edit log 1", alice.last(alice.dm))
+    view = opened(slack_api)
+    assert view["title"]["text"] == "log 1: Li Wei"
+    fields = {b["block_id"]: b["element"] for b in view["blocks"] if b.get("type") == "input"}
+    assert fields["field.summary"]["initial_value"] == "sent the quote"
+    assert fields["field.channel"]["initial_option"]["value"] == "call"
+    wrong = await alice.submit(view, {"channel": "call", "summary": "x" * 2001})
+    assert list(wrong.json()["errors"]) == ["field.summary"]
+    await alice.submit(view, {"channel": "visit", "summary": "sent the quote in person"})
+    async with db.transaction() as session:
+        assert (await session.execute(select(Interaction.channel, Interaction.summary))).one() == (
+            "visit", "sent the quote in person")
+    assert "Changed log 1 of #1 Li Wei · Acme: Channel: call → visit; Summary: sent the quote → sent the quote " \
+           "in person." in text_of(alice.last(alice.dm))
+
+
+@sqlite_only
 async def test_a_form_the_core_cannot_answer_in_time_is_acked_and_answered_after(slack_rig, slack_api, db) -> None:
     await slack_rig.start(form_budget=0.3)
     alice = slack_rig.person("U0ALICE01", "Alice")
@@ -351,6 +374,8 @@ EVERY_COMMAND: list[tuple[str, str]] = [
     ("log #1 call: sent the quote next: friday", "Logged for #1 Li Wei"),
     ("deal #1 12k first order", "Deal recorded: ¥12,000"),
     ("feedback #1 5 great service", "★★★★★"),
+    ("entry #1 feedback 1 4 good service", "Changed feedback 1 of #1 Li Wei · Acme: Satisfaction: 5 → 4"),
+    ("undo", "Undone: your correction of feedback 1 of #1 Li Wei · Acme"),
     ("remind #2 tomorrow 10am call back", "Reminder #2"),
     ("reminders", "Your pending reminders: 2"),
     ("done 1", "Reminder #1 done"),
@@ -402,6 +427,15 @@ async def test_every_registered_command_works_through_slash_commands(slack, slac
     await alice.press("Delete", question)
     assert await count(db, Customer, Customer.deleted_at.is_not(None)) == 1
     assert slack_api.ok_calls("chat.update")[-1].params["ts"] == question["ts"]
+
+    await alice.command("show #1", channel=alice.dm)  # the card's Delete button on an entry asks the same way
+    await alice.press("Delete deal 1", alice.last(alice.dm))
+    question = alice.last(alice.dm)
+    assert "Remove deal 1 of #1 Li Wei · Acme?" in text_of(question)
+    await alice.press("Remove", question)
+    assert await count(db, Purchase) == 0
+    assert slack_api.ok_calls("chat.update")[-1].params["ts"] == question["ts"]
+    assert "Removed from #1 Li Wei · Acme: deal 1" in text_of(alice.last(alice.dm))
 
 
 # --- files: import and export --------------------------------------------------------------------------------

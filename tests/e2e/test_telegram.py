@@ -29,7 +29,7 @@ from handlers.registry import _BY_ALIAS, COMMANDS, find_command
 from reminders.delivery import Delivery, DeliveryError, Outcome, RecipientBlocked, Route
 from storage import workspaces
 from storage.db import Database
-from storage.models import Customer, Identity, Interaction, Member, ProcessedUpdate, Space, Workspace
+from storage.models import Customer, Identity, Interaction, Member, ProcessedUpdate, Purchase, Space, Workspace
 from tests.chat import Chat
 from tests.e2e.conftest import RecordedMarks, TelegramRig, free_port
 from tests.e2e.telegram_api import BOT_USERNAME, NOT_MODIFIED, Outgoing, Person, TelegramStandIn, group_chat, payload
@@ -296,6 +296,8 @@ async def test_every_registered_command_family(telegram: TelegramPlatform, teleg
     await run(ALICE, "/tags", "key-account")
     await run(ALICE, "/deal #1 12k first order", "Deal recorded: ¥12,000")
     await run(ALICE, "/feedback #1 5 great", "★★★★★")
+    await run(ALICE, "/entry #1 feedback 1 4 good", "Changed feedback 1 of #1 Tom Li · Acme: Satisfaction: 5 → 4")
+    await run(ALICE, "/undo", "Undone: your correction of feedback 1 of #1 Tom Li · Acme")
     await run(ALICE, "/remind #2 tomorrow call back", "Reminder #2")
     await run(ALICE, "/reminders", "pending reminders")
     await run(ALICE, "/done 2", "Reminder #2 done")
@@ -1034,3 +1036,26 @@ async def test_a_crashing_command_gets_an_apology_and_the_bot_carries_on(
     monkeypatch.setattr(telegram.core, "handle", adapter_crash)
     assert (await one(telegram_api, BOB, "/help")).text == apology("zh")
     assert t("zh", "help.title") in (await one(telegram_api, BOB, "/help")).text
+
+
+# --- correcting an entry (issue 15 item 9) ----------------------------------------------------------
+
+@BOTH_DATABASES
+async def test_the_cards_delete_button_removes_a_deal_and_the_tier_follows(
+        telegram: TelegramPlatform, telegram_api: TelegramStandIn, db: Database) -> None:
+    await one(telegram_api, ALICE, "/start")
+    await one(telegram_api, ALICE, "/add Tom 13700000001 company=Acme")
+    await one(telegram_api, ALICE, "/deal Tom 12000 licence")
+    card = await one(telegram_api, ALICE, "/show Tom")
+    assert "Latest deal: deal 1 · ¥12,000" in card.text
+    telegram_api.press(ALICE, card, t("en", "button.entry_delete", entry="deal 1"))
+    question = await telegram_api.take_one(ALICE.id)
+    assert question.text.startswith("Remove deal 1 of #1 Tom · Acme?")
+    telegram_api.press(ALICE, question, t("en", "entry.delete_yes"))
+    removed = await telegram_api.take_one(ALICE.id)
+    assert removed.method == "editMessageText" and removed.message_id == question.message_id
+    assert removed.text.startswith("Removed from #1 Tom · Acme: deal 1 · ") and "Value tier: A (high value) → —" in removed.text
+    assert await scalar(db, select(Customer.tier).where(Customer.number == 1)) is None
+    assert await scalar(db, select(func.count()).select_from(Purchase)) == 0
+    undone = await one(telegram_api, ALICE, "/undo")
+    assert undone.text.startswith("Your last change (removed a deal, #1 Tom · Acme,")

@@ -1,0 +1,86 @@
+"""One recorded interaction, deal or feedback, by its number on the customer's card: read, change, remove.
+
+An entry's number counts that customer's entries of its kind in the order they
+were recorded (`log 1` is the first interaction ever logged), so a number read
+off the card keeps naming the same entry when a back-dated one is added; only
+removing an earlier entry moves it down by one. Changes and removals are
+audited (`log_edit`, `deal_delete`, …) with the before values, so /history
+shows what was corrected; the caller refreshes the derived data.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage import audit
+from storage.models import Feedback, Interaction, Purchase
+
+Entry = Interaction | Purchase | Feedback
+MODELS: dict[str, type[Entry]] = {"log": Interaction, "deal": Purchase, "feedback": Feedback}
+#: What an edit may change, per kind; the audit trail keeps these before → after.
+EDITABLE = {"log": ("channel", "summary"), "deal": ("amount_minor", "currency", "note"),
+            "feedback": ("score", "comment")}
+
+
+def kind_of(row: Entry) -> str:
+    return next(kind for kind, model in MODELS.items() if isinstance(row, model))
+
+
+async def numbered(session: AsyncSession, kind: str, customer_id: int, number: int) -> Entry | None:
+    """The customer's `number`th entry of `kind` (1 = the first recorded), or None."""
+    if number < 1:
+        return None
+    model = MODELS[kind]
+    return await session.scalar(
+        select(model).where(model.customer_id == customer_id).order_by(model.id).offset(number - 1).limit(1))
+
+
+async def number_of(session: AsyncSession, row: Entry) -> int:
+    model = type(row)
+    return await session.scalar(
+        select(func.count()).select_from(model).where(model.customer_id == row.customer_id, model.id <= row.id)) or 0
+
+
+async def latest(session: AsyncSession, kind: str, customer_id: int) -> tuple[Entry, int] | None:
+    """The customer's most recently recorded entry of `kind` with its number, or None."""
+    model = MODELS[kind]
+    row = await session.scalar(select(model).where(model.customer_id == customer_id).order_by(model.id.desc()).limit(1))
+    return (row, await number_of(session, row)) if row is not None else None
+
+
+def snapshot(row: Entry) -> dict[str, Any]:
+    """What the audit trail keeps of an entry: its id as `entry` and its editable values, texts whole
+    (a command takes at most 2,000 characters), so /undo can put a correction back as it was."""
+    return {"entry": row.id, **{name: getattr(row, name) for name in EDITABLE[kind_of(row)]}}
+
+
+def change(
+    session: AsyncSession, row: Entry, values: dict[str, Any], *, member_id: int, now: datetime
+) -> dict[str, Any]:
+    """Set the editable `values` that differ, audit them as `<kind>_edit`; the new values of those changed."""
+    kind = kind_of(row)
+    before = snapshot(row)
+    for name, value in values.items():
+        if name not in EDITABLE[kind]:
+            raise ValueError(f"{name} is not an editable field of a {kind}")
+        setattr(row, name, value)
+    after = snapshot(row)
+    changed_before, changed_after = audit.changes(before, after)
+    if "currency" in changed_after:  # the amount goes with its currency, so /history can show `¥15,000 → $15,000`
+        changed_before["amount_minor"], changed_after["amount_minor"] = before["amount_minor"], after["amount_minor"]
+    if changed_after:
+        audit.record(session, workspace_id=row.workspace_id, member_id=member_id, action=f"{kind}_edit",
+                     customer_id=row.customer_id, before={"entry": row.id, **changed_before},
+                     after={"entry": row.id, **changed_after}, at=now)
+    return changed_after
+
+
+async def remove(session: AsyncSession, row: Entry, *, member_id: int, now: datetime) -> None:
+    """Delete the entry, audited as `<kind>_delete` with what it held."""
+    audit.record(session, workspace_id=row.workspace_id, member_id=member_id, action=f"{kind_of(row)}_delete",
+                 customer_id=row.customer_id, before=snapshot(row), at=now)
+    await session.delete(row)
+    await session.flush()
