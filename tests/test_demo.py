@@ -46,6 +46,11 @@ DEMOS = {
         "Latest deal: deal 1 · ¥15,000", "• log 2 · ", "[6] Edit deal 1   [7] Delete deal 1",
         "Remove deal 1 of #2 Bob?", "[1] Remove   [2] Cancel",
         "Removed from #2 Bob: deal 1 · ", "Value tier: A (high value) → —",
+        "Updated: Company, Title.",  # the first /edit sets both
+        "Updated: Title.", "Nothing changed: Company already had those values.",
+        "looks like the same person (same phone)", "Kept the existing record and filled in: Title.",
+        "Kept under Preferences, since they differ from this record: Name Wang Fan.",
+        "birthday_days: 3 days ahead → 5 days ahead",
     ]),
     "zh": (["--as", "李经理"], {"DEFAULT_LOCALE": "zh"}, [
         "crm-bot 控制台 — /help 查看全部命令；按 Ctrl-D 或 Ctrl-C 退出。",
@@ -76,6 +81,9 @@ DEMOS = {
         "最近成交：成交 1 · ¥15,000", "• 记录 1 · ", "[6] 修改成交 1   [7] 删除成交 1",
         "删除 #1 王芳 · 华为 的成交 1？", "[1] 删除   [2] 取消",
         "已从 #1 王芳 · 华为 删除：成交 1 · ", "价值等级：A（高价值） → —",
+        "公司：华东贸易（上海）有限公司",
+        "看起来是同一个人（电话相同）", "保留原记录，并补充了：职位。", "与原记录不同的信息已记在“偏好”里：姓名 王芳芳。",
+        "birthday_days：提前 3 天 → 提前 5 天",
     ]),
 }
 
