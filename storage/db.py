@@ -32,7 +32,10 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.orm import Session
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from storage.search_changes import AnnouncingSession
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 log = logging.getLogger(__name__)
@@ -153,7 +156,10 @@ class Database:
             raise DatabaseUnavailable("unsupported", self.url.drivername, str(problem)) from None
         if self.is_sqlite:
             _sqlite_pragmas(self.engine)
-        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # on PostgreSQL other processes may share the database: customer writes announce themselves
+        # (storage.search_changes) so their search indexes catch up at once
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False,
+                                           sync_session_class=Session if self.is_sqlite else AnnouncingSession)
         #: SQLite has one writer: its transactions take turns here (FIFO) rather than in its busy-wait.
         self._one_writer = asyncio.Lock() if self.is_sqlite else None
 
