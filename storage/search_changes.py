@@ -27,6 +27,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.sql.dml import Update, UpdateBase
 
+from storage.leases import driver_dsn
 from storage.models import Customer
 
 if TYPE_CHECKING:
@@ -106,7 +107,7 @@ class ChangeListener:
     RETRY = 1.0
 
     def __init__(self, url: URL, on_change: Callable[[int | None, int | None], None]) -> None:
-        self.dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self.dsn = driver_dsn(url)
         self.on_change = on_change
         self._conn: asyncpg.Connection | None = None
         self._lock = asyncio.Lock()
