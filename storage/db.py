@@ -249,7 +249,13 @@ def _run_alembic(connection: Connection, verb: str, revision: str) -> None:
     getattr(command, verb)(alembic_config(connection), revision)
 
 
+#: The advisory lock migrations run under on PostgreSQL: processes starting together migrate in turn.
+MIGRATION_LOCK = 0x63726D2D6D696772  # "crm-migr"
+
+
 def _upgrade(connection: Connection, revision: str) -> tuple[str | None, str | None]:
+    if connection.dialect.name == "postgresql":  # held until this transaction ends; the next finds it done
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
     before = MigrationContext.configure(connection).get_current_revision()
     _run_alembic(connection, "upgrade", revision)
     return before, MigrationContext.configure(connection).get_current_revision()

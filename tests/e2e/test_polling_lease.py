@@ -62,13 +62,13 @@ async def test_one_of_three_processes_polls_and_another_takes_over_when_it_is_go
     platforms = [await telegram_rig.start() for _ in range(3)]
     first = await holder(platforms)
     for person in PEOPLE:
-        telegram_api.push(telegram_api.says(person, "/help"))
+        telegram_api.says(person, "/help")
     await answered_once(telegram_api, PEOPLE, ["/help"])
 
     await cut_the_lease_connection(db)
     gone_at = time.monotonic()
     for person in PEOPLE:  # written while the lease changes hands
-        telegram_api.push(telegram_api.says(person, "/start"))
+        telegram_api.says(person, "/start")
     second = await holder([p for p in platforms if p is not first])
     assert time.monotonic() - gone_at < 4
     await answered_once(telegram_api, PEOPLE, ["/help", "/start"])
@@ -77,7 +77,7 @@ async def test_one_of_three_processes_polls_and_another_takes_over_when_it_is_go
 
     await telegram_rig.stop(second)  # a clean stop hands over too
     for person in PEOPLE:
-        telegram_api.push(telegram_api.says(person, "/me"))
+        telegram_api.says(person, "/me")
     third = await holder([p for p in platforms if p is not second])
     await answered_once(telegram_api, PEOPLE, ["/help", "/start", "/me"])
     assert third.lease is not None and third.lease.holding
@@ -90,7 +90,7 @@ async def test_updates_a_dead_poller_handled_but_never_confirmed_are_not_applied
     holder again (from the offset it kept), and the redelivery key in the database skips each one."""
     platforms = [await telegram_rig.start() for _ in range(2)]
     first = await holder(platforms)
-    pushed = [telegram_api.push(telegram_api.says(person, "/start")) for person in PEOPLE]
+    pushed = [telegram_api.says(person, "/start") for person in PEOPLE]
     await answered_once(telegram_api, PEOPLE, ["/start"])
     await cut_the_lease_connection(db)
     await holder([p for p in platforms if p is not first])

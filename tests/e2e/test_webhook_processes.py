@@ -33,7 +33,8 @@ async def test_one_telegram_update_posted_to_two_processes_is_applied_and_answer
     for each in settings:
         each.telegram_webhook_url = f"http://127.0.0.1:{each.http_port}/telegram"
         await telegram_rig.start(each)
-    update = telegram_api.says(ALICE, "/start")
+    update = telegram_api.message(ALICE, "/start")
+    update["update_id"] = 700_000_001
     async with aiohttp.ClientSession() as http:
         async def post(url: str) -> int:
             async with http.post(url, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": SECRET}) as response:
