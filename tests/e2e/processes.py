@@ -20,8 +20,6 @@ import sys
 import time
 from pathlib import Path
 
-import aiohttp
-
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -64,12 +62,13 @@ class BotProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    async def logged(self, text: str, timeout: float = 30) -> None:
-        """Wait until the log has a line with `text` (a process that ended meanwhile fails at once)."""
+    async def logged(self, text: str, timeout: float = 30, *, after: int = 0) -> None:
+        """Wait until the log has more than `after` lines with `text` (a process that ended meanwhile
+        fails at once)."""
         def seen() -> bool:
             if self.process is not None and self.process.poll() is not None:
                 raise AssertionError(f"{self.name} ended with {self.process.returncode}:\n{self.log()[-3000:]}")
-            return text in self.log()
+            return self.log().count(text) > after
 
         await wait_for(seen, timeout, f"{text!r} in the log of {self.name}")
 
@@ -166,11 +165,3 @@ class Nginx:
         if self.process is not None and self.process.poll() is None:
             os.kill(self.process.pid, signal.SIGTERM)  # the master stops its workers
             self.process.wait(timeout=10)
-
-
-async def healthy(http: aiohttp.ClientSession, url: str) -> bool:
-    try:
-        async with http.get(f"{url}/healthz", timeout=aiohttp.ClientTimeout(total=2)) as response:
-            return response.status == 200
-    except (aiohttp.ClientError, asyncio.TimeoutError):
-        return False
