@@ -22,7 +22,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Callable
 
 import asyncpg
-from sqlalchemy import event, text
+from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.sql.dml import Update, UpdateBase
@@ -41,6 +41,10 @@ ALL = "*"
 _NOTIFY = text("SELECT pg_notify(:channel, :payload)")
 
 
+#: The columns the search index reads (an UPDATE of others, like the derived scores, leaves it as it is).
+INDEXED = frozenset({"name", "company", "deleted_at", "workspace_id"})
+
+
 class AnnouncingSession(Session):
     """The session class on PostgreSQL: a flush that touched customers NOTIFYs their workspaces."""
 
@@ -48,14 +52,23 @@ class AnnouncingSession(Session):
 @event.listens_for(AnnouncingSession, "after_flush")
 def _announce_flushed(session: Session, _flush_context: Any) -> None:
     payloads: set[str] = set()
-    for row in (*session.new, *session.dirty):
-        if isinstance(row, Customer) and row.workspace_id is not None:
+    for row in session.new:
+        if isinstance(row, Customer):
+            payloads.add(str(row.workspace_id))
+    for row in session.dirty:
+        if isinstance(row, Customer) and _indexed_changed(row):
             payloads.add(str(row.workspace_id))
     for row in session.deleted:
         if isinstance(row, Customer):
             payloads.add(f"{row.workspace_id} -{row.id}")
     for payload in sorted(payloads):
         session.connection().execute(_NOTIFY, {"channel": CHANNEL, "payload": payload})
+
+
+def _indexed_changed(row: Customer) -> bool:
+    """Did this flush change what the index reads (a call logged or a score recomputed does not)?"""
+    attributes = inspect(row).attrs
+    return any(attributes[name].history.has_changes() for name in INDEXED)
 
 
 @event.listens_for(AnnouncingSession, "do_orm_execute")
@@ -66,13 +79,10 @@ def _announce_bulk(state: ORMExecuteState) -> None:
         state.session.connection().execute(_NOTIFY, {"channel": CHANNEL, "payload": ALL})
 
 
-#: The columns the search index reads (an UPDATE of others, like the derived scores, leaves it as it is).
-INDEXED = frozenset({"name", "company", "deleted_at", "workspace_id"})
-
-
 def _may_change_the_index(state: ORMExecuteState) -> bool:
     statement = state.statement
-    if not isinstance(statement, UpdateBase) or getattr(statement, "table", None) is not Customer.__table__:
+    table = getattr(statement, "table", None)  # update(Customer) holds an annotated copy of the table
+    if not isinstance(statement, UpdateBase) or getattr(table, "name", None) != Customer.__tablename__:
         return False
     if not isinstance(statement, Update):
         return True  # INSERT, DELETE
@@ -83,8 +93,8 @@ def _may_change_the_index(state: ORMExecuteState) -> bool:
 
 
 async def follow(url: URL, search: CustomerSearch) -> ChangeListener:
-    """Start listening for `search`: notices mark its workspaces
-    changed, and each of its searches first catches up with the notices sent so far."""
+    """Start listening for `search`: notices mark its workspaces changed, and each of its searches
+    first catches up with the notices sent so far."""
     listener = ChangeListener(url, search.changed)
     await listener.start()
     search.catch_up = listener.caught_up

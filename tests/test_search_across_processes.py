@@ -10,6 +10,7 @@ import asyncio
 import uuid
 from datetime import datetime, timezone
 
+import asyncpg
 import pytest
 
 from handlers.context import Services
@@ -131,3 +132,25 @@ async def test_customers_imported_through_one_process_are_found_through_the_othe
     assert "1" in through_a.text
     await through_b.say("/find oynn")
     assert "欧阳娜娜" in through_b.text
+
+
+async def test_only_writes_the_index_reads_send_a_notice(two, pg_url: str) -> None:
+    """A logged call or recomputed scores change no name: the other processes are not made to sync."""
+    through_a, _, _ = two
+    notices: list[str] = []
+    listening = await asyncpg.connect(pg_url)
+    await listening.add_listener(search_changes.CHANNEL, lambda *args: notices.append(args[-1]))
+    try:
+        await through_a.say("/add Li Wei 13800138000")
+        await listening.fetchval("SELECT 1")  # the notices sent so far have arrived
+        assert notices, "an added customer is announced"
+        notices.clear()
+        await through_a.say("/log #1 call: asked for a quote")
+        await through_a.say("/edit #1 title=CEO")
+        await listening.fetchval("SELECT 1")
+        assert notices == []
+        await through_a.say("/edit #1 company=Acme")
+        await listening.fetchval("SELECT 1")
+        assert len(notices) == 1 and notices[0] != search_changes.ALL
+    finally:
+        await listening.close()
