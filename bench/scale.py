@@ -39,7 +39,7 @@ import asyncpg  # noqa: E402
 
 from bot.app import App  # noqa: E402
 from bot.config import Settings  # noqa: E402
-from tests.e2e.processes import BotProcess, Nginx, free_port, wait_for  # noqa: E402
+from tests.e2e.processes import BotProcess, Nginx, cpu_seconds, free_port, wait_for  # noqa: E402
 from tests.e2e.telegram_api import Person, TelegramStandIn  # noqa: E402
 
 TOKEN = "7400004:AAH-scale-bench-token_0123456789abcdef"
@@ -118,14 +118,20 @@ async def throughput(run: Run, count: int) -> float:
 
             each = max(1, run.args.commands // len(run.reps))
             await asyncio.gather(*(chat(rep, 2, i) for i, rep in enumerate(run.reps)))  # warm up every process
+            assert run.stand_in.process is not None
+            stand_in_cpu = cpu_seconds(run.stand_in.process.pid)
+            cpu = sum(bot.cpu_seconds() for bot in bots)
             began = time.perf_counter()
             await asyncio.gather(*(chat(rep, each, i * 13) for i, rep in enumerate(run.reps)))
             seconds = time.perf_counter() - began
+            cpu = sum(bot.cpu_seconds() for bot in bots) - cpu
+            stand_in_cpu = cpu_seconds(run.stand_in.process.pid) - stand_in_cpu
         stats = await run.stand_in.stats()
         errors = f", API errors: {stats['error_count']} e.g. {stats['errors'][:2]}" if stats["error_count"] else ""
         total = each * len(run.reps)
         print(f"  {count} process{'es' if count > 1 else '  '}: {total} commands in {seconds:5.2f} s = "
-              f"{total / seconds:6.1f} commands/s{errors}")
+              f"{total / seconds:6.1f} commands/s; CPU per command: bots {cpu / total * 1000:.0f} ms, "
+              f"stand-in {stand_in_cpu / total * 1000:.0f} ms{errors}")
         return total / seconds
     finally:
         stop(bots, lb)

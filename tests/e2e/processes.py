@@ -29,6 +29,12 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time process `pid` has used so far (user + system, from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def wait_for(check, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while not check():
@@ -71,6 +77,10 @@ class BotProcess:
             return self.log().count(text) > after
 
         await wait_for(seen, timeout, f"{text!r} in the log of {self.name}")
+
+    def cpu_seconds(self) -> float:
+        assert self.process is not None
+        return cpu_seconds(self.process.pid)
 
     @property
     def alive(self) -> bool:
