@@ -29,7 +29,10 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
+import hmac
 import logging
 import re
 import secrets
@@ -100,6 +103,14 @@ def api_urls(base: str | None) -> tuple[str, str] | None:
     return f"{root}/bot", f"{root}/file/bot"
 
 
+def derived_secret(token: str) -> str:
+    """The webhook secret when none is set: made from the bot token, so every process serving the bot
+    behind one load balancer checks the one Telegram was given (a random one per start would have
+    each start lock the others out). Whoever knows the token controls the bot anyway."""
+    digest = hmac.new(token.encode(), b"crm-bot telegram webhook secret", hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
 def language_of(user: Any) -> str | None:
     """The user's Telegram language for the core: a language we speak as it is, any other as English
     (DEFAULT_LOCALE is for a user Telegram says nothing about)."""
@@ -143,7 +154,7 @@ class TelegramPlatform:
         self.core = app.core
         self.default_locale = settings.default_locale
         self.webhook_url: str | None = settings.telegram_webhook_url or None
-        self.webhook_secret = settings.telegram_webhook_secret or secrets.token_urlsafe(32)
+        self.webhook_secret = settings.telegram_webhook_secret or derived_secret(settings.telegram_bot_token)
         logs.protect(settings.telegram_bot_token, self.webhook_secret)
         self.sender = TelegramSender(self)
         builder = (

@@ -35,6 +35,7 @@ async def test_one_telegram_update_posted_to_two_processes_is_applied_and_answer
         await telegram_rig.start(each)
     update = telegram_api.message(ALICE, "/start")
     update["update_id"] = 700_000_001
+    telegram_api.remember_chat(ALICE.chat)
     async with aiohttp.ClientSession() as http:
         async def post(url: str) -> int:
             async with http.post(url, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": SECRET}) as response:
@@ -66,3 +67,22 @@ async def test_a_slack_event_and_its_retry_reaching_two_processes_are_applied_on
     assert time.monotonic() - started < 3  # both answered within Slack's 3 seconds
     assert await count(db, Interaction) == 1
     assert len([m for m in alice.messages(alice.dm) if "Logged for" in m.get("text", "")]) == 1
+
+
+async def test_processes_without_a_configured_secret_all_accept_the_one_telegram_was_given(
+        telegram_rig: TelegramRig, telegram_api: TelegramStandIn, db: Database) -> None:
+    """Each start sets the webhook; whichever process set it last, Telegram's header passes at every one."""
+    settings = [telegram_rig.settings() for _ in range(2)]
+    for each in settings:
+        each.telegram_webhook_url = f"http://127.0.0.1:{each.http_port}/telegram"
+        await telegram_rig.start(each)
+    given = telegram_api.webhook["secret_token"]
+    async with aiohttp.ClientSession() as http:
+        for n, each in enumerate(settings):
+            update = telegram_api.message(Person(5_300_000_010 + n, f"Rep{n}", "en"), "/start")
+            update["update_id"] = 700_000_010 + n
+            telegram_api.remember_chat(update["message"]["chat"])
+            async with http.post(each.telegram_webhook_url, json=update,
+                                 headers={"X-Telegram-Bot-Api-Secret-Token": given}) as response:
+                assert response.status == 200
+    assert await count(db, Workspace) == 2
