@@ -71,7 +71,7 @@ def processes(tmp_path: Path, url: str, telegram: TelegramStandIn, slack: SlackA
     return [BotProcess(f"bot{n}", tmp_path / f"bot{n}", settings) for n in range(3)]
 
 
-async def stopped(bots: list[BotProcess], lb: Nginx | None = None) -> None:
+def stopped(bots: list[BotProcess], lb: Nginx | None = None) -> None:
     for bot in bots:
         bot.stop()
     if lb is not None:
@@ -230,7 +230,7 @@ async def test_three_webhook_processes_behind_nginx_answer_once_through_a_kill(
         for bot in bots[1:]:
             assert "Traceback" not in bot.log(), bot.log()[-3000:]
     finally:
-        await stopped(bots, lb)
+        stopped(bots, lb)
 
 
 async def test_three_polling_processes_one_polls_and_a_killed_holder_is_taken_over(
@@ -264,4 +264,4 @@ async def test_three_polling_processes_one_polls_and_a_killed_holder_is_taken_ov
         assert [c.error.description for c in telegram.calls if c.error is not None and c.error.code == 409] == []
         print(f"\npolling lease taken over {took_over:.2f} s after the holder was killed")
     finally:
-        await stopped(bots)
+        stopped(bots)
