@@ -18,6 +18,7 @@ from handlers.context import Clock, Services
 from handlers.core import Core
 from reminders.delivery import Sender
 from reminders.scheduler import Scheduler
+from storage import search_changes
 from storage.db import Database
 from storage.search import CustomerSearch
 
@@ -74,12 +75,15 @@ class App:
         if not platforms:
             quiet_logs_for_the_terminal()
         await self.db.upgrade()
+        changes = None if self.db.is_sqlite else await search_changes.follow(self.db.url, self.services.search)
         try:
             if not platforms:
                 await self.console()
                 return
             await self.serve(platforms)
         finally:
+            if changes is not None:
+                await changes.stop()
             await self.db.dispose()
 
     async def serve(self, platforms: list[Platform]) -> None:

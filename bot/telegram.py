@@ -2,6 +2,8 @@
 
 - One `Application`, long polling by default, or a webhook on the bot's own HTTP
   server when `TELEGRAM_WEBHOOK_URL` is set (the secret-token header is checked).
+  On PostgreSQL several processes may serve one bot: one of them polls, holding
+  a lease (storage.leases); in webhook mode each answers what reaches it.
 - Updates of different chats are handled concurrently, each chat's in order
   (bot.telegram_transport.ChatOrderedProcessor); every send goes through PTB's
   AIORateLimiter (`ChatRateLimiter`), which keeps Telegram's flood limits and
@@ -27,7 +29,10 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
+import hmac
 import logging
 import re
 import secrets
@@ -69,6 +74,7 @@ from handlers.registry import find_command
 from handlers.transfer import MAX_BYTES
 from reminders.delivery import DeliveryError, RecipientBlocked, leaving, sending
 from storage import blocking, offboarding, workspaces
+from storage.leases import Lease
 from storage.transfer.values import join_name
 
 log = logging.getLogger(__name__)
@@ -95,6 +101,14 @@ def api_urls(base: str | None) -> tuple[str, str] | None:
     root = base.rstrip("/")
     root = root.removesuffix("/bot")
     return f"{root}/bot", f"{root}/file/bot"
+
+
+def derived_secret(token: str) -> str:
+    """The webhook secret when none is set: made from the bot token, so every process serving the bot
+    behind one load balancer checks the one Telegram was given (a random one per start would have
+    each start lock the others out). Whoever knows the token controls the bot anyway."""
+    digest = hmac.new(token.encode(), b"crm-bot telegram webhook secret", hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
 def language_of(user: Any) -> str | None:
@@ -140,7 +154,7 @@ class TelegramPlatform:
         self.core = app.core
         self.default_locale = settings.default_locale
         self.webhook_url: str | None = settings.telegram_webhook_url or None
-        self.webhook_secret = settings.telegram_webhook_secret or secrets.token_urlsafe(32)
+        self.webhook_secret = settings.telegram_webhook_secret or derived_secret(settings.telegram_bot_token)
         logs.protect(settings.telegram_bot_token, self.webhook_secret)
         self.sender = TelegramSender(self)
         builder = (
@@ -160,6 +174,10 @@ class TelegramPlatform:
         self.application: Application = builder.build()
         self.poller = None if self.webhook_url else ConfirmingPoller(
             self.bot, self.application.update_queue, timeout=poll_timeout, allowed_updates=ALLOWED_UPDATES)
+        #: On PostgreSQL several processes may run: one of them polls, holding this lease.
+        bot_id = settings.telegram_bot_token.split(":")[0]
+        self.lease = None if self.poller is None or app.db.is_sqlite else Lease(
+            app.db.url, f"telegram polling {bot_id}", on_gained=self._start_polling, on_lost=self._stop_polling)
         #: Webhook requests waiting for their update to be handled, by update_id.
         self._webhook_waiting: dict[int, asyncio.Future[None]] = {}
         self.application.add_handler(TypeHandler(Update, self._on_update))
@@ -183,8 +201,23 @@ class TelegramPlatform:
         await self.application.start()
         if self.poller is not None:
             await self.bot.delete_webhook()  # Telegram refuses getUpdates while a webhook is set
+        if self.lease is not None:
+            self.lease.start()
+        elif self.poller is not None:
             self.poller.start()
-        log.info("Telegram bot @%s serving (%s)", self.bot.username, "webhook" if self.webhook_url else "polling")
+        log.info("Telegram bot @%s serving (%s)", self.bot.username,
+                 "webhook" if self.webhook_url else "polling, one process at a time" if self.lease else "polling")
+
+    async def _start_polling(self) -> None:
+        assert self.poller is not None
+        self.poller.start()
+
+    async def _stop_polling(self) -> None:
+        """The lease is gone: another process may poll now, so stop at once (what was fetched is still
+        handled; Telegram hands what was not confirmed to the next poller, and the redelivery key
+        applies it once)."""
+        assert self.poller is not None
+        await self.poller.stop()
 
     async def _reach_telegram(self) -> None:
         """getMe, tried again for a while if the network is not up yet (a server booting); a wrong token fails
@@ -201,15 +234,19 @@ class TelegramPlatform:
                 await asyncio.sleep(pause)
 
     async def stop(self) -> None:
+        if self.lease is not None:
+            await self.lease.stop()  # still held: nobody else polls before this process has confirmed
         if self.poller is not None:
             await self.poller.stop()
         if self.application.running:
             await self.application.stop()  # handles what was already fetched
-        if self.poller is not None:
+        if self.poller is not None and (self.lease is None or self.lease.holding):
             await self.poller.confirm()
         await self.application.shutdown()
         if self.poller is not None:
             await self.poller.finished()
+        if self.lease is not None:
+            await self.lease.release()
 
     def _handled(self, update_id: int) -> None:
         if self.poller is not None:

@@ -33,10 +33,11 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session
+
+from storage.search_changes import AnnouncingSession
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-#: The PostgreSQL advisory lock key the migrations run under ("crm-mig" in ASCII).
-MIGRATION_LOCK = 0x63726D2D6D6967
 log = logging.getLogger(__name__)
 
 _ASYNC_DRIVERS = {
@@ -166,7 +167,10 @@ class Database:
         if self.is_sqlite and self.url.database not in (None, "", ":memory:"):
             self.reader = create_async_engine(self.url, echo=echo, hide_parameters=True)
             _sqlite_pragmas(self.reader, write_lock=False)
-        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # on PostgreSQL other processes may share the database: customer writes announce themselves
+        # (storage.search_changes) so their search indexes catch up at once
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False,
+                                           sync_session_class=Session if self.is_sqlite else AnnouncingSession)
         #: SQLite has one writer: its transactions take turns here (FIFO) rather than in its busy-wait.
         self._one_writer = asyncio.Lock() if self.is_sqlite else None
 
@@ -201,9 +205,7 @@ class Database:
         try:
             if self.is_sqlite and self.url.database not in (None, "", ":memory:"):
                 await asyncio.to_thread(_open_sqlite, self.url.database)
-            async with self.engine.begin() as conn:
-                if not self.is_sqlite:  # SQLite: BEGIN IMMEDIATE already lets one writer in at a time
-                    await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+            async with self.engine.begin() as conn:  # SQLite: BEGIN IMMEDIATE lets one writer in at a time
                 return await conn.run_sync(_upgrade, revision)
         except (DBAPIError, OSError, sqlite3.Error, asyncio.TimeoutError) as problem:
             found = unavailable_reason(problem)
@@ -263,7 +265,13 @@ def _run_alembic(connection: Connection, verb: str, revision: str) -> None:
     getattr(command, verb)(alembic_config(connection), revision)
 
 
+#: The advisory lock migrations run under on PostgreSQL: processes starting together migrate in turn.
+MIGRATION_LOCK = 0x63726D2D6D696772  # "crm-migr"
+
+
 def _upgrade(connection: Connection, revision: str) -> tuple[str | None, str | None]:
+    if connection.dialect.name == "postgresql":  # held until this transaction ends; the next finds it done
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
     before = MigrationContext.configure(connection).get_current_revision()
     _run_alembic(connection, "upgrade", revision)
     return before, MigrationContext.configure(connection).get_current_revision()

@@ -28,7 +28,7 @@ from array import array
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache, lru_cache
-from typing import Callable, Iterable
+from typing import Awaitable, Callable, Iterable
 
 import numpy as np
 
@@ -417,6 +417,7 @@ class _Loading:
 
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     writes: list[tuple[int, str | None, str | None]] = field(default_factory=list)
+    changed: bool = False  # another process wrote meanwhile: sync right after loading
 
 
 class CustomerSearch:
@@ -428,7 +429,10 @@ class CustomerSearch:
     OTHER processes sharing a PostgreSQL database, `search()` does an
     incremental sync at most every `sync_interval` seconds (monotonic clock)
     per workspace: rows with updated_at >= (the wall-clock time of the previous
-    sync − 60 s margin), upserting live rows and removing deleted ones.
+    sync − 60 s margin), upserting live rows and removing deleted ones. On
+    PostgreSQL a `ChangeListener` (storage.search_changes) calls `changed` as
+    another process commits a write, and `catch_up` (its round trip) runs before
+    each search, so the next search syncs at once instead of up to 5 s later.
     """
 
     SYNC_MARGIN = timedelta(seconds=60)
@@ -438,10 +442,14 @@ class CustomerSearch:
         self._sync_interval = sync_interval
         self._loaded: dict[int, _Loaded] = {}
         self._loading: dict[int, _Loading] = {}
+        #: Awaited before each search: lets every change notice sent before it arrive (ChangeListener.caught_up).
+        self.catch_up: Callable[[], Awaitable[None]] | None = None
 
     async def search(self, session: AsyncSession, workspace_id: int, query: str, limit: int = 10) -> list[Match]:
         if not query_variants(query):
             return []
+        if self.catch_up is not None:
+            await self.catch_up()
         loaded = self._loaded.get(workspace_id) or await self._load(session, workspace_id)
         if time.monotonic() - loaded.synced_monotonic >= self._sync_interval:
             await self._sync(session, workspace_id, loaded)
@@ -452,6 +460,18 @@ class CustomerSearch:
 
     def note_removed(self, workspace_id: int, customer_id: int) -> None:
         self._note(workspace_id, customer_id, None, None)
+
+    def changed(self, workspace_id: int | None, removed: int | None = None) -> None:
+        """Another process wrote customers of this workspace (None: of any): the next search syncs first;
+        a `removed` customer leaves the index now (a deleted row is not there for the sync to see)."""
+        for loaded_id, loaded in self._loaded.items():
+            if workspace_id is None or loaded_id == workspace_id:
+                loaded.synced_monotonic = float("-inf")
+        for loading_id, loading in self._loading.items():
+            if workspace_id is None or loading_id == workspace_id:
+                loading.changed = True
+        if workspace_id is not None and removed is not None:
+            self.note_removed(workspace_id, removed)
 
     def forget_workspace(self, workspace_id: int) -> None:
         self._loaded.pop(workspace_id, None)
@@ -478,7 +498,8 @@ class CustomerSearch:
             index = await asyncio.to_thread(_build, result.all())
             for customer_id, name, company in loading.writes:
                 _apply(index, customer_id, name, company)
-            loaded = self._loaded[workspace_id] = _Loaded(index, started, time.monotonic())
+            synced = float("-inf") if loading.changed else time.monotonic()
+            loaded = self._loaded[workspace_id] = _Loaded(index, started, synced)
             del self._loading[workspace_id]
             return loaded
 

@@ -4,7 +4,8 @@ The bot under test talks to it exactly as to api.telegram.org (`TELEGRAM_API_BAS
 `/bot<token>/<method>` with form, multipart or JSON parameters, answers shaped
 like Telegram's (`{"ok": true, "result": …}`, errors with `error_code`,
 `description` and `parameters.retry_after`), long polling with offset
-semantics, file downloads under `/file/bot<token>/<path>`. It checks what
+semantics (a second poller displaces the first with 409 Conflict, as at
+Telegram), file downloads under `/file/bot<token>/<path>`. It checks what
 Telegram checks and a careless bot gets wrong: HTML that Telegram cannot parse,
 messages over 4096 characters, callback data over 64 bytes, "message is not
 modified".
@@ -250,6 +251,7 @@ class TelegramStandIn:
         self.messages: dict[tuple[str, int], dict[str, Any]] = {}
         self.files: dict[str, tuple[str, bytes]] = {}  # file_id → (file_path, content)
         self.first_offered: float | None = None
+        self._polls = 0  # getUpdates requests so far: a newer one ends an older one still waiting (409)
         self._rules: list[_Rule] = []
         self._next_update = itertools.count(500_000_001)
         self._next_message: dict[str, itertools.count] = {}
@@ -503,7 +505,13 @@ class TelegramStandIn:
             self.allowed_updates = list(params["allowed_updates"])
         offset, limit = int(params.get("offset") or 0), int(params.get("limit") or 100)
         deadline = time.monotonic() + float(params.get("timeout") or 0)
+        self._polls += 1
+        mine = self._polls
+        self._arrived.set()  # a poll still waiting is displaced by this one
         while True:
+            if self._polls != mine:
+                raise ApiError(409, "Conflict: terminated by other getUpdates request; make sure that only one "
+                                    "bot instance is running")
             if offset > 0:
                 self.queue = [u for u in self.queue if u["update_id"] >= offset]
             self.queue = [u for u in self.queue if self._allowed(u)]

@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import func, select
 from telegram import Message as TgMessage
 
-from bot.telegram import TelegramPlatform, api_urls
+from bot.telegram import TelegramPlatform, api_urls, derived_secret
 from handlers.help import command_menu
 from handlers.i18n import t
 from handlers.messages import Attachment, Button, Reply
@@ -991,8 +991,9 @@ async def test_webhook_checks_the_secret_token(telegram_rig: TelegramRig, telegr
     assert hook.params["secret_token"] == bot.webhook_secret
     if configured_secret:
         assert bot.webhook_secret == configured_secret
-    else:  # none configured: a random one for this run
-        assert len(bot.webhook_secret) >= 32
+    else:  # none configured: one made from the token, the same in every process of the bot
+        assert len(bot.webhook_secret) >= 32 and telegram_api.token not in bot.webhook_secret
+        assert bot.webhook_secret == derived_secret(telegram_api.token)
     assert not telegram_api.calls_of("deleteWebhook")
     assert await telegram_api.deliver_webhook(telegram_api.message(ALICE, "/start")) == 200
     # answered once handled (a bot that dies first leaves it to Telegram to send again): the reply is out already
