@@ -153,7 +153,7 @@ async def recent_interactions(ctx: Context, customer_id: int) -> list[str]:
 
 def field_label(ctx: Context, name: str) -> str:
     """A customer field's (or another audited key's) name in the member's language."""
-    key = {"owner_id": "field.owner", "cadence_days": "field.cadence", "lost_at": "field.stage"}.get(name, f"field.{name}")
+    key = {"owner_id": "field.owner", "cadence_days": "field.cadence"}.get(name, f"field.{name}")
     if key in catalogue("en"):
         return ctx.t(key)
     return ctx.t(f"history.key.{name}") if f"history.key.{name}" in catalogue("en") else name
