@@ -48,21 +48,20 @@ class Core:
         now = self.services.clock()
         try:
             async with self.db.transaction() as session:
-                processed = None
                 if request.update_key:
                     done = await session.get(ProcessedUpdate, request.update_key)
                     if done is not None:
                         return _still_unanswered(done)
-                    processed = ProcessedUpdate(key=request.update_key, processed_at=now)
-                    session.add(processed)
                 ctx = Context(
                     services=self.services, session=session, request=request, now=now,
                     locale=self.services.default_locale, tz=ZoneInfo(self.services.default_timezone),
                 )
                 await identity.resolve(ctx)
                 replies = await self._run(ctx)
-                if processed is not None and request.reports_answers and replies:
-                    processed.unanswered = kept_replies.dumps(replies)
+                if request.update_key:  # written once, with the replies to keep: a concurrent delivery
+                    session.add(ProcessedUpdate(  # of the same update fails on this key and changes nothing
+                        key=request.update_key, processed_at=now,
+                        unanswered=kept_replies.dumps(replies) if request.reports_answers and replies else None))
         except IntegrityError:
             if request.update_key:  # the same update, applied by a concurrent delivery
                 log.info("update %s was applied concurrently; skipping", request.update_key)

@@ -15,6 +15,7 @@ from handlers.errors import UserError
 from handlers.interactions import (
     back_dated,
     derived,
+    derived_after,
     derived_fields,
     echo,
     free_text,
@@ -61,8 +62,7 @@ async def deal(ctx: Context, args: str) -> Result:
         planned, move = await plan_followup(ctx, customer, follow_up, note)
         lines.append(planned)
         buttons.append([move])
-    await saved(ctx, customer)
-    after = await derived(ctx, customer)
+    after = derived_after(customer, before, await saved(ctx, customer))
     return Reply(text="\n".join(lines), fields=derived_fields(ctx, before, after, always=("tier", "ltv", "stage")),
                  buttons=buttons)
 
@@ -98,9 +98,9 @@ async def feedback(ctx: Context, args: str) -> Result:
     comment = ctx.as_typed(free_text(args, rest[1:]))
     before = await derived(ctx, customer)
     await deals.add_feedback(ctx.session, customer, member_id=ctx.me.id, score=score, comment=comment, now=ctx.now)
-    await saved(ctx, customer, purchases_changed=False)
+    after = derived_after(customer, before, await saved(ctx, customer, purchases_changed=False))
     lines = [ctx.t("feedback.saved", customer=customer_label(customer), stars=stars(score), score=score)]
     if comment:
         lines.append(echo(comment))
-    return Reply(text="\n".join(lines), fields=derived_fields(ctx, before, await derived(ctx, customer)),
+    return Reply(text="\n".join(lines), fields=derived_fields(ctx, before, after),
                  buttons=[card_buttons(ctx, customer)])

@@ -17,6 +17,7 @@
 """
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -42,6 +43,10 @@ BUTTON_SUBJECTS: dict[str, tuple[Any, Any] | None] = {
     "imp": (ImportFile.token, ImportFile.workspace_id),
     "home": None,
 }
+#: A sighting (`last_seen_at`) is written when the stored one is older than this, not on every request:
+#: two UPDATEs a command saved. "Last seen" and which workspace a private chat works on (the latest one
+#: used) follow the account to the minute.
+SIGHTING_PRECISION = timedelta(minutes=1)
 #: Guided-flow buttons name their flow (handlers.guided), kept with the presser's conversation in this chat.
 FLOW_BUTTONS = ("gskip", "gopt", "gcancel")
 
@@ -136,9 +141,13 @@ async def join(ctx: Context, workspace: Workspace, *, role: str) -> Member:
 
 
 def enter(ctx: Context, workspace: Workspace, member: Member, identity: Identity) -> None:
-    """Record this sighting of the account and take on its language and time zone."""
+    """Record this sighting of the account (to the minute: SIGHTING_PRECISION) and take on its
+    language and time zone."""
     request = ctx.request
-    identity.last_seen_at = member.last_seen_at = ctx.now
+    if identity.last_seen_at is None or ctx.now - identity.last_seen_at >= SIGHTING_PRECISION:
+        identity.last_seen_at = ctx.now
+    if member.last_seen_at is None or ctx.now - member.last_seen_at >= SIGHTING_PRECISION:
+        member.last_seen_at = ctx.now
     member.last_platform = request.platform
     if request.dm_chat_id:
         identity.dm_chat_id = request.dm_chat_id

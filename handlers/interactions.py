@@ -22,6 +22,7 @@ from handlers.readings import move_button, reading_note
 from handlers.registry import Result, action, command, form
 from storage import followups, interactions
 from storage.models import Customer
+from storage.scoring import Refreshed
 
 #: Longest summary, note or comment a command accepts (a chat message, not a document).
 MAX_TEXT = 2000
@@ -105,6 +106,12 @@ async def derived(ctx: Context, customer: Customer) -> Derived:
     return Derived(customer.stage, customer.tier, customer.ltv_minor, tuple(auto))
 
 
+def derived_after(customer: Customer, before: Derived, refreshed: Refreshed) -> Derived:
+    """The derived data after `saved()`: the refresh gave the customer its new values and said which
+    auto tags moved, so nothing is read again."""
+    return Derived(customer.stage, customer.tier, customer.ltv_minor, refreshed.auto_tags(customer.id, before.auto_tags))
+
+
 def derived_fields(ctx: Context, before: Derived, after: Derived, *, always: tuple[str, ...] = ()) -> list[Field]:
     """`old → new` for each derived value that changed; those named in `always` also when unchanged."""
     shown = {
@@ -177,8 +184,8 @@ async def save_log(
         planned, move = await plan_followup(ctx, customer, follow_up, summary)
         lines.append(planned)
         buttons.append([move])
-    await saved(ctx, customer, purchases_changed=False)
-    return Reply(text="\n".join(lines), fields=derived_fields(ctx, before, await derived(ctx, customer)),
+    refreshed = await saved(ctx, customer, purchases_changed=False)
+    return Reply(text="\n".join(lines), fields=derived_fields(ctx, before, derived_after(customer, before, refreshed)),
                  buttons=buttons)
 
 
