@@ -155,3 +155,13 @@ def test_no_migration_log_lines_on_a_cli_verb_unless_log_level_is_debug(tmp_path
     debug = subprocess.run([sys.executable, "-m", "bot", "db", "upgrade"], cwd=tmp_path,
                            env={**env, "LOG_LEVEL": "DEBUG"}, capture_output=True, text=True, timeout=60)
     assert "alembic.runtime.migration" in debug.stderr
+
+
+def test_starting_loads_no_platform_library_and_no_search_library_until_needed() -> None:
+    """Start-up to the first answer (issue 13): the console needs neither Telegram's nor Slack's libraries,
+    nor aiohttp's server, and numpy and pypinyin load with the first search, not with the process."""
+    heavy = ("telegram", "slack_bolt", "slack_sdk", "aiohttp", "numpy", "pypinyin", "matplotlib")
+    probe = f"import sys, bot.cli; print(' '.join(m for m in {heavy!r} if m in sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            capture_output=True, text=True, timeout=60, check=True).stdout.split()
+    assert loaded == []
