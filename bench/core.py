@@ -11,8 +11,11 @@ Each timed command is one `Core.handle` call with a fresh update key and
 `reports_answers` (as Telegram sends them), followed by the `Core.answered`
 mark the adapter sends as the replies leave; both are in the figures, and the
 statements are counted apart ("25 + 2": the command's, then the mark's) with a
-`before_cursor_execute` event on the engine. p50/p95 are over `--runs` runs
-after `--warmup` untimed ones, in milliseconds of wall time.
+`before_cursor_execute` event on the engine; on SQLite also the hand-offs to aiosqlite's
+worker thread (its `Connection._execute`, counted by wrapping it). p50/p95 are over `--runs` runs
+after `--warmup` untimed ones, in milliseconds of wall time; "CPU" is the process's CPU time
+(every thread, aiosqlite's included) per command, which moves less than wall time when other
+processes share the machine.
 
     python bench/core.py [--customers 1000 [10000 100000]] [--db sqlite postgresql] [--runs 200]
 """
@@ -34,6 +37,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+import aiosqlite  # noqa: E402
 from sqlalchemy import event, func, insert, select, update  # noqa: E402
 
 from fixtures import customers as fake_customers  # noqa: E402
@@ -63,6 +67,22 @@ class Statements:
 
     def _seen(self, *_: Any) -> None:
         self.count += 1
+
+
+class HandOffs:
+    """Counts the calls to aiosqlite's worker thread (each a hand-off there and back to the event loop)."""
+
+    count = 0
+
+    @classmethod
+    def install(cls) -> None:
+        original = aiosqlite.Connection._execute
+
+        async def counted(connection: aiosqlite.Connection, function: Any, *args: Any, **kwargs: Any) -> Any:
+            cls.count += 1
+            return await original(connection, function, *args, **kwargs)
+
+        aiosqlite.Connection._execute = counted  # type: ignore[method-assign]
 
 
 class Person:
@@ -147,7 +167,7 @@ def commands(names: list[str]) -> dict[str, Callable[[int], str]]:
     }
 
 
-async def measure(url: str, size: int, runs: int, warmup: int) -> list[tuple[str, float, float, int, int, int, str]]:
+async def measure(url: str, size: int, runs: int, warmup: int) -> list[tuple[str, float, float, float, int, int, int, int, str]]:
     database = Database(url)
     await database.upgrade()
     services = Services(clock=lambda: datetime.now(timezone.utc), search=CustomerSearch(
@@ -165,27 +185,30 @@ async def measure(url: str, size: int, runs: int, warmup: int) -> list[tuple[str
             for n in range(warmup):
                 example = (await person.say(text(runs + n))).splitlines()[0][:70]
             samples: list[float] = []
-            in_command = in_mark = asked = 0
+            cpu: list[float] = []
+            in_command = in_mark = asked = hand_offs = 0
             for n in range(runs):
                 request = person.request(text(n))
-                before = statements.count
-                start = time.perf_counter()
+                before, hand_offs_before = statements.count, HandOffs.count
+                start, start_cpu = time.perf_counter(), time.process_time()
                 replies = await core.handle(request)
                 middle = statements.count
                 await core.answered(request.update_key or "")
                 samples.append((time.perf_counter() - start) * 1000)
+                cpu.append((time.process_time() - start_cpu) * 1000)
                 in_command += middle - before
                 in_mark += statements.count - middle
+                hand_offs += HandOffs.count - hand_offs_before
                 asked += any(button.action and button.action.startswith("pick:")
                              for reply in replies for button in reply.all_buttons())
-            rows.append((label, percentile(samples, 50), percentile(samples, 95),
-                         round(in_command / runs), round(in_mark / runs), asked, example))
+            rows.append((label, percentile(samples, 50), percentile(samples, 95), percentile(cpu, 50),
+                         round(in_command / runs), round(in_mark / runs), round(hand_offs / runs), asked, example))
         return rows
     finally:
         await database.dispose()
 
 
-async def on_postgresql(size: int, runs: int, warmup: int) -> list[tuple[str, float, float, int, int, int, str]]:
+async def on_postgresql(size: int, runs: int, warmup: int) -> list[tuple[str, float, float, float, int, int, int, int, str]]:
     import asyncpg
 
     name = f"crm_bench_{uuid.uuid4().hex[:10]}"
@@ -205,6 +228,7 @@ async def main() -> None:
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=20)
     args = parser.parse_args()
+    HandOffs.install()
     for size in args.customers:
         for kind in args.db:
             print(f"{kind}, {size:,} customers, {args.runs} runs each:")
@@ -213,9 +237,11 @@ async def main() -> None:
                     rows = await measure(f"sqlite:///{folder}/bench.db", size, args.runs, args.warmup)
             else:
                 rows = await on_postgresql(size, args.runs, args.warmup)
-            for label, p50, p95, in_command, in_mark, asked, example in rows:
+            for label, p50, p95, cpu_p50, in_command, in_mark, hand_offs, asked, example in rows:
                 which = f"   ({asked} asked 'which one?')" if asked else ""
-                print(f"  {label:<22} p50 {p50:6.2f} ms   p95 {p95:6.2f} ms   statements {in_command} + {in_mark}"
+                threads = f"   thread hand-offs {hand_offs}" if kind == "sqlite" else ""
+                print(f"  {label:<22} p50 {p50:6.2f} ms   p95 {p95:6.2f} ms   CPU p50 {cpu_p50:6.2f} ms   "
+                      f"statements {in_command} + {in_mark}{threads}"
                       f"{which}   answer: {example}")
 
 

@@ -34,6 +34,8 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from storage.sqlite_one_hop import OneHopDBAPI
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 log = logging.getLogger(__name__)
 
@@ -148,7 +150,8 @@ class Database:
             _create_private(self.url.database)
         try:
             # hide_parameters: a failed statement's error (and its traceback in the log) never shows the values
-            self.engine = create_async_engine(self.url, echo=echo, hide_parameters=True)
+            self.engine = create_async_engine(self.url, echo=echo, hide_parameters=True,
+                                              **({"module": OneHopDBAPI()} if self.is_sqlite else {}))
         except (NoSuchModuleError, ImportError) as problem:  # a driver named in the URL that isn't installed
             raise DatabaseUnavailable("unsupported", self.url.drivername, str(problem)) from None
         if self.is_sqlite:
