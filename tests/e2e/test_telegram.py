@@ -1034,3 +1034,21 @@ async def test_a_crashing_command_gets_an_apology_and_the_bot_carries_on(
     monkeypatch.setattr(telegram.core, "handle", adapter_crash)
     assert (await one(telegram_api, BOB, "/help")).text == apology("zh")
     assert t("zh", "help.title") in (await one(telegram_api, BOB, "/help")).text
+
+
+@SQLITE_ONLY
+async def test_updates_handed_out_again_while_being_handled_are_parsed_once(
+    telegram_rig: TelegramRig, telegram_api: TelegramStandIn
+) -> None:
+    """getUpdates hands out every update not yet confirmed on each poll (the offset waits for the oldest
+    one still being handled); the poller parses only those it has not received (issue 13)."""
+    bot = await telegram_rig.start()
+    await one(telegram_api, ALICE, "/start")
+    telegram_api.delay("sendMessage", 0.7, chat_id=ALICE.id)  # slow answers: the updates stay unconfirmed
+    for n in range(3):
+        telegram_api.says(ALICE, f"/log Tom call: number {n}" if n else "/add Tom")
+    answers = await telegram_api.take(ALICE.id, 3, timeout=30)
+    assert [a.text.split(":")[0] for a in answers][1:] == ["Logged for #1 Tom", "Logged for #1 Tom"]
+    handed_out = sum(len(call.result) for call in telegram_api.calls_of("getUpdates") if call.result)
+    assert bot.poller is not None and bot.poller.parsed == 4  # /start and the three
+    assert handed_out > bot.poller.parsed  # each of the three was handed out again while the first was handled
