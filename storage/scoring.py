@@ -81,15 +81,10 @@ def cadence_days(customer: Customer, workspace: Workspace) -> int:
 @dataclass
 class Refreshed:
     """What a refresh wrote: the auto tags each customer gained and lost (a reply shows them without
-    reading the tags again)."""
+    reading the tags, before or after)."""
 
     gained: dict[int, set[str]] = field(default_factory=dict)
     lost: dict[int, set[str]] = field(default_factory=dict)
-
-    def auto_tags(self, customer_id: int, before: Iterable[str]) -> tuple[str, ...]:
-        """The customer's auto tags now, given those it had before the refresh (in name order)."""
-        now = (set(before) - self.lost.get(customer_id, set())) | self.gained.get(customer_id, set())
-        return tuple(sorted(now))
 
 
 async def refresh(session: AsyncSession, workspace: Workspace, customer_ids: Iterable[int], now: datetime, *,
