@@ -56,14 +56,13 @@ async def resolve(ctx: Context) -> None:
     request, session = ctx.request, ctx.session
     membership: workspaces.Membership | None = None
     if request.space is not None:
-        workspace = await workspaces.workspace_for_space(session, request.platform, request.space)
+        workspace, membership = await workspaces.space_membership(session, request.platform, request.space,
+                                                                  request.user_id)
         if workspace is None and request.space_autocreate:
             workspace = await open_workspace(ctx, request.space_name or request.space, bind=True)
-        if workspace is not None:
-            membership = await workspaces.membership_in(session, request.platform, request.user_id, workspace.id)
-            if membership is None:
-                await join(ctx, workspace, role="admin" if not await workspaces.member_count(session, workspace.id) else "rep")
-                return
+        if workspace is not None and membership is None:
+            await join(ctx, workspace, role="admin" if not await workspaces.member_count(session, workspace.id) else "rep")
+            return
     else:
         membership = await _private_chat_membership(ctx)
     if membership is not None and membership.member.removed_at is not None:
@@ -80,9 +79,8 @@ async def locale_for(session: AsyncSession, request: Request, default_locale: st
     the console's banner): the member's, else the account's, else the book's, else `default_locale`."""
     workspace = membership = None
     if request.space is not None:
-        workspace = await workspaces.workspace_for_space(session, request.platform, request.space)
-        if workspace is not None:
-            membership = await workspaces.membership_in(session, request.platform, request.user_id, workspace.id)
+        workspace, membership = await workspaces.space_membership(session, request.platform, request.space,
+                                                                  request.user_id)
     else:
         membership = await workspaces.latest_membership(session, request.platform, request.user_id)
     if membership is not None:
