@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from rapidfuzz import fuzz
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -194,8 +195,6 @@ def contact_match_refusal(scope: Scope, workspace_id: int, owner_id: int) -> str
 def names_match(a: str, b: str) -> bool:
     """Names close enough to ask "same person?": fuzzily alike, or Han names read alike (王方 for
     王芳 is the name heard and typed by sound; two characters differ, so the fuzzy score never sees it)."""
-    from rapidfuzz import fuzz  # loaded when first needed, not with the process (start-up)
-
     if fuzz.token_sort_ratio(a.casefold(), b.casefold()) >= DUPLICATE_NAME_SCORE:
         return True
     return has_han(a) and has_han(b) and han_reading(a) == han_reading(b)
