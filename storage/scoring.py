@@ -263,9 +263,12 @@ _BUILT: dict[tuple[str, bool], _Statements] = {}
 
 def _contacts_and_ltv(batch: _Batch) -> Any:
     """Last contact, next follow-up and LTV, written only where they differ."""
+    # a few customers: their reminders by customer (ix_reminders_customer_status_due); naming the workspace
+    # too makes SQLite pick the (workspace_id, number) index and read every reminder of the book
+    of_workspace = [Reminder.workspace_id == batch.value("workspace_id", Integer)] if batch.ids is None else []
     followup = (
         select(Reminder.customer_id, func.min(Reminder.due_at).label("at"))
-        .where(Reminder.workspace_id == batch.value("workspace_id", Integer), Reminder.status == "pending",
+        .where(*of_workspace, Reminder.status == "pending",
                Reminder.customer_id.in_(select(Customer.id).where(batch.customers())))
         .group_by(Reminder.customer_id)
         .subquery()
@@ -454,9 +457,10 @@ def _auto_tags(batch: _Batch) -> tuple[Any, Any]:
     holds = func.coalesce(case(*((CustomerTag.name == name, rule) for name, rule in rules.items()), else_=false()),
                           false())
     no_longer_holds = exists().where(Customer.id == CustomerTag.customer_id, batch.customers(), ~holds)
-    tags_of_batch = CustomerTag.workspace_id == batch.value("workspace_id", Integer)
-    if batch.ids is not None:  # a refresh reads the few customers' tags, not every tag of the workspace
-        tags_of_batch = and_(tags_of_batch, CustomerTag.customer_id.in_(bindparam(f"{PREFIX}ids", expanding=True)))
+    # a refresh reads the few customers' tags by customer (their workspace is checked on the customer):
+    # naming the workspace here makes SQLite read every auto tag of the book
+    tags_of_batch = (CustomerTag.workspace_id == batch.value("workspace_id", Integer) if batch.ids is None
+                     else CustomerTag.customer_id.in_(bindparam(f"{PREFIX}ids", expanding=True)))
     deleted = (
         delete(customer_tags)
         .where(CustomerTag.auto.is_(True), tags_of_batch, no_longer_holds)
