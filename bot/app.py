@@ -6,14 +6,11 @@ import logging
 import signal
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from bot import logs
 from bot.config import Settings
 from bot.console import Console
-from bot.slack import SlackPlatform
-from bot.telegram import TelegramPlatform
-from bot.web import WebServer
 from handlers.context import Clock, Services
 from handlers.core import Core
 from reminders.delivery import Sender
@@ -21,6 +18,9 @@ from reminders.scheduler import Scheduler
 from storage import search_changes
 from storage.db import Database
 from storage.search import CustomerSearch
+
+if TYPE_CHECKING:
+    from bot.web import WebServer
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +61,16 @@ class App:
         return cls(settings, db, services, Core(db, services))
 
     def platforms(self) -> list[Platform]:
-        """Every platform whose token is set."""
+        """Every platform whose token is set (each platform's libraries load here, only when it has a token:
+        the console starts without python-telegram-bot or Slack's)."""
         found: list[Platform] = []
         if self.settings.has_telegram:
+            from bot.telegram import TelegramPlatform
+
             found.append(TelegramPlatform(self))
         if self.settings.has_slack:
+            from bot.slack import SlackPlatform
+
             found.append(SlackPlatform(self))
         return found
 
@@ -87,6 +92,8 @@ class App:
             await self.db.dispose()
 
     async def serve(self, platforms: list[Platform]) -> None:
+        from bot.web import WebServer  # aiohttp's server: not loaded for the console
+
         web = WebServer(self.db, self.settings.http_host, self.settings.http_port, clock=self.services.clock,
                         metrics_address=self.settings.metrics_address)
         for platform in platforms:

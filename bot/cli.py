@@ -20,7 +20,6 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncSession
-from telegram.error import InvalidToken, TelegramError
 
 from bot import logs
 from bot.app import App, quiet_logs_for_the_terminal
@@ -223,10 +222,15 @@ async def _restore(app: App, source: Path) -> int:
     return 0
 
 
-def refused_token(problem: InvalidToken) -> str:
+def refused_token(problem: Exception) -> str | None:
     """Why Telegram refused the token, as its HTTP status (`401 Unauthorized`; a malformed token gets
-    `404 Not Found`), without the token python-telegram-bot writes into its own message."""
-    said = problem.__cause__.message if isinstance(problem.__cause__, TelegramError) else ""
+    `404 Not Found`), without the token python-telegram-bot writes into its own message; None when the
+    problem is not that. python-telegram-bot loads with the Telegram platform, not for every verb: before
+    that nothing can be Telegram refusing a token."""
+    errors = sys.modules.get("telegram.error")
+    if errors is None or not isinstance(problem, errors.InvalidToken):
+        return None
+    said = problem.__cause__.message if isinstance(problem.__cause__, errors.TelegramError) else ""
     status = next((status for status in HTTPStatus if status.phrase == said), None)
     return f"{status.value} {status.phrase}" if status is not None else "invalid token"
 
@@ -297,8 +301,11 @@ def main(argv: list[str] | None = None) -> int:
     except DatabaseUnavailable as problem:
         key, params = database_problem(problem, settings.database_url)
         return _failed(verb, locale, key, **params)
-    except InvalidToken as refused:  # from getMe as the Telegram platform starts
-        return _failed(verb, locale, "cli.token_refused", status=refused_token(refused))
+    except Exception as problem:  # noqa: BLE001 - only a refused token is answered here
+        status = refused_token(problem)  # from getMe as the Telegram platform starts
+        if status is None:
+            raise
+        return _failed(verb, locale, "cli.token_refused", status=status)
 
 
 def _failed(verb: str, locale: str, key: str, **params: object) -> int:

@@ -20,6 +20,7 @@ import httpx
 from telegram import Update
 from telegram.error import Conflict, NetworkError, RetryAfter, TelegramError
 from telegram.ext import AIORateLimiter, BaseUpdateProcessor
+from telegram.warnings import PTBUserWarning
 
 from handlers import metrics
 from reminders.delivery import leaving, refused
@@ -28,6 +29,9 @@ log = logging.getLogger(__name__)
 # AIORateLimiter logs every 429 it does not retry itself as an error with a traceback; ChatRateLimiter
 # retries them and logs each one at INFO.
 logging.getLogger("telegram.ext.AIORateLimiter").setLevel(logging.CRITICAL)
+
+# ConfirmingPoller asks for getUpdates through do_api_request, to parse only the updates it has not seen
+warnings.filterwarnings("ignore", message=r"Please use 'Bot\.get_updates'", category=PTBUserWarning)
 
 #: Bot API methods that post a message: the requests a delivery marks as on the wire.
 POSTING_METHODS = frozenset({"sendMessage", "sendPhoto", "sendDocument"})
@@ -131,6 +135,8 @@ class ConfirmingPoller:
     #: While updates are being handled, poll again this often at most (each poll hands them all out again).
     RECHECK = 0.3
     MAX_BACKOFF = 30.0
+    #: Seconds a getUpdates answer may take past its long-polling `timeout` (PTB's default read timeout).
+    READ_MARGIN = 5.0
     #: How long stop() waits for the request in flight (httpx over anyio may sit out a cancel).
     STOP_WAIT = 1.0
 
@@ -143,6 +149,8 @@ class ConfirmingPoller:
         self._idle = asyncio.Event()  # set when every update received has been handled
         self._task: asyncio.Task | None = None
         self._stopping = False
+        #: Updates parsed into `Update`s (each once: one still being handled comes back on every poll).
+        self.parsed = 0
 
     @property
     def offset(self) -> int | None:
@@ -185,8 +193,7 @@ class ConfirmingPoller:
         while not self._stopping:
             offset = self.offset
             try:
-                updates = await self.bot.get_updates(offset=offset, timeout=self.timeout, limit=self.limit,
-                                                     allowed_updates=self.allowed_updates)
+                updates = await self._fetch(offset)
                 if self._stopping:
                     return  # not queued, not confirmed: the next start fetches them
             except RetryAfter as flood:
@@ -206,7 +213,7 @@ class ConfirmingPoller:
             failures = 0
             if offset is not None:
                 self._known = {update_id for update_id in self._known if update_id >= offset}
-            fresh = [update for update in updates if update.update_id not in self._known]
+            fresh = self._parsed([item for item in updates if item["update_id"] not in self._known])
             for update in fresh:
                 self._known.add(update.update_id)
                 self._unhandled.add(update.update_id)
@@ -215,6 +222,24 @@ class ConfirmingPoller:
                 self._idle.clear()
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._idle.wait(), self.RECHECK)
+
+
+    async def _fetch(self, offset: int | None) -> list[dict[str, Any]]:
+        """getUpdates, as the Bot API's JSON: updates still being handled come back on every poll until
+        the offset passes them, and only the new ones are worth parsing (`_parsed`)."""
+        asked = {"offset": offset, "timeout": self.timeout, "limit": self.limit,
+                 "allowed_updates": self.allowed_updates}
+        return await self.bot.do_api_request(
+            "get_updates", api_kwargs={name: value for name, value in asked.items() if value is not None},
+            read_timeout=self.timeout + self.READ_MARGIN)
+
+    def _parsed(self, fresh: list[dict[str, Any]]) -> list[Update]:
+        """The new updates as PTB's `Update`s, as `Bot.get_updates` would give them."""
+        updates = Update.de_list(fresh, self.bot)
+        for update in updates:
+            self.bot.insert_callback_data(update)  # what ExtBot.get_updates does (a no-op without the cache)
+        self.parsed += len(updates)
+        return updates
 
 
 class ChatRateLimiter(AIORateLimiter):

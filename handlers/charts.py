@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable
 
-from pypinyin import lazy_pinyin
 
 from handlers.i18n import t
 from storage.digest import WeeklySeries
@@ -66,6 +65,8 @@ class Fonts:
 
 def latin_letters(text: str) -> str:
     """Chinese runs as capitalised pinyin, the rest untouched: 李伟 → Li Wei, 王小明 → Wang Xiaoming."""
+
+    from pypinyin import lazy_pinyin  # loaded when first needed, not with the process (start-up)
 
     def name(run: re.Match[str]) -> str:
         syllables = lazy_pinyin(run.group())

@@ -4,10 +4,11 @@ Each request is one database transaction: the redelivery key, the member's
 sighting and the command's work commit together, so a platform that delivers
 an update twice gets it applied once; an adapter that reports when its replies
 were shown (`answered`) gets them again on a redelivery that comes before that
-(the process died in between). The command itself runs inside a
-savepoint: a `UserError`, a refused permission or a crash rolls back exactly
-the command's changes, and the member gets a short message in their language
-instead of a stack trace.
+(the process died in between). A `UserError`, a refused permission or a crash
+rolls back the whole transaction, and a second one records the key, the
+sighting and the short message the member gets in their language instead of a
+stack trace: exactly the command's changes are undone, without a savepoint
+around every command.
 """
 from __future__ import annotations
 
@@ -47,23 +48,13 @@ class Core:
 
     async def handle(self, request: Request) -> list[Reply]:
         now, started = self.services.clock(), time.perf_counter()
+        outcome = metrics.OK
         try:
-            async with self.db.transaction() as session:
-                processed = None
-                if request.update_key:
-                    done = await session.get(ProcessedUpdate, request.update_key)
-                    if done is not None:
-                        return _still_unanswered(done)
-                    processed = ProcessedUpdate(key=request.update_key, processed_at=now)
-                    session.add(processed)
-                ctx = Context(
-                    services=self.services, session=session, request=request, now=now,
-                    locale=self.services.default_locale, tz=ZoneInfo(self.services.default_timezone),
-                )
-                await identity.resolve(ctx)
-                replies, outcome = await self._run(ctx)
-                if processed is not None and request.reports_answers and replies:
-                    processed.unanswered = kept_replies.dumps(replies)
+            try:
+                ctx, replies = await self._apply(request, now)
+            except _CommandFailed as failed:  # its transaction rolled back: answer it in a new one
+                outcome = failed.outcome
+                ctx, replies = await self._apply(request, now, failed)
         except Exception as problem:
             if isinstance(problem, IntegrityError) and request.update_key:  # applied by a concurrent delivery
                 log.info("update %s was applied concurrently; skipping", request.update_key)
@@ -71,6 +62,8 @@ class Core:
             metrics.command_done(_command_name(request), metrics.FAILURE, time.perf_counter() - started)
             raise  # the database failed under the command: the adapter apologises
         metrics.command_done(_command_name(request), outcome, time.perf_counter() - started)
+        if ctx is None:
+            return replies
         ctx.run_after_commit()
         if ctx.erased:
             await self.db.erase_traces()
@@ -80,6 +73,27 @@ class Core:
             if request.update_key and request.reports_answers:  # keep them all until they are shown
                 await self.answered(request.update_key, replies)
         return replies
+
+    async def _apply(self, request: Request, now: Any, failed: _CommandFailed | None = None,
+                     ) -> tuple[Context | None, list[Reply]]:
+        """One transaction: the redelivery key, the member's sighting, and the command's work, or, after
+        the command failed (`failed`), what tells the member so. No context for an update applied before."""
+        async with self.db.transaction() as session:
+            if request.update_key:
+                done = await session.get(ProcessedUpdate, request.update_key)
+                if done is not None:
+                    return None, _still_unanswered(done)
+            ctx = Context(
+                services=self.services, session=session, request=request, now=now,
+                locale=self.services.default_locale, tz=ZoneInfo(self.services.default_timezone),
+            )
+            await identity.resolve(ctx)
+            replies = await self._run(ctx) if failed is None else await failed.explained(ctx)
+            if request.update_key:  # written once, with the replies to keep: a concurrent delivery
+                session.add(ProcessedUpdate(  # of the same update fails on this key and changes nothing
+                    key=request.update_key, processed_at=now,
+                    unanswered=kept_replies.dumps(replies) if request.reports_answers and replies else None))
+        return ctx, replies
 
     async def _run_later(self, ctx: Context, work: list[LaterWork]) -> list[Reply]:
         """Work a command left for after its transaction (Context.later), each in transactions of its own."""
@@ -107,23 +121,37 @@ class Core:
             await session.execute(update(ProcessedUpdate).where(ProcessedUpdate.key == update_key).values(
                 unanswered=kept_replies.dumps(replies) if replies else None))
 
-    async def _run(self, ctx: Context) -> tuple[list[Reply], str]:
-        """The command's replies, and how it ended (handlers.metrics: ok, user error, failure)."""
-        outcome = metrics.OK
+    async def _run(self, ctx: Context) -> list[Reply]:
+        """The command; one that fails raises `_CommandFailed`, rolling back the whole transaction (no
+        savepoint on every command: the failed path pays for a second transaction instead)."""
         try:
-            async with ctx.session.begin_nested():
-                result = await dispatch(ctx)
+            result = await dispatch(ctx)
         except (UserError, Forbidden, InvalidValue, NeedChoice) as problem:
-            await _reload(ctx)
-            result = await _explain(ctx, problem)
-            outcome = metrics.OK if isinstance(problem, NeedChoice) else metrics.USER_ERROR  # "which one?" is no error
+            raise _CommandFailed(problem) from None
         except Exception:
             log.exception("handler failed for %r", _describe(ctx.request))
             log.debug("the failed request's text: %r", ctx.request.text[:200])
-            await _reload(ctx)
-            result = Reply(text=ctx.t("error.internal"), private=True)
-            outcome = metrics.FAILURE
-        return (result if isinstance(result, list) else [result]), outcome
+            raise _CommandFailed(None) from None
+        return result if isinstance(result, list) else [result]
+
+
+class _CommandFailed(Exception):
+    """A command refused (`problem`) or broken (None); what the answer needs outlives its transaction."""
+
+    def __init__(self, problem: UserError | Forbidden | InvalidValue | NeedChoice | None) -> None:
+        super().__init__("the command failed")
+        self.problem = problem
+        #: how the command ended, for handlers.metrics: "which one?" is no error, a crash is a failure
+        self.outcome = (metrics.FAILURE if problem is None else
+                        metrics.OK if isinstance(problem, NeedChoice) else metrics.USER_ERROR)
+        if isinstance(problem, NeedChoice):  # read now: the rollback expires the customers
+            problem.choices = [(c.id, customer_label(c)) for c in problem.candidates]
+
+    async def explained(self, ctx: Context) -> list[Reply]:
+        if self.problem is None:
+            return [Reply(text=ctx.t("error.internal"), private=True)]
+        result = await _explain(ctx, self.problem)
+        return result if isinstance(result, list) else [result]
 
 
 async def dispatch(ctx: Context) -> Result:
@@ -200,8 +228,8 @@ async def _ask_which(ctx: Context, choice: NeedChoice) -> Reply:
     """Store the half-run command and ask which customer was meant."""
     start, end = choice.offset + choice.start, choice.offset + choice.end
     token = await ctx.remember("pick", {"text": choice.text, "start": start, "end": end,
-                                        "typed": ctx.request.text, "ids": [c.id for c in choice.candidates]})
-    rows = [[Button(customer_label(c), payload("pick", token, i))] for i, c in enumerate(choice.candidates)]
+                                        "typed": ctx.request.text, "ids": [id_ for id_, _ in choice.choices]})
+    rows = [[Button(label, payload("pick", token, i))] for i, (_, label) in enumerate(choice.choices)]
     rows.append([Button(ctx.t("common.cancel"), payload("pick", token, "x"))])
     ref = choice.text[start:end].strip("\"'“”‘’「」『』")  # the catalogue quotes it already
     return Reply(text=ctx.t("lookup.which", ref=ref), buttons=rows, private=True)
@@ -226,13 +254,6 @@ async def pick(ctx: Context, args: list[str]) -> Result:
     result = await run_text(ctx, text)
     replies = result if isinstance(result, list) else [result]
     return [Reply(text=ctx.t("lookup.picked", customer=customer_label(customer)), edit=True), *replies]
-
-
-async def _reload(ctx: Context) -> None:
-    """A rolled-back savepoint expires what it touched; load the member's rows again."""
-    for row in (ctx.workspace, ctx.member):
-        if row is not None:
-            await ctx.session.refresh(row)
 
 
 def _still_unanswered(done: ProcessedUpdate) -> list[Reply]:

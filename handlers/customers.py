@@ -87,13 +87,15 @@ async def add_customer(ctx: Context, raw: dict[str, str], *, force: bool) -> Rep
     return await customer_card(ctx, customer, note=ctx.t("customer.added", customer=customer_label(customer)))
 
 
-async def saved(ctx: Context, customer: Customer, *, purchases_changed: bool = True) -> None:
-    """After any change to a customer: derived data now, search index once committed.
+async def saved(ctx: Context, customer: Customer, *, purchases_changed: bool = True) -> scoring.Refreshed:
+    """After any change to a customer: derived data now, search index once committed; the auto tags
+    the refresh moved.
 
     `purchases_changed=False` for events that touch no purchase: the tier is kept (scoring.refresh)."""
-    await scoring.refresh(ctx.session, ctx.ws, [customer.id], ctx.now, purchases_changed=purchases_changed)
+    refreshed = await scoring.refresh(ctx.session, ctx.ws, [customer.id], ctx.now, purchases_changed=purchases_changed)
     workspace_id, customer_id, name, company = ctx.ws.id, customer.id, customer.name, customer.company
     ctx.after_commit(lambda: ctx.services.search.note_saved(workspace_id, customer_id, name, company))
+    return refreshed
 
 
 async def _ask_same_person(ctx: Context, raw: dict[str, str], existing: Customer, why: str) -> Reply:

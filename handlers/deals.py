@@ -15,6 +15,7 @@ from handlers.errors import UserError
 from handlers.interactions import (
     back_dated,
     derived,
+    derived_after,
     derived_fields,
     echo,
     free_text,
@@ -49,7 +50,7 @@ async def deal(ctx: Context, args: str) -> Result:
         raise UserError("error.deal_usage")
     money, used = read_amount(rest, ctx.ws.currency)
     note = ctx.as_typed(free_text(body, rest[used:]))
-    before = await derived(ctx, customer)
+    before = derived(customer)
     await deals.add_purchase(ctx.session, customer, member_id=ctx.me.id, amount_minor=money.minor,
                              currency=money.currency, note=note, occurred_at=occurred_at, now=ctx.now)
     lines = [ctx.t("deal.saved", amount=ctx.fmt_money(money.minor, money.currency),
@@ -61,8 +62,7 @@ async def deal(ctx: Context, args: str) -> Result:
         planned, move = await plan_followup(ctx, customer, follow_up, note)
         lines.append(planned)
         buttons.append([move])
-    await saved(ctx, customer)
-    after = await derived(ctx, customer)
+    after = derived_after(customer, await saved(ctx, customer))
     return Reply(text="\n".join(lines), fields=derived_fields(ctx, before, after, always=("tier", "ltv", "stage")),
                  buttons=buttons)
 
@@ -92,11 +92,11 @@ async def feedback(ctx: Context, args: str) -> Result:
     if score is None:
         raise UserError("error.feedback_usage")
     comment = ctx.as_typed(free_text(args, rest[1:]))
-    before = await derived(ctx, customer)
+    before = derived(customer)
     await deals.add_feedback(ctx.session, customer, member_id=ctx.me.id, score=score, comment=comment, now=ctx.now)
-    await saved(ctx, customer, purchases_changed=False)
+    after = derived_after(customer, await saved(ctx, customer, purchases_changed=False))
     lines = [ctx.t("feedback.saved", customer=customer_label(customer), stars=stars(score), score=score)]
     if comment:
         lines.append(echo(comment))
-    return Reply(text="\n".join(lines), fields=derived_fields(ctx, before, await derived(ctx, customer)),
+    return Reply(text="\n".join(lines), fields=derived_fields(ctx, before, after),
                  buttons=[card_buttons(ctx, customer)])

@@ -17,6 +17,7 @@
 """
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -43,6 +44,10 @@ BUTTON_SUBJECTS: dict[str, tuple[Any, Any] | None] = {
     "imp": (ImportFile.token, ImportFile.workspace_id),
     "home": None,
 }
+#: A sighting (`last_seen_at`) is written when the stored one is older than this, not on every request:
+#: two UPDATEs a command saved. "Last seen" and which workspace a private chat works on (the latest one
+#: used) follow the account to the minute.
+SIGHTING_PRECISION = timedelta(minutes=1)
 #: Guided-flow buttons name their flow (handlers.guided), kept with the presser's conversation in this chat.
 FLOW_BUTTONS = ("gskip", "gopt", "gcancel")
 
@@ -52,14 +57,13 @@ async def resolve(ctx: Context) -> None:
     request, session = ctx.request, ctx.session
     membership: workspaces.Membership | None = None
     if request.space is not None:
-        workspace = await workspaces.workspace_for_space(session, request.platform, request.space)
+        workspace, membership = await workspaces.space_membership(session, request.platform, request.space,
+                                                                  request.user_id)
         if workspace is None and request.space_autocreate:
             workspace = await open_workspace(ctx, request.space_name or request.space, bind=True)
-        if workspace is not None:
-            membership = await workspaces.membership_in(session, request.platform, request.user_id, workspace.id)
-            if membership is None:
-                await join(ctx, workspace, role="admin" if not await workspaces.member_count(session, workspace.id) else "rep")
-                return
+        if workspace is not None and membership is None:
+            await join(ctx, workspace, role="admin" if not await workspaces.member_count(session, workspace.id) else "rep")
+            return
     else:
         membership = await _private_chat_membership(ctx)
     if membership is not None and membership.member.removed_at is not None:
@@ -76,9 +80,8 @@ async def locale_for(session: AsyncSession, request: Request, default_locale: st
     the console's banner): the member's, else the account's, else the book's, else `default_locale`."""
     workspace = membership = None
     if request.space is not None:
-        workspace = await workspaces.workspace_for_space(session, request.platform, request.space)
-        if workspace is not None:
-            membership = await workspaces.membership_in(session, request.platform, request.user_id, workspace.id)
+        workspace, membership = await workspaces.space_membership(session, request.platform, request.space,
+                                                                  request.user_id)
     else:
         membership = await workspaces.latest_membership(session, request.platform, request.user_id)
     if membership is not None:
@@ -137,9 +140,13 @@ async def join(ctx: Context, workspace: Workspace, *, role: str) -> Member:
 
 
 def enter(ctx: Context, workspace: Workspace, member: Member, identity: Identity) -> None:
-    """Record this sighting of the account and take on its language and time zone."""
+    """Record this sighting of the account (to the minute: SIGHTING_PRECISION) and take on its
+    language and time zone."""
     request = ctx.request
-    identity.last_seen_at = member.last_seen_at = ctx.now
+    if identity.last_seen_at is None or ctx.now - identity.last_seen_at >= SIGHTING_PRECISION:
+        identity.last_seen_at = ctx.now
+    if member.last_seen_at is None or ctx.now - member.last_seen_at >= SIGHTING_PRECISION:
+        member.last_seen_at = ctx.now
     member.last_platform = request.platform
     if request.dm_chat_id:
         identity.dm_chat_id = request.dm_chat_id

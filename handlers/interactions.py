@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from handlers import guided
-from handlers.cards import card_buttons, customer_label, tags_of
+from handlers.cards import card_buttons, customer_label
 from handlers.context import Context
 from handlers.customers import saved
 from handlers.errors import UserError
@@ -22,6 +22,7 @@ from handlers.readings import move_button, reading_note
 from handlers.registry import Result, action, command, form
 from storage import followups, interactions
 from storage.models import Customer
+from storage.scoring import Refreshed
 
 #: Longest summary, note or comment a command accepts (a chat message, not a document).
 MAX_TEXT = 2000
@@ -92,17 +93,25 @@ async def plan_followup(ctx: Context, customer: Customer, follow_up: FollowUp, s
 
 @dataclass(frozen=True)
 class Derived:
-    """A customer's derived data at one moment, to show what an event changed."""
+    """A customer's derived data at one moment, to show what an event changed; after the event, also
+    the auto tags it gained and lost."""
 
     stage: str
     tier: str | None
     ltv_minor: int | None
-    auto_tags: tuple[str, ...]
+    gained: tuple[str, ...] = ()
+    lost: tuple[str, ...] = ()
 
 
-async def derived(ctx: Context, customer: Customer) -> Derived:
-    _, auto = await tags_of(ctx, customer.id)
-    return Derived(customer.stage, customer.tier, customer.ltv_minor, tuple(auto))
+def derived(customer: Customer) -> Derived:
+    return Derived(customer.stage, customer.tier, customer.ltv_minor)
+
+
+def derived_after(customer: Customer, refreshed: Refreshed) -> Derived:
+    """The derived data after `saved()`: the refresh gave the customer its new values and said which
+    auto tags moved (what its statements returned), so neither is read again."""
+    return Derived(customer.stage, customer.tier, customer.ltv_minor,
+                   tuple(sorted(refreshed.gained.get(customer.id, ()))), tuple(sorted(refreshed.lost.get(customer.id, ()))))
 
 
 def derived_fields(ctx: Context, before: Derived, after: Derived, *, always: tuple[str, ...] = ()) -> list[Field]:
@@ -120,8 +129,8 @@ def derived_fields(ctx: Context, before: Derived, after: Derived, *, always: tup
             fields.append(Field(label, f"{old} → {new}"))
         elif key in always:
             fields.append(Field(label, new))
-    gained = [f"+{ctx.t(f'autotag.{t}')}" for t in after.auto_tags if t not in before.auto_tags]
-    lost = [f"−{ctx.t(f'autotag.{t}')}" for t in before.auto_tags if t not in after.auto_tags]
+    gained = [f"+{ctx.t(f'autotag.{t}')}" for t in after.gained]
+    lost = [f"−{ctx.t(f'autotag.{t}')}" for t in after.lost]
     if gained or lost:
         fields.append(Field(ctx.t("card.auto_tags"), " ".join(gained + lost)))
     return fields
@@ -165,7 +174,7 @@ async def save_log(
     follow_up: FollowUp | None,
 ) -> Reply:
     """Record the interaction (and the next follow-up), refresh the customer, confirm."""
-    before = await derived(ctx, customer)
+    before = derived(customer)
     await interactions.add_interaction(ctx.session, customer, member_id=ctx.me.id, channel=channel,
                                        summary=summary, occurred_at=occurred_at, now=ctx.now)
     lines = [ctx.t("log.saved", customer=customer_label(customer), channel=ctx.t(f"channel.{channel}"),
@@ -177,8 +186,8 @@ async def save_log(
         planned, move = await plan_followup(ctx, customer, follow_up, summary)
         lines.append(planned)
         buttons.append([move])
-    await saved(ctx, customer, purchases_changed=False)
-    return Reply(text="\n".join(lines), fields=derived_fields(ctx, before, await derived(ctx, customer)),
+    refreshed = await saved(ctx, customer, purchases_changed=False)
+    return Reply(text="\n".join(lines), fields=derived_fields(ctx, before, derived_after(customer, refreshed)),
                  buttons=buttons)
 
 

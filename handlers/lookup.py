@@ -59,6 +59,7 @@ class NeedChoice(Exception):
     def __init__(self, candidates: list[Customer], start: int, end: int) -> None:
         super().__init__("which customer?")
         self.candidates = candidates
+        self.choices: list[tuple[int, str]] = []  # (id, label) of each, filled in by the core before a rollback
         self.start, self.end = start, end
         self.text, self.offset = "", 0  # filled in by the dispatcher
 

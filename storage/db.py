@@ -37,6 +37,8 @@ from sqlalchemy.orm import Session
 
 from storage.search_changes import AnnouncingSession
 
+from storage.sqlite_one_hop import OneHopDBAPI
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 log = logging.getLogger(__name__)
 
@@ -154,7 +156,8 @@ class Database:
             _create_private(self.url.database)
         try:
             # hide_parameters: a failed statement's error (and its traceback in the log) never shows the values
-            self.engine = create_async_engine(self.url, echo=echo, hide_parameters=True)
+            self.engine = create_async_engine(self.url, echo=echo, hide_parameters=True,
+                                              **({"module": OneHopDBAPI()} if self.is_sqlite else {}))
         except (NoSuchModuleError, ImportError) as problem:  # a driver named in the URL that isn't installed
             raise DatabaseUnavailable("unsupported", self.url.drivername, str(problem)) from None
         if self.is_sqlite:

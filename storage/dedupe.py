@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from itertools import combinations, groupby
 from typing import Any, Iterable, Iterator, NamedTuple
 
-import numpy as np
-from rapidfuzz import fuzz, process
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -158,6 +156,9 @@ def _matching_pairs(named: list[Named], limit: int) -> list[tuple[Record, Record
     """Up to `limit` pairs within one block whose names score at least DUPLICATE_NAME_SCORE, older first."""
     if len(named) < 2:
         return []
+    import numpy as np  # loaded when first needed, not with the process (start-up)
+    from rapidfuzz import fuzz, process
+
     names = [name for _, name in named]
     scores = process.cdist(names, names, scorer=fuzz.ratio, score_cutoff=DUPLICATE_NAME_SCORE, dtype=np.uint8)
     rows, columns = np.nonzero(np.triu(scores, k=1))

@@ -290,6 +290,8 @@ class Reminder(Base):
         UniqueConstraint("workspace_id", "number"),
         Index("ix_reminders_status_due", "status", "due_at"),
         Index("ix_reminders_member_status", "member_id", "status"),
+        # a customer's pending follow-ups (storage.scoring's next_followup_at): a seek, not a workspace scan
+        Index("ix_reminders_customer_status_due", "customer_id", "status", "due_at"),
         # what the scheduler claims: pending and not yet delivered (delivered ones stay pending until done)
         Index("ix_reminders_undelivered_due", "due_at",
               postgresql_where=text("status = 'pending' AND sent_at IS NULL"),

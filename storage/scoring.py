@@ -19,7 +19,7 @@ computed in Python, so they can use the `(workspace_id, occurred_at)` indexes:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable
@@ -40,6 +40,7 @@ from sqlalchemy import (
     exists,
     false,
     func,
+    inspect,
     literal,
     or_,
     select,
@@ -50,6 +51,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.elements import ColumnElement
 
 from storage.models import Customer, CustomerTag, Feedback, Interaction, Purchase, Reminder, Workspace
@@ -76,8 +78,17 @@ def cadence_days(customer: Customer, workspace: Workspace) -> int:
     )
 
 
+@dataclass
+class Refreshed:
+    """What a refresh wrote: the auto tags each customer gained and lost (a reply shows them without
+    reading the tags, before or after)."""
+
+    gained: dict[int, set[str]] = field(default_factory=dict)
+    lost: dict[int, set[str]] = field(default_factory=dict)
+
+
 async def refresh(session: AsyncSession, workspace: Workspace, customer_ids: Iterable[int], now: datetime, *,
-                  purchases_changed: bool = True) -> None:
+                  purchases_changed: bool = True) -> Refreshed:
     """Recompute every derived field and the auto tags of these customers, now.
 
     Called after each event that changes them. Their tier is scored against
@@ -88,8 +99,10 @@ async def refresh(session: AsyncSession, workspace: Workspace, customer_ids: Ite
     another workspace are ignored.
     """
     ids = tuple(sorted(set(customer_ids)))
+    refreshed = Refreshed()
     if ids:
-        await _recompute(session, _Batch.of(session, workspace, now, ids), tiers=purchases_changed)
+        await _recompute(session, _Batch.of(session, workspace, now, ids), tiers=purchases_changed, into=refreshed)
+    return refreshed
 
 
 async def recompute_workspace(session: AsyncSession, workspace: Workspace, now: datetime) -> int:
@@ -100,24 +113,44 @@ async def recompute_workspace(session: AsyncSession, workspace: Workspace, now: 
     return len(await _recompute(session, _Batch.of(session, workspace, now, None)))
 
 
-async def _recompute(session: AsyncSession, batch: _Batch, *, tiers: bool = True) -> set[int]:
+async def _recompute(session: AsyncSession, batch: _Batch, *, tiers: bool = True,
+                     into: Refreshed | None = None) -> set[int]:
     """Apply the rules in dependency order; the ids whose stage, tier or auto tags changed.
 
     Stage needs the new last contact and tier (the cadence depends on the
     tier), auto tags need the new tier and stage, hence these steps in order.
+    Each statement returns what it wrote, so the customers the session holds
+    take on the new values without being read again (`_update_held_customers`).
     """
     await session.flush()
     sql, params = _Statements.of(batch), batch.params
-    await session.execute(sql.contacts_and_ltv, params)
+    written: dict[int, dict[str, Any]] = {}
+    _note_written(written, await session.execute(sql.contacts_and_ltv, params))
     changed: set[int] = set()
     if tiers:
-        changed |= set(await session.scalars(sql.tiers_scored, params))
-        changed |= set(await session.scalars(sql.tiers_cleared, params))
-    changed |= set(await session.scalars(sql.stages, params))
-    changed |= set(await session.scalars(sql.auto_tags_deleted, params))
-    changed |= set(await session.scalars(sql.auto_tags_inserted, params))
-    await _reload_held_customers(session, batch)
+        changed |= _note_written(written, await session.execute(sql.tiers_scored, params))
+        changed |= _note_written(written, await session.execute(sql.tiers_cleared, params))
+    changed |= _note_written(written, await session.execute(sql.stages, params))
+    into = into if into is not None else Refreshed()
+    for moved, statement in ((into.lost, sql.auto_tags_deleted), (into.gained, sql.auto_tags_inserted)):
+        for customer_id, name in await session.execute(statement, params):
+            moved.setdefault(customer_id, set()).add(name)
+            changed.add(customer_id)
+    await _update_held_customers(session, batch, written)
     return changed
+
+
+def _note_written(written: dict[int, dict[str, Any]], result: Any) -> set[int]:
+    """Keep the derived values an UPDATE … RETURNING id, columns wrote; the ids it wrote."""
+    if not result.returns_rows:  # the whole-workspace pass writes last contacts without returning them
+        return set()
+    ids = set()
+    for row in result.mappings():
+        values = dict(row)
+        customer_id = values.pop("id")
+        written.setdefault(customer_id, {}).update(values)
+        ids.add(customer_id)
+    return ids
 
 
 @dataclass(frozen=True)
@@ -230,9 +263,12 @@ _BUILT: dict[tuple[str, bool], _Statements] = {}
 
 def _contacts_and_ltv(batch: _Batch) -> Any:
     """Last contact, next follow-up and LTV, written only where they differ."""
+    # a few customers: their reminders by customer (ix_reminders_customer_status_due); naming the workspace
+    # too makes SQLite pick the (workspace_id, number) index and read every reminder of the book
+    of_workspace = [Reminder.workspace_id == batch.value("workspace_id", Integer)] if batch.ids is None else []
     followup = (
         select(Reminder.customer_id, func.min(Reminder.due_at).label("at"))
-        .where(Reminder.workspace_id == batch.value("workspace_id", Integer), Reminder.status == "pending",
+        .where(*of_workspace, Reminder.status == "pending",
                Reminder.customer_id.in_(select(Customer.id).where(batch.customers())))
         .group_by(Reminder.customer_id)
         .subquery()
@@ -244,7 +280,7 @@ def _contacts_and_ltv(batch: _Batch) -> Any:
         .where(batch.customers())
         .subquery()
     )
-    return (
+    written = (
         update(customers)
         .where(Customer.id == new.c.id, or_(
             Customer.last_contact_at.is_distinct_from(new.c.last_contact),
@@ -253,6 +289,9 @@ def _contacts_and_ltv(batch: _Batch) -> Any:
         ))
         .values(last_contact_at=new.c.last_contact, next_followup_at=new.c.next_followup, ltv_minor=new.c.ltv)
     )
+    if batch.ids is None:  # the whole workspace: nothing held to update, no need to return 100,000 rows
+        return written
+    return written.returning(Customer.id, Customer.last_contact_at, Customer.next_followup_at, Customer.ltv_minor)
 
 
 def _latest_interaction() -> Any:
@@ -296,7 +335,7 @@ def _tiers(batch: _Batch) -> tuple[Any, Any]:
         .where(Customer.id == tiers.c.customer_id, batch.customers(),
                Customer.tier.is_distinct_from(tiers.c.tier))
         .values(tier=tiers.c.tier)
-        .returning(Customer.id)
+        .returning(Customer.id, Customer.tier)
     )
     bought_recently = exists().where(Purchase.customer_id == Customer.id,
                                      batch.within(Purchase.occurred_at, WINDOW_DAYS))
@@ -304,7 +343,7 @@ def _tiers(batch: _Batch) -> tuple[Any, Any]:
         update(customers)
         .where(batch.customers(), Customer.tier.is_not(None), ~bought_recently)
         .values(tier=None)
-        .returning(Customer.id)
+        .returning(Customer.id, Customer.tier)
     )
     return scored, cleared
 
@@ -316,7 +355,7 @@ def _stages(batch: _Batch) -> Any:
         update(customers)
         .where(Customer.id == new.c.id, Customer.stage != new.c.stage)
         .values(stage=new.c.stage)
-        .returning(Customer.id)
+        .returning(Customer.id, Customer.stage)
     )
 
 
@@ -418,11 +457,14 @@ def _auto_tags(batch: _Batch) -> tuple[Any, Any]:
     holds = func.coalesce(case(*((CustomerTag.name == name, rule) for name, rule in rules.items()), else_=false()),
                           false())
     no_longer_holds = exists().where(Customer.id == CustomerTag.customer_id, batch.customers(), ~holds)
+    # a refresh reads the few customers' tags by customer (their workspace is checked on the customer):
+    # naming the workspace here makes SQLite read every auto tag of the book
+    tags_of_batch = (CustomerTag.workspace_id == batch.value("workspace_id", Integer) if batch.ids is None
+                     else CustomerTag.customer_id.in_(bindparam(f"{PREFIX}ids", expanding=True)))
     deleted = (
         delete(customer_tags)
-        .where(CustomerTag.auto.is_(True), CustomerTag.workspace_id == batch.value("workspace_id", Integer),
-               no_longer_holds)
-        .returning(CustomerTag.customer_id)
+        .where(CustomerTag.auto.is_(True), tags_of_batch, no_longer_holds)
+        .returning(CustomerTag.customer_id, CustomerTag.name)
     )
     missing = union_all(*(
         select(batch.value("workspace_id", Integer), Customer.id, literal(name, String), true())
@@ -433,7 +475,7 @@ def _auto_tags(batch: _Batch) -> tuple[Any, Any]:
         _insert_or_skip(batch.dialect)
         .from_select(["workspace_id", "customer_id", "name", "auto"], missing)
         .on_conflict_do_nothing()
-        .returning(CustomerTag.customer_id)
+        .returning(CustomerTag.customer_id, CustomerTag.name)
     )
     return deleted, inserted
 
@@ -448,10 +490,16 @@ def _insert_or_skip(dialect: str) -> Any:
     return (sqlite_insert if dialect == "sqlite" else postgresql_insert)(customer_tags)
 
 
-async def _reload_held_customers(session: AsyncSession, batch: _Batch) -> None:
-    """Reload the derived fields of batch customers the session holds, so callers see the new values."""
+async def _update_held_customers(session: AsyncSession, batch: _Batch, written: dict[int, dict[str, Any]]) -> None:
+    """Give batch customers the session holds their new derived values, so callers see them: those the
+    statements returned (what they did not return did not change); read again only when the session
+    had expired them, or after a whole-workspace pass, which does not return its last contacts."""
     for held in list(session.identity_map.values()):
-        if isinstance(held, Customer) and held.workspace_id == batch.workspace.id and (
-            batch.ids is None or held.id in batch.ids
-        ):
+        if not (isinstance(held, Customer) and held.workspace_id == batch.workspace.id and (
+                batch.ids is None or held.id in batch.ids)):
+            continue
+        if batch.ids is None or inspect(held).unloaded & set(DERIVED):
             await session.refresh(held, attribute_names=DERIVED)
+            continue
+        for name, value in written.get(held.id, {}).items():
+            set_committed_value(held, name, value)

@@ -28,20 +28,23 @@ from array import array
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache, lru_cache
-from typing import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Awaitable, Callable, Iterable
 
-import numpy as np
-
-# This index converts one character at a time and never uses pypinyin's phrase
-# dictionary; not loading it saves ~45 MB of RSS. Set before pypinyin is imported.
-os.environ.setdefault("PYPINYIN_NO_PHRASES", "1")
-from pypinyin import Style, lazy_pinyin  # noqa: E402
-from rapidfuzz import process
+from rapidfuzz import process  # rapidfuzz loads in a few ms: at the top, out of the scoring loop
 from rapidfuzz.distance import OSA
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Customer
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# numpy and pypinyin load when first needed (the first search, the first Chinese name), not
+# with the process: start-up to the first answer is half a second shorter.
+# This index converts one character at a time and never uses pypinyin's phrase
+# dictionary; not loading it saves ~45 MB of RSS. Set before pypinyin is imported.
+os.environ.setdefault("PYPINYIN_NO_PHRASES", "1")
 
 _HAN = "\u3007\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
 _HAN_RE = re.compile(f"[{_HAN}]")
@@ -114,6 +117,8 @@ def has_han(text: str) -> bool:
 @cache
 def syllable(char: str) -> str:
     """Default toneless pinyin of one character (cached: pypinyin is slow per call)."""
+    from pypinyin import Style, lazy_pinyin
+
     return lazy_pinyin(char, style=Style.NORMAL)[0]
 
 
@@ -272,6 +277,8 @@ class NameIndex:
 
     def _gram_counts(self, text: str) -> tuple[np.ndarray, int]:
         """Per string id, how many of the text's n-grams it has; and how many the text has."""
+        import numpy as np
+
         text_grams = grams(text)
         postings = [np.frombuffer(self._postings[g], dtype=np.int32) for g in text_grams if g in self._postings]
         if not postings:
@@ -280,6 +287,8 @@ class NameIndex:
 
     def _near(self, counts: np.ndarray, wanted: int, picks: int) -> list[int]:
         """Strings with all or all but one of the grams (exact, prefix, suffix): fullest, then shortest."""
+        import numpy as np
+
         near = np.flatnonzero(counts >= max(1, wanted - 1))
         if len(near) > picks:
             lengths = np.frombuffer(self._lengths, dtype=np.uint16)[near]
@@ -288,6 +297,8 @@ class NameIndex:
 
     def _candidates(self, variant: str) -> set[int]:
         """String ids worth scoring: near-complete n-gram matches plus rapidfuzz's best."""
+        import numpy as np
+
         counts, wanted = self._gram_counts(variant)
         pool = np.flatnonzero(counts >= max(1, math.ceil(wanted * _POOL_COVERAGE)))
         if len(pool) > _MAX_POOL:

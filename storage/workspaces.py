@@ -7,7 +7,7 @@ from functools import cache
 from typing import NamedTuple
 
 import pytz
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Identity, Member, Space, Workspace
@@ -83,6 +83,24 @@ async def membership_in(session: AsyncSession, platform: str, external_id: str, 
         Identity.external_id == external_id,
         Identity.workspace_id == workspace_id,
     ))
+
+
+async def space_membership(session: AsyncSession, platform: str, space: str, external_id: str,
+                           ) -> tuple[Workspace | None, Membership | None]:
+    """The workspace a space is bound to and the account's membership of it (None if not a member), in
+    one query: what every request from a group, a Slack team or the console starts from."""
+    row = (await session.execute(
+        select(Workspace, Identity, Member).select_from(Space)
+        .join(Workspace, Workspace.id == Space.workspace_id)
+        .outerjoin(Identity, and_(Identity.workspace_id == Workspace.id, Identity.platform == platform,
+                                  Identity.external_id == external_id))
+        .outerjoin(Member, Member.id == Identity.member_id)
+        .where(Space.platform == platform, Space.external_id == space)
+    )).first()
+    if row is None:
+        return None, None
+    workspace, identity, member = row
+    return workspace, Membership(identity, workspace, member) if identity is not None else None
 
 
 async def latest_membership(session: AsyncSession, platform: str, external_id: str) -> Membership | None:

@@ -739,6 +739,8 @@ def control_routes(api: TelegramStandIn, app: web.Application) -> None:
             "replies": len(sends), "first_offered": api.first_offered,
             "last_reply": sends[-1].at if sends else None, "errors": errors[:5], "error_count": len(errors),
             "now": time.monotonic(),
+            # updates handed out by getUpdates, counted again each time one is handed out again
+            "handed_out": sum(len(c.result) for c in api.calls if c.method == "getUpdates" and c.result),
         })
 
     async def sent(request: web.Request) -> web.Response:

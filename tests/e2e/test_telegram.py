@@ -1060,3 +1060,21 @@ async def test_the_cards_delete_button_removes_a_deal_and_the_tier_follows(
     assert await scalar(db, select(func.count()).select_from(Purchase)) == 0
     undone = await one(telegram_api, ALICE, "/undo")
     assert undone.text.startswith("Your last change (removed a deal, #1 Tom · Acme,")
+
+
+@SQLITE_ONLY
+async def test_updates_handed_out_again_while_being_handled_are_parsed_once(
+    telegram_rig: TelegramRig, telegram_api: TelegramStandIn
+) -> None:
+    """getUpdates hands out every update not yet confirmed on each poll (the offset waits for the oldest
+    one still being handled); the poller parses only those it has not received (issue 13)."""
+    bot = await telegram_rig.start()
+    await one(telegram_api, ALICE, "/start")
+    telegram_api.delay("sendMessage", 0.7, chat_id=ALICE.id)  # slow answers: the updates stay unconfirmed
+    for n in range(3):
+        telegram_api.says(ALICE, f"/log Tom call: number {n}" if n else "/add Tom")
+    answers = await telegram_api.take(ALICE.id, 3, timeout=30)
+    assert [a.text.split(":")[0] for a in answers][1:] == ["Logged for #1 Tom", "Logged for #1 Tom"]
+    handed_out = sum(len(call.result) for call in telegram_api.calls_of("getUpdates") if call.result)
+    assert bot.poller is not None and bot.poller.parsed == 4  # /start and the three
+    assert handed_out > bot.poller.parsed  # each of the three was handed out again while the first was handled

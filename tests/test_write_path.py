@@ -1,0 +1,80 @@
+"""Issue 13, the write path: what a command costs in statements and in hand-offs to SQLite's thread, and
+the sightings written at most once a minute. Counts, not timings (those are bench/core.py's)."""
+from __future__ import annotations
+
+from typing import Any
+
+import aiosqlite
+import pytest
+from sqlalchemy import event, select
+
+from storage.db import Database
+from storage.models import Identity, Member
+from tests.chat import Chat
+
+#: A `/log … next: …` of a known customer, with its redelivery key (BEGIN included): 24 before issue 13.
+LOG_STATEMENTS = 15
+
+
+class Sent:
+    """Statements the engine sends, and calls to aiosqlite's worker thread, while counting."""
+
+    def __init__(self, db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.statements = self.hand_offs = 0
+        event.listen(db.engine.sync_engine, "before_cursor_execute", self._statement)
+        original = aiosqlite.Connection._execute
+
+        async def counted(connection: aiosqlite.Connection, function: Any, *args: Any, **kwargs: Any) -> Any:
+            self.hand_offs += 1
+            return await original(connection, function, *args, **kwargs)
+
+        monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+
+    def _statement(self, *_: Any) -> None:
+        self.statements += 1
+
+    def reset(self) -> None:
+        self.statements = self.hand_offs = 0
+
+
+async def test_a_log_with_a_next_follow_up_sends_at_most_15_statements(
+    alice: Chat, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await alice.say("/add 李伟 company=Acme")
+    await alice.say("/log 李伟 call: first", update_key="warm-up")
+    sent = Sent(db, monkeypatch)
+    await alice.say("/log 李伟 call: talked about the price next: friday", update_key="u-1")
+    assert "Logged for #1 李伟" in alice.text
+    assert sent.statements <= LOG_STATEMENTS
+
+
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+async def test_each_sqlite_statement_is_one_hand_off_to_its_thread(
+    alice: Chat, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Open, execute, fetch and close a cursor in one call to aiosqlite's thread (storage.sqlite_one_hop):
+    the statements plus the commit and the pool's rollback as the connection goes back, not four calls each."""
+    await alice.say("/add 李伟 company=Acme")
+    sent = Sent(db, monkeypatch)
+    await alice.say("/log 李伟 call: talked about the price next: friday", update_key="u-1")
+    assert "Next follow-up" in alice.text
+    assert sent.statements > 10 and sent.hand_offs <= sent.statements + 2
+
+
+async def last_seen(chat: Chat) -> tuple[Any, Any]:
+    async with chat.core.db.transaction() as session:
+        member = await session.scalar(select(Member.last_seen_at))
+        identity = await session.scalar(select(Identity.last_seen_at))
+        return member, identity
+
+
+async def test_a_sighting_is_written_at_most_once_a_minute(alice: Chat, clock: Any) -> None:
+    await alice.say("/help")
+    first = clock.now
+    assert await last_seen(alice) == (first, first)
+    clock.advance(seconds=50)
+    await alice.say("/help")
+    assert await last_seen(alice) == (first, first)  # within the minute: not written again
+    later = clock.advance(seconds=11)
+    await alice.say("/help")
+    assert await last_seen(alice) == (later, later)
