@@ -28,7 +28,8 @@ from handlers.context import Context
 from handlers.customers import saved
 from handlers.deals import read_amount, read_score
 from handlers.errors import UserError
-from handlers.interactions import MAX_TEXT, channel_named, derived, derived_fields, free_text, read_channel
+from handlers.interactions import (MAX_TEXT, channel_named, derived, derived_after, derived_fields, free_text,
+                                   read_channel)
 from handlers.lookup import take_customer
 from handlers.messages import Button, Form, FormField, FormSubmission, Reply
 from handlers.parsing import CHANNELS, Token, parse_amount, tokenize
@@ -98,11 +99,11 @@ def _new_values(ctx: Context, kind: str, text: str, tokens: list[Token]) -> dict
 
 async def _change(ctx: Context, customer: Customer, row: entries.Entry, label: str, values: dict[str, Any]) -> Reply:
     before_values = entries.snapshot(row)
-    before = await derived(ctx, customer)
+    before = derived(customer)
     changed = entries.change(ctx.session, row, values, member_id=ctx.me.id, now=ctx.now)
     if not changed:
         return Reply(text=ctx.t("entry.unchanged", entry=label, customer=customer_label(customer)))
-    await saved(ctx, customer, purchases_changed=entries.kind_of(row) == "deal")
+    refreshed = await saved(ctx, customer, purchases_changed=entries.kind_of(row) == "deal")
     names = {m.id: m.name for m in await workspaces.members(ctx.session, ctx.ws.id)}
     after_values = entries.snapshot(row)
 
@@ -116,7 +117,7 @@ async def _change(ctx: Context, customer: Customer, row: entries.Entry, label: s
                      change=f"{shown(before_values, key)} → {shown(after_values, key)}") for key in keys]
     text = ctx.t("entry.changed", entry=label, customer=customer_label(customer),
                  changes=ctx.t("history.change_sep").join(changes))
-    return Reply(text=text, fields=derived_fields(ctx, before, await derived(ctx, customer)),
+    return Reply(text=text, fields=derived_fields(ctx, before, derived_after(customer, refreshed)),
                  buttons=[card_buttons(ctx, customer)])
 
 
@@ -229,13 +230,13 @@ async def delete_confirmed(ctx: Context, args: list[str]) -> Result:
     if answer != "y":
         return Reply(text=ctx.t("common.cancelled"), edit=True)
     customer, row, label = await _entry_by_id(ctx, [str(stored["customer"]), stored["kind"], str(stored["id"])])
-    before = await derived(ctx, customer)
+    before = derived(customer)
     summary = entry_line(ctx, row, label)
     kind = entries.kind_of(row)
     await entries.remove(ctx.session, row, member_id=ctx.me.id, now=ctx.now)
-    await saved(ctx, customer, purchases_changed=kind == "deal")
+    refreshed = await saved(ctx, customer, purchases_changed=kind == "deal")
     return Reply(text=ctx.t("entry.deleted", entry=label, customer=customer_label(customer), what=summary),
-                 fields=derived_fields(ctx, before, await derived(ctx, customer)), edit=True)
+                 fields=derived_fields(ctx, before, derived_after(customer, refreshed)), edit=True)
 
 
 # --- finding and describing an entry ---------------------------------------------------------

@@ -11,7 +11,7 @@ from handlers.cards import customer_label, entry_label, field_label, stars
 from handlers.context import Context
 from handlers.customers import saved
 from handlers.errors import UserError
-from handlers.interactions import derived, derived_fields, echo
+from handlers.interactions import derived, derived_after, derived_fields, echo
 from handlers.messages import Reply
 from handlers.records import action_label, shown_value
 from handlers.registry import Result, command
@@ -26,7 +26,7 @@ async def undo_command(ctx: Context, args: str) -> Result:
     try:
         plan = await undo.check(ctx.session, ctx.scope, now=ctx.now)
         customer = plan.customer
-        before = await derived(ctx, customer)
+        before = derived(customer)
         await undo.apply(ctx.session, ctx.scope, plan, now=ctx.now)
     except undo.Refused as refusal:
         raise await _refusal(ctx, refusal) from None
@@ -36,8 +36,8 @@ async def undo_command(ctx: Context, args: str) -> Result:
         workspace_id, customer_id = ctx.ws.id, customer.id
         ctx.after_commit(lambda: ctx.services.search.note_removed(workspace_id, customer_id))
         return Reply(text="\n".join(lines))
-    await saved(ctx, customer, purchases_changed=any(action.startswith("deal") for action in plan.actions))
-    return Reply(text="\n".join(lines), fields=derived_fields(ctx, before, await derived(ctx, customer)))
+    refreshed = await saved(ctx, customer, purchases_changed=any(action.startswith("deal") for action in plan.actions))
+    return Reply(text="\n".join(lines), fields=derived_fields(ctx, before, derived_after(customer, refreshed)))
 
 
 async def _undone_line(ctx: Context, customer: Customer, entry: AuditEntry, names: dict[int, str]) -> str:

@@ -64,7 +64,7 @@ def _clean(field: str, raw: str, workspace: Workspace, now: datetime) -> tuple[s
     if field == "gender":
         return "gender", _GENDERS.get(value.casefold(), value[:16])
     if field in _TEXT_LIMITS:
-        text = standardise.typed(raw)
+        text = standardise.typed(raw, lines=field == "prefs")
         if len(text) > _TEXT_LIMITS[field]:
             raise InvalidValue("too_long", field)
         return field, text

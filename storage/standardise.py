@@ -49,11 +49,14 @@ def fold(text: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", text).split())
 
 
-def typed(text: str) -> str:
+def typed(text: str, *, lines: bool = False) -> str:
     """A text field as it was typed: full-width punctuation kept (华东贸易（上海）有限公司 is a
-    registered name, and `，` is Chinese), only spaces trimmed and collapsed within each line."""
-    lines = (" ".join(line.split()) for line in text.splitlines())
-    return "\n".join(line for line in lines if line)
+    registered name, and `，` is Chinese), only spaces trimmed and collapsed; with `lines`, line
+    breaks kept (preferences), else the field is one line (an address from a vCard's three)."""
+    if not lines:
+        return " ".join(text.split())
+    kept = (" ".join(line.split()) for line in text.splitlines())
+    return "\n".join(line for line in kept if line)
 
 
 #: ASCII punctuation and the full-width forms Chinese text writes it in.

@@ -187,7 +187,7 @@ async def test_chinese_excel_ledger_with_a_title_row(team: tuple[Chat, Chat, Cha
     members = await owners(bob)
     li, chen, zhao = book["李伟"], book["陈明"], book["赵敏"]
     assert (li.company, li.phone, li.region, li.source, members[li.owner_id]) == (
-        "华东贸易(上海)有限公司", "+8613800138000", "上海", "展会", "Alice")
+        "华东贸易（上海）有限公司", "+8613800138000", "上海", "展会", "Alice")  # brackets as typed
     assert li.prefs == "喜欢下午联系\n联系电话: 021-61234567\n最后跟进时间: 2024-05-06 14:30"
     assert members[chen.owner_id] == "王芳" and chen.phone == "+8613900139000"  # a number cell, not 1.39E+10
     assert "010-88881234转5" in zhao.prefs and "“Nobody”（第 5 行）" in bob.text

@@ -105,7 +105,7 @@ def test_cli_map_and_dry_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cl
     ledger = str(LAYOUTS / "ledger.xlsx")
     assert bot.cli.main(["import", ledger, "--map", "备注=工号", "--map", "电话=联系电话", "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "备注 ← 备注 + 最后跟进时间 + 工号" in out and "• 李伟 · 华东贸易(上海)有限公司 · 138 0013 8000" in out
+    assert "备注 ← 备注 + 最后跟进时间 + 工号" in out and "• 李伟 · 华东贸易（上海）有限公司 · 138 0013 8000" in out
     assert "试运行，没有写入任何数据。共 3 行：将新增 3" in out
 
     async def count() -> int:
