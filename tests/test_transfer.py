@@ -122,6 +122,20 @@ async def test_a_column_no_rule_knows_is_shown_before_anything_is_written(alice:
     assert len(await book(alice)) == 4
 
 
+async def test_han_names_read_alike_at_one_company_are_listed_as_possible_duplicates(alice: Chat) -> None:
+    """The rule /add asks "same person?" by (customers.names_match): same pinyin at one company."""
+    await alice.say("/add 王芳 company=华为")
+    rows = "姓名,公司\n王方,华为\n黄芳,华为\n王方,腾讯\n刘洋,阿里巴巴\n柳杨,阿里巴巴\n"
+    await alice.say("/import", file=upload(rows))
+    text = alice.text
+    assert "Added: 5;" in text
+    assert "line 2 王方 (#2): similar name at the same company as #1 王芳" in text  # wáng fāng, typed by sound
+    assert "line 6 柳杨 (#6): similar name at the same company as #5 刘洋" in text  # within the file too
+    assert "黄芳 (#3)" not in text and "王方 (#4)" not in text  # another reading; another company
+    async with alice.core.db.transaction() as session:
+        assert await session.scalar(select(func.count()).select_from(Customer)) == 6  # listed, never folded in
+
+
 async def test_semicolon_delimited_file(alice: Chat) -> None:
     await alice.say("/import", file=csv_file("customers-semicolon.csv"))
     assert "Rows read: 2. Added: 2;" in alice.text

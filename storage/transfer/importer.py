@@ -124,6 +124,33 @@ class _Record:
         self.pending: _New | None = None  # added by this import, not written yet
 
 
+class _Colleagues:
+    """The customers of one company, to ask `customers.names_match` of a new name against all of
+    them at once: fuzzily alike (one rapidfuzz pass over the names), or Han names read alike
+    (`王方` for `王芳`: one look-up by reading)."""
+
+    __slots__ = ("names", "records", "by_reading")
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self.records: list[_Record] = []
+        self.by_reading: dict[str, _Record] = {}
+
+    def add(self, record: _Record) -> None:
+        self.names.append(record.name.casefold())
+        self.records.append(record)
+        if has_han(record.name):
+            self.by_reading.setdefault(customers.han_reading(record.name), record)
+
+    def alike(self, name: str) -> _Record | None:
+        """The first customer here whose name is `name`'s, or close enough to ask "same person?"."""
+        match = process.extractOne(name.casefold(), self.names, scorer=fuzz.token_sort_ratio,
+                                   score_cutoff=customers.DUPLICATE_NAME_SCORE)
+        if match is not None:
+            return self.records[match[2]]
+        return self.by_reading.get(customers.han_reading(name)) if has_han(name) else None
+
+
 @dataclass
 class _New:
     record: _Record
@@ -214,8 +241,8 @@ class Importer:
         self.result = ImportResult(dry_run=dry_run)
         self.by_contact: dict[str, _Record] = {}
         self.by_number: dict[int, _Record] = {}
-        #: folded company → (folded names, records) of customers the importer may see there
-        self.by_company: dict[str, tuple[list[str], list[_Record]]] = {}
+        #: folded company → the customers the importer may see there
+        self.by_company: dict[str, _Colleagues] = {}
         self.owners = Owners()
         self._batch = _Batch()
 
@@ -241,9 +268,7 @@ class Importer:
 
     def _index_company(self, record: _Record) -> None:
         if record.company:
-            names, records = self.by_company.setdefault(record.company.casefold(), ([], []))
-            names.append(record.name.casefold())
-            records.append(record)
+            self.by_company.setdefault(record.company.casefold(), _Colleagues()).add(record)
 
     # --- sorting rows -----------------------------------------------------------------------
 
@@ -300,13 +325,10 @@ class Importer:
         values = candidate.values
         record = _Record(None, None, self._owner(candidate), values["name"], values.get("company"),
                          values.get("phone"), values.get("email"))
-        if record.company and record.company.casefold() in self.by_company:
-            names, peers = self.by_company[record.company.casefold()]
-            # customers.names_match, over all the company's names at once
-            match = process.extractOne(record.name.casefold(), names, scorer=fuzz.token_sort_ratio,
-                                       score_cutoff=customers.DUPLICATE_NAME_SCORE)
-            if match is not None:
-                self._pending_duplicates.append((candidate.line, record, peers[match[2]], "name"))
+        colleagues = self.by_company.get(record.company.casefold()) if record.company else None
+        alike = colleagues.alike(record.name) if colleagues is not None else None
+        if alike is not None:
+            self._pending_duplicates.append((candidate.line, record, alike, "name"))
         record.pending = _New(record, candidate, record.owner_id)
         self._index_contacts(record)
         self._index_company(record)
