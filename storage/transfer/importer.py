@@ -113,14 +113,15 @@ class ImportResult:
 
 
 class _Record:
-    """A customer rows may merge into: one of the book, or one this import added."""
+    """A customer rows may merge into: one of the book, or one this import added (one per row of a
+    100,000-row file is held to the end, so only what matching needs)."""
 
-    __slots__ = ("id", "number", "owner_id", "name", "company", "phone", "email", "pending")
+    __slots__ = ("id", "number", "owner_id", "name", "phone", "email", "pending")
 
-    def __init__(self, id: int | None, number: int | None, owner_id: int, name: str, company: str | None,
-                 phone: str | None, email: str | None) -> None:
+    def __init__(self, id: int | None, number: int | None, owner_id: int, name: str, phone: str | None,
+                 email: str | None) -> None:
         self.id, self.number, self.owner_id = id, number, owner_id
-        self.name, self.company, self.phone, self.email = name, company, phone, email
+        self.name, self.phone, self.email = name, phone, email
         self.pending: _New | None = None  # added by this import, not written yet
 
 
@@ -137,7 +138,8 @@ class _Colleagues:
         self.by_reading: dict[str, _Record] = {}
 
     def add(self, record: _Record) -> None:
-        self.names.append(record.name.casefold())
+        folded = record.name.casefold()
+        self.names.append(record.name if folded == record.name else folded)  # Han names: no second copy
         self.records.append(record)
         if has_han(record.name):
             self.by_reading.setdefault(customers.han_reading(record.name), record)
@@ -239,7 +241,9 @@ class Importer:
     def __init__(self, workspace: Workspace, scope: Scope, now: datetime, *, dry_run: bool = False) -> None:
         self.workspace, self.scope, self.now = workspace, scope, now
         self.result = ImportResult(dry_run=dry_run)
-        self.by_contact: dict[str, _Record] = {}
+        #: phone / e-mail → the first customer with it (keyed by the record's own strings: no copies)
+        self.by_phone: dict[str, _Record] = {}
+        self.by_email: dict[str, _Record] = {}
         self.by_number: dict[int, _Record] = {}
         #: folded company → the customers the importer may see there
         self.by_company: dict[str, _Colleagues] = {}
@@ -254,21 +258,23 @@ class Importer:
             .where(Customer.workspace_id == self.workspace.id, Customer.deleted_at.is_(None))
             .order_by(Customer.number))
         own_only = self.scope.sees_only_own
-        for row in rows:
-            record = _Record(*row)
+        for id, number, owner_id, name, company, phone, email in rows:
+            record = _Record(id, number, owner_id, name, phone, email)
             self.by_number[record.number] = record
             self._index_contacts(record)
             if not own_only or record.owner_id == self.scope.member_id:
-                self._index_company(record)
+                self._index_company(record, company)
         await self.owners.load(session, self.workspace.id)
 
     def _index_contacts(self, record: _Record) -> None:
-        for key in _contact_keys(record.phone, record.email):
-            self.by_contact.setdefault(key, record)
+        if record.phone:
+            self.by_phone.setdefault(record.phone, record)
+        if record.email:
+            self.by_email.setdefault(record.email, record)
 
-    def _index_company(self, record: _Record) -> None:
-        if record.company:
-            self.by_company.setdefault(record.company.casefold(), _Colleagues()).add(record)
+    def _index_company(self, record: _Record, company: str | None) -> None:
+        if company:
+            self.by_company.setdefault(company.casefold(), _Colleagues()).add(record)
 
     # --- sorting rows -----------------------------------------------------------------------
 
@@ -304,10 +310,10 @@ class Importer:
         values = candidate.values
         if candidate.number is not None and candidate.number in self.by_number:
             return self.by_number[candidate.number], "number"
-        for why, key in (("phone", values.get("phone") and f"p:{values['phone']}"),
-                         ("email", values.get("email") and f"e:{values['email']}")):
-            if key and key in self.by_contact:
-                return self.by_contact[key], why
+        for why, index in (("phone", self.by_phone), ("email", self.by_email)):
+            value = values.get(why)
+            if value and value in index:
+                return index[value], why
         return None, ""
 
     def _owner(self, candidate: Candidate) -> int:
@@ -323,15 +329,15 @@ class Importer:
 
     def _add(self, candidate: Candidate) -> _Record:
         values = candidate.values
-        record = _Record(None, None, self._owner(candidate), values["name"], values.get("company"),
-                         values.get("phone"), values.get("email"))
-        colleagues = self.by_company.get(record.company.casefold()) if record.company else None
+        record = _Record(None, None, self._owner(candidate), values["name"], values.get("phone"), values.get("email"))
+        company = values.get("company")
+        colleagues = self.by_company.get(company.casefold()) if company else None
         alike = colleagues.alike(record.name) if colleagues is not None else None
         if alike is not None:
             self._pending_duplicates.append((candidate.line, record, alike, "name"))
         record.pending = _New(record, candidate, record.owner_id)
         self._index_contacts(record)
-        self._index_company(record)
+        self._index_company(record, company)
         self._batch.new.append(record.pending)
         self.result.added += 1
         return record
@@ -491,10 +497,6 @@ def _with_notes(prefs: str | None, lines: Iterable[str]) -> str | None:
         if line and line not in text:
             text = f"{text}\n{line}" if text else line
     return text or prefs
-
-
-def _contact_keys(phone: str | None, email: str | None) -> list[str]:
-    return [key for key in (phone and f"p:{phone}", email and f"e:{email}") if key]
 
 
 async def _manual_tags(session: AsyncSession, customer_ids: list[int]) -> dict[int, list[str]]:
