@@ -17,6 +17,9 @@ from handlers.core import Core
 from handlers.i18n import t
 from handlers.messages import Attachment, Reply
 from storage.transfer import export as exporting
+from storage.transfer.importer import import_rows
+from storage.transfer.sheets import FileProblem
+from storage.transfer.values import Candidate
 from storage.access import Scope
 from storage.db import Database
 from storage.models import AuditEntry, Customer, CustomerTag, Member, Workspace
@@ -261,6 +264,30 @@ async def test_long_import_shows_progress_in_one_edited_message(alice: Chat) -> 
     assert [r.text for r in shown] == [f"Importing… {n:,}/2,000 rows" for n in range(200, 2001, 200)]
     assert [r.edit for r in shown] == [False] + [True] * 9
     assert "Rows read: 2,000. Added: 2,000;" in alice.text
+
+
+async def test_a_file_unreadable_half_way_keeps_the_batches_written_before(alice: Chat) -> None:
+    """Batches are written while the next rows are read: a row the reader cannot read stops the import
+    after the batches before it are committed and handed to the search index, as row by row would."""
+    await alice.say("/help")
+    async with alice.core.db.transaction() as session:
+        workspace = await session.scalar(select(Workspace))
+    member = await me(alice)
+
+    def rows():
+        for line in range(2, 452):
+            yield Candidate(line, {"name": f"c{line}"})
+        raise FileProblem("malformed", line=452)
+
+    indexed: list[int] = []
+    with pytest.raises(FileProblem):
+        await import_rows(alice.core.db.transaction, workspace,
+                          Scope(workspace.id, member.id, member.role, workspace.visibility), rows(),
+                          now=datetime.now(ZoneInfo("UTC")), total=450, batch_rows=200,
+                          saved=lambda ids: indexed.extend(ids))
+    async with alice.core.db.transaction() as session:
+        assert await session.scalar(select(func.count()).select_from(Customer)) == 400
+    assert len(indexed) == 400
 
 
 async def test_console_attaches_the_file_named_last(alice: Chat, tmp_path: Path) -> None:
