@@ -4,11 +4,13 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import random
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from rapidfuzz import fuzz, process
 from sqlalchemy import func, select, update
 
 import bot.cli
@@ -17,7 +19,9 @@ from handlers.core import Core
 from handlers.i18n import t
 from handlers.messages import Attachment, Reply
 from storage.transfer import export as exporting
-from storage.transfer.importer import import_rows
+from storage.customers import DUPLICATE_NAME_SCORE, han_reading
+from storage.search import has_han
+from storage.transfer.importer import _Colleagues, _Record, import_rows
 from storage.transfer.sheets import FileProblem
 from storage.transfer.values import Candidate
 from storage.access import Scope
@@ -137,6 +141,27 @@ async def test_han_names_read_alike_at_one_company_are_listed_as_possible_duplic
     assert "黄芳 (#3)" not in text and "王方 (#4)" not in text  # another reading; another company
     async with alice.core.db.transaction() as session:
         assert await session.scalar(select(func.count()).select_from(Customer)) == 6  # listed, never folded in
+
+
+def test_the_same_company_check_finds_what_one_fuzzy_pass_over_every_name_finds() -> None:
+    """Short names are looked up, not scored (they reach the score only when equal): the customer
+    found is the one a full rapidfuzz pass over all the company's names finds, pinyin after."""
+    rng = random.Random(15)
+    letters, han = "abcde ", "王方芳李丽伟"
+    names = ["".join(rng.choice(letters) for _ in range(rng.randint(1, 9))).strip() or "a" for _ in range(300)]
+    names += ["".join(rng.choice(han) for _ in range(rng.randint(1, 4))) for _ in range(200)]
+    colleagues, records, folded = _Colleagues(), [], []
+    for number, name in enumerate(names, start=1):
+        reading = han_reading(name) if has_han(name) else None
+        match = process.extractOne(name.casefold(), folded, scorer=fuzz.token_sort_ratio,
+                                   score_cutoff=DUPLICATE_NAME_SCORE)
+        expected = records[match[2]] if match is not None else next(
+            (r for r in records if reading and has_han(r.name) and han_reading(r.name) == reading), None)
+        assert colleagues.alike(name, reading) is expected, name
+        record = _Record(None, number, 1, name, None, None)
+        colleagues.add(record, reading)
+        records.append(record)
+        folded.append(name.casefold())
 
 
 async def test_semicolon_delimited_file(alice: Chat) -> None:
