@@ -289,6 +289,9 @@ async def test_long_import_shows_progress_in_one_edited_message(alice: Chat) -> 
     assert [r.text for r in shown] == [f"Importing… {n:,}/2,000 rows" for n in range(200, 2001, 200)]
     assert [r.edit for r in shown] == [False] + [True] * 9
     assert "Rows read: 2,000. Added: 2,000;" in alice.text
+    async with alice.core.db.transaction() as session:  # scored a thousand at a time, then the rest
+        new = select(func.count()).select_from(CustomerTag).where(CustomerTag.name == "new", CustomerTag.auto)
+        assert await session.scalar(new) == 2_000
 
 
 async def test_a_file_unreadable_half_way_keeps_the_batches_written_before(alice: Chat) -> None:
@@ -312,6 +315,8 @@ async def test_a_file_unreadable_half_way_keeps_the_batches_written_before(alice
                           saved=lambda ids: indexed.extend(ids))
     async with alice.core.db.transaction() as session:
         assert await session.scalar(select(func.count()).select_from(Customer)) == 400
+        new = select(func.count()).select_from(CustomerTag).where(CustomerTag.name == "new", CustomerTag.auto)
+        assert await session.scalar(new) == 400  # scored, though fewer than SCORED_TOGETHER were written
     assert len(indexed) == 400
 
 

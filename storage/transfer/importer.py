@@ -18,7 +18,9 @@ and is listed.
 Writing: every `batch_rows` rows are one transaction (bulk INSERTs, no row-by-row
 RETURNING), so another team's command waits at most for one batch, never for
 the whole import; between batches the importer yields the loop and the
-database's writer lock.
+database's writer lock. The next batch is read while one is written. Derived
+data (stage, auto tags) is computed for every `SCORED_TOGETHER` customers
+written, in the batch that reaches that many, and for the rest at the end.
 """
 from __future__ import annotations
 
@@ -45,6 +47,8 @@ from storage.transfer.values import Candidate, Flag
 #: Rows per transaction: another team's command waits for at most one (about 200 × 10 rows written
 #: with their indexes, audit entries and scoring: tens of milliseconds).
 BATCH_ROWS = 200
+#: Customers whose derived data one refresh computes (every few batches, and the rest at the end).
+SCORED_TOGETHER = 1_000
 #: Rows read (cleaned, phones parsed) between two turns of the event loop.
 READ_BETWEEN_YIELDS = 100
 #: Rows, merges, duplicates … each list in a summary stops here (the counts are always whole).
@@ -230,6 +234,7 @@ class Owners:
 
     def __init__(self) -> None:
         self.by_key: dict[str, set[int]] = {}
+        self._found: dict[str, int | None] = {}
 
     async def load(self, session: AsyncSession, workspace_id: int) -> None:
         for member_id, name in await session.execute(
@@ -247,7 +252,13 @@ class Owners:
             self.by_key.setdefault(key, set()).add(member_id)
 
     def find(self, text: str) -> int | None:
-        """The one member `text` names, or None."""
+        """The one member `text` names, or None (worked out once per text: a file names a few
+        owners on every row)."""
+        if text not in self._found:
+            self._found[text] = self._find(text)
+        return self._found[text]
+
+    def _find(self, text: str) -> int | None:
         text = text.strip().lstrip("@")
         keys = [_key(text)]
         if "@" in text:
@@ -273,6 +284,8 @@ class Importer:
         self.by_company: dict[str, _Colleagues] = {}
         self.owners = Owners()
         self._batch = _Batch()
+        #: Customers written by committed batches whose derived data is not computed yet.
+        self.unscored: set[int] = set()
 
     async def load_book(self, session: AsyncSession) -> None:
         """The workspace's live customers, once: numbers, phones, e-mails, who works where; the members."""
@@ -395,12 +408,22 @@ class Importer:
     # --- writing ------------------------------------------------------------------------------
 
     async def write(self, session: AsyncSession) -> Saved:
-        """Store this batch (the caller's transaction) and return what the search index needs."""
+        """Store this batch (the caller's transaction) and return what the search index needs; the
+        derived data of every `SCORED_TOGETHER` customers written is computed with the batch that
+        reaches that many (a refresh costs per statement more than per customer)."""
         batch = self._batch
         saved = await self._insert(session, batch.new) | await self._fill(session, batch.merges)
-        # an import brings no purchases: the workspace-wide RFM ranking is left to the nightly recompute
-        await scoring.refresh(session, self.workspace, saved, self.now, purchases_changed=False)
+        if len(self.unscored) + len(saved) >= SCORED_TOGETHER:
+            await self.score(session, saved)
+        else:
+            self.unscored.update(saved)
         return saved
+
+    async def score(self, session: AsyncSession, also: Iterable[int] = ()) -> None:
+        """Derived data (stage, auto tags …) of the customers written but not scored yet, and `also`'s."""
+        # an import brings no purchases: the workspace-wide RFM ranking is left to the nightly recompute
+        await scoring.refresh(session, self.workspace, self.unscored | set(also), self.now, purchases_changed=False)
+        self.unscored.clear()
 
     def finish_batch(self) -> None:
         """Name what this batch did, now that its new customers have numbers (or not, in a dry run)."""
@@ -574,27 +597,32 @@ async def import_rows(
             return await importer.write(session)
 
     done = 0
-    batch = await read_batch()
-    while batch:
-        importer.start_batch()
-        for candidate in batch:
-            importer.take(candidate)
-        # the next rows are read while the database writes these: its driver works beside the loop
-        reading = asyncio.ensure_future(read_batch())
-        if not dry_run:
-            try:
-                written = await write()
-            except BaseException:
-                reading.cancel()
-                raise
-            if saved is not None:
-                saved(written)
-        importer.finish_batch()
-        done += len(batch)
-        if progress is not None:
-            outcome = progress(min(done, total), total)
-            if inspect.isawaitable(outcome):
-                await outcome
-        await asyncio.sleep(0)  # the next batch queues behind whoever waited for this one
-        batch = await reading
+    try:
+        batch = await read_batch()
+        while batch:
+            importer.start_batch()
+            for candidate in batch:
+                importer.take(candidate)
+            # the next rows are read while the database writes these: its driver works beside the loop
+            reading = asyncio.ensure_future(read_batch())
+            if not dry_run:
+                try:
+                    written = await write()
+                except BaseException:
+                    reading.cancel()
+                    raise
+                if saved is not None:
+                    saved(written)
+            importer.finish_batch()
+            done += len(batch)
+            if progress is not None:
+                outcome = progress(min(done, total), total)
+                if inspect.isawaitable(outcome):
+                    await outcome
+            await asyncio.sleep(0)  # the next batch queues behind whoever waited for this one
+            batch = await reading
+    finally:
+        if importer.unscored:  # the last batches; or those written before the file failed
+            async with transaction() as session:
+                await importer.score(session)
     return importer.result
