@@ -289,7 +289,7 @@ async def test_long_import_shows_progress_in_one_edited_message(alice: Chat) -> 
     assert [r.text for r in shown] == [f"Importing… {n:,}/2,000 rows" for n in range(200, 2001, 200)]
     assert [r.edit for r in shown] == [False] + [True] * 9
     assert "Rows read: 2,000. Added: 2,000;" in alice.text
-    async with alice.core.db.transaction() as session:  # scored a thousand at a time, then the rest
+    async with alice.core.db.transaction() as session:  # scored 400 at a time, then the rest
         new = select(func.count()).select_from(CustomerTag).where(CustomerTag.name == "new", CustomerTag.auto)
         assert await session.scalar(new) == 2_000
 
