@@ -35,7 +35,7 @@ from datetime import datetime
 from typing import Any, Awaitable, Callable, Iterable
 
 from rapidfuzz import fuzz, process
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import audit, customers, scoring, workspaces
@@ -413,6 +413,10 @@ class Importer:
         derived data of every `SCORED_TOGETHER` customers written is computed with the batch that
         reaches that many (a refresh costs per statement more than per customer)."""
         batch = self._batch
+        if session.get_bind().dialect.name == "postgresql":
+            # the book grows by the whole file: a plan PostgreSQL cached for its first batches (a
+            # generic plan, after five runs of a prepared statement) would scan what is now large
+            await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
         saved = await self._insert(session, batch.new) | await self._fill(session, batch.merges)
         if len(self.unscored) + len(saved) >= SCORED_TOGETHER:
             await self.score(session, saved)
