@@ -323,7 +323,7 @@ async def test_a_file_unreadable_half_way_keeps_the_batches_written_before(alice
 async def test_postgresql_plans_each_batch_for_the_book_as_it_is_then(alice: Chat) -> None:
     """The book grows by the whole file during an import: PostgreSQL would switch a prepared
     statement to a generic plan after five runs, one made for the empty book (100,000 rows took
-    325 s instead of ~40). Every batch's statements get a plan of their own."""
+    325 s instead of 45). Every batch's statements get a plan of their own."""
     if alice.core.db.is_sqlite:
         pytest.skip("PostgreSQL's plan cache")
     await alice.say("/help")
