@@ -455,13 +455,19 @@ class Importer:
             return {}
         ws_id, member_id = self.workspace.id, self.scope.member_id
         first = await workspaces.next_number(session, ws_id, "customer", len(added))
-        rows = []
-        for offset, new in enumerate(added):
-            new.record.number = first + offset
+        given = []
+        for new in added:
             values = {("cadence_days" if k == "cadence" else k): v for k, v in new.candidate.values.items()}
             if new.candidate.lost:
                 values["lost_at"] = self.now
-            rows.append({**dict.fromkeys(_COLUMNS), **values, "workspace_id": ws_id, "number": new.record.number,
+            given.append(values)
+        # every row names the same columns: those some row of the batch sets (the others stay NULL,
+        # and no customer column has a default), so a file's empty columns cost no parameters
+        unset = dict.fromkeys(c for c in _COLUMNS if any(c in values for values in given))
+        rows = []
+        for offset, (new, values) in enumerate(zip(added, given)):
+            new.record.number = first + offset
+            rows.append({**unset, **values, "workspace_id": ws_id, "number": new.record.number,
                          "owner_id": new.owner_id, "created_by": member_id, "stage": "lead",
                          "created_at": self.now, "updated_at": self.now})
         await session.execute(insert(Customer.__table__), rows)
@@ -472,7 +478,7 @@ class Importer:
         for new, row in zip(added, rows):
             new.record.id = customer_id = ids[new.record.number]
             tags = new.candidate.tags
-            after = {k: audit.plain(row[k]) for k in audit.CUSTOMER_FIELDS}  # audit.snapshot, without a model
+            after = {k: audit.plain(row.get(k)) for k in audit.CUSTOMER_FIELDS}  # audit.snapshot, without a model
             entries.append({"workspace_id": ws_id, "member_id": member_id, "customer_id": customer_id,
                             "action": "import", "before": None, "after": after | ({"tags": tags} if tags else {}),
                             "at": self.now})
@@ -481,7 +487,7 @@ class Importer:
         await session.execute(insert(AuditEntry.__table__), entries)
         if tag_rows:
             await session.execute(insert(CustomerTag.__table__), tag_rows)
-        return {ids[r["number"]]: (r["name"], r["company"]) for r in rows}
+        return {ids[r["number"]]: (r["name"], r.get("company")) for r in rows}
 
     async def _fill(self, session: AsyncSession, merges: dict[int, list[Candidate]]) -> Saved:
         """Fill the empty fields and add the tags of customers already in the book (audited); values
