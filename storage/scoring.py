@@ -197,9 +197,20 @@ class _Batch:
         return bindparam(PREFIX + name, self.params[PREFIX + name], type_=type_)
 
     def customers(self) -> ColumnElement[bool]:
-        """The batch's rows of `customers`: live, in the workspace, and among the ids if given."""
-        live = and_(Customer.workspace_id == self.value("workspace_id", Integer), Customer.deleted_at.is_(None))
-        return live if self.ids is None else and_(live, Customer.id.in_(bindparam(f"{PREFIX}ids", expanding=True)))
+        """The batch's rows of `customers`: live, in the workspace, and among the ids if given.
+
+        Ids are found by primary key: their workspace is checked as `workspace_id + 0`, which no
+        index serves, because SQLite without statistics would otherwise walk the whole
+        workspace's index and test each row against the ids (a 500-id refresh in a book of
+        100,000 took 0.3 s instead of 10 ms)."""
+        workspace = self.value("workspace_id", Integer)
+        if self.ids is None:
+            return and_(Customer.workspace_id == workspace, Customer.deleted_at.is_(None))
+        return and_(self.among_ids(Customer.id), Customer.workspace_id + 0 == workspace, Customer.deleted_at.is_(None))
+
+    def among_ids(self, column: Any) -> ColumnElement[bool]:
+        """`column` (a customer id) among the batch's ids."""
+        return column.in_(bindparam(f"{PREFIX}ids", expanding=True))
 
     def within(self, moment: Any, days: int) -> ColumnElement[bool]:
         """`days_since(moment) < days`, as an index-friendly comparison with a constant."""
@@ -460,7 +471,7 @@ def _auto_tags(batch: _Batch) -> tuple[Any, Any]:
     # a refresh reads the few customers' tags by customer (their workspace is checked on the customer):
     # naming the workspace here makes SQLite read every auto tag of the book
     tags_of_batch = (CustomerTag.workspace_id == batch.value("workspace_id", Integer) if batch.ids is None
-                     else CustomerTag.customer_id.in_(bindparam(f"{PREFIX}ids", expanding=True)))
+                     else batch.among_ids(CustomerTag.customer_id))
     deleted = (
         delete(customer_tags)
         .where(CustomerTag.auto.is_(True), tags_of_batch, no_longer_holds)

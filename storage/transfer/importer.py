@@ -18,12 +18,15 @@ and is listed.
 Writing: every `batch_rows` rows are one transaction (bulk INSERTs, no row-by-row
 RETURNING), so another team's command waits at most for one batch, never for
 the whole import; between batches the importer yields the loop and the
-database's writer lock.
+database's writer lock. The next batch is read while one is written. Derived
+data (stage, auto tags) is computed for every `SCORED_TOGETHER` customers
+written, in the batch that reaches that many, and for the rest at the end.
 """
 from __future__ import annotations
 
 import asyncio
 import inspect
+import math
 import re
 import unicodedata
 from contextlib import AbstractAsyncContextManager
@@ -32,7 +35,7 @@ from datetime import datetime
 from typing import Any, Awaitable, Callable, Iterable
 
 from rapidfuzz import fuzz, process
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import audit, customers, scoring, workspaces
@@ -41,7 +44,12 @@ from storage.models import AuditEntry, Customer, CustomerTag, Identity, Member, 
 from storage.search import has_han, syllable
 from storage.transfer.values import Candidate, Flag
 
-BATCH_ROWS = 500
+#: Rows per transaction: another team's command waits for at most one (about 200 × 10 rows written
+#: with their indexes, audit entries and scoring: tens of milliseconds).
+BATCH_ROWS = 200
+#: Customers whose derived data one refresh computes (every other batch, and the rest at the end):
+#: half the statements of a refresh per batch; larger groups raised the import's peak RSS (1,000: +13 MB).
+SCORED_TOGETHER = 400
 #: Rows read (cleaned, phones parsed) between two turns of the event loop.
 READ_BETWEEN_YIELDS = 100
 #: Rows, merges, duplicates … each list in a summary stops here (the counts are always whole).
@@ -113,15 +121,65 @@ class ImportResult:
 
 
 class _Record:
-    """A customer rows may merge into: one of the book, or one this import added."""
+    """A customer rows may merge into: one of the book, or one this import added (one per row of a
+    100,000-row file is held to the end, so only what matching needs)."""
 
-    __slots__ = ("id", "number", "owner_id", "name", "company", "phone", "email", "pending")
+    __slots__ = ("id", "number", "owner_id", "name", "phone", "email", "pending")
 
-    def __init__(self, id: int | None, number: int | None, owner_id: int, name: str, company: str | None,
-                 phone: str | None, email: str | None) -> None:
+    def __init__(self, id: int | None, number: int | None, owner_id: int, name: str, phone: str | None,
+                 email: str | None) -> None:
         self.id, self.number, self.owner_id = id, number, owner_id
-        self.name, self.company, self.phone, self.email = name, company, phone, email
+        self.name, self.phone, self.email = name, phone, email
         self.pending: _New | None = None  # added by this import, not written yet
+
+
+#: Names this short (words sorted, as token_sort_ratio compares them) reach DUPLICATE_NAME_SCORE only
+#: against an equal name: against one character more the best ratio is 2n / (2n + 1) (3 → 85.7 < 88).
+_EXACT_ONLY = math.ceil(customers.DUPLICATE_NAME_SCORE / (2 * (100 - customers.DUPLICATE_NAME_SCORE))) - 1
+
+
+def _token_sorted(name: str) -> str:
+    """`name` as fuzz.token_sort_ratio compares it: case-folded, its words in sorted order."""
+    folded = name.casefold()
+    words = folded.split()
+    return folded if len(words) == 1 else " ".join(sorted(words))
+
+
+class _Colleagues:
+    """The customers of one company, to ask `customers.names_match` of a new name against all of
+    them at once: fuzzily alike, or Han names read alike (`王方` for `王芳`).
+
+    Short names (most Chinese ones) can only be fuzzily alike when equal, so they are one look-up;
+    longer ones are one rapidfuzz pass over the company's longer names. Per row, not per pair: a
+    100,000-row file of a few hundred companies compared every name with hundreds."""
+
+    __slots__ = ("exact", "long_names", "long_records", "by_reading")
+
+    def __init__(self) -> None:
+        self.exact: dict[str, _Record] = {}
+        self.long_names: list[str] = []
+        self.long_records: list[_Record] = []
+        self.by_reading: dict[str, _Record] = {}
+
+    def add(self, record: _Record, reading: str | None) -> None:
+        key = _token_sorted(record.name)
+        key = record.name if key == record.name else key  # Han names: no second copy
+        self.exact.setdefault(key, record)
+        if len(key) > _EXACT_ONLY:
+            self.long_names.append(key)
+            self.long_records.append(record)
+        if reading:
+            self.by_reading.setdefault(reading, record)
+
+    def alike(self, name: str, reading: str | None) -> _Record | None:
+        """The first customer here whose name is `name`'s, or close enough to ask "same person?"."""
+        key = _token_sorted(name)
+        found = self.exact.get(key)
+        if found is None and len(key) > _EXACT_ONLY:
+            match = process.extractOne(key, self.long_names, scorer=fuzz.ratio,
+                                       score_cutoff=customers.DUPLICATE_NAME_SCORE)
+            found = self.long_records[match[2]] if match is not None else None
+        return found if found is not None or not reading else self.by_reading.get(reading)
 
 
 @dataclass
@@ -177,6 +235,7 @@ class Owners:
 
     def __init__(self) -> None:
         self.by_key: dict[str, set[int]] = {}
+        self._found: dict[str, int | None] = {}
 
     async def load(self, session: AsyncSession, workspace_id: int) -> None:
         for member_id, name in await session.execute(
@@ -194,7 +253,13 @@ class Owners:
             self.by_key.setdefault(key, set()).add(member_id)
 
     def find(self, text: str) -> int | None:
-        """The one member `text` names, or None."""
+        """The one member `text` names, or None (worked out once per text: a file names a few
+        owners on every row)."""
+        if text not in self._found:
+            self._found[text] = self._find(text)
+        return self._found[text]
+
+    def _find(self, text: str) -> int | None:
         text = text.strip().lstrip("@")
         keys = [_key(text)]
         if "@" in text:
@@ -212,12 +277,16 @@ class Importer:
     def __init__(self, workspace: Workspace, scope: Scope, now: datetime, *, dry_run: bool = False) -> None:
         self.workspace, self.scope, self.now = workspace, scope, now
         self.result = ImportResult(dry_run=dry_run)
-        self.by_contact: dict[str, _Record] = {}
+        #: phone / e-mail → the first customer with it (keyed by the record's own strings: no copies)
+        self.by_phone: dict[str, _Record] = {}
+        self.by_email: dict[str, _Record] = {}
         self.by_number: dict[int, _Record] = {}
-        #: folded company → (folded names, records) of customers the importer may see there
-        self.by_company: dict[str, tuple[list[str], list[_Record]]] = {}
+        #: folded company → the customers the importer may see there
+        self.by_company: dict[str, _Colleagues] = {}
         self.owners = Owners()
         self._batch = _Batch()
+        #: Customers written by committed batches whose derived data is not computed yet.
+        self.unscored: set[int] = set()
 
     async def load_book(self, session: AsyncSession) -> None:
         """The workspace's live customers, once: numbers, phones, e-mails, who works where; the members."""
@@ -227,23 +296,24 @@ class Importer:
             .where(Customer.workspace_id == self.workspace.id, Customer.deleted_at.is_(None))
             .order_by(Customer.number))
         own_only = self.scope.sees_only_own
-        for row in rows:
-            record = _Record(*row)
+        for id, number, owner_id, name, company, phone, email in rows:
+            record = _Record(id, number, owner_id, name, phone, email)
             self.by_number[record.number] = record
             self._index_contacts(record)
             if not own_only or record.owner_id == self.scope.member_id:
-                self._index_company(record)
+                self._index_company(record, company)
         await self.owners.load(session, self.workspace.id)
 
     def _index_contacts(self, record: _Record) -> None:
-        for key in _contact_keys(record.phone, record.email):
-            self.by_contact.setdefault(key, record)
+        if record.phone:
+            self.by_phone.setdefault(record.phone, record)
+        if record.email:
+            self.by_email.setdefault(record.email, record)
 
-    def _index_company(self, record: _Record) -> None:
-        if record.company:
-            names, records = self.by_company.setdefault(record.company.casefold(), ([], []))
-            names.append(record.name.casefold())
-            records.append(record)
+    def _index_company(self, record: _Record, company: str | None) -> None:
+        if company:
+            reading = customers.han_reading(record.name) if has_han(record.name) else None
+            self.by_company.setdefault(company.casefold(), _Colleagues()).add(record, reading)
 
     # --- sorting rows -----------------------------------------------------------------------
 
@@ -279,10 +349,10 @@ class Importer:
         values = candidate.values
         if candidate.number is not None and candidate.number in self.by_number:
             return self.by_number[candidate.number], "number"
-        for why, key in (("phone", values.get("phone") and f"p:{values['phone']}"),
-                         ("email", values.get("email") and f"e:{values['email']}")):
-            if key and key in self.by_contact:
-                return self.by_contact[key], why
+        for why, index in (("phone", self.by_phone), ("email", self.by_email)):
+            value = values.get(why)
+            if value and value in index:
+                return index[value], why
         return None, ""
 
     def _owner(self, candidate: Candidate) -> int:
@@ -298,18 +368,17 @@ class Importer:
 
     def _add(self, candidate: Candidate) -> _Record:
         values = candidate.values
-        record = _Record(None, None, self._owner(candidate), values["name"], values.get("company"),
-                         values.get("phone"), values.get("email"))
-        if record.company and record.company.casefold() in self.by_company:
-            names, peers = self.by_company[record.company.casefold()]
-            # customers.names_match, over all the company's names at once
-            match = process.extractOne(record.name.casefold(), names, scorer=fuzz.token_sort_ratio,
-                                       score_cutoff=customers.DUPLICATE_NAME_SCORE)
-            if match is not None:
-                self._pending_duplicates.append((candidate.line, record, peers[match[2]], "name"))
+        record = _Record(None, None, self._owner(candidate), values["name"], values.get("phone"), values.get("email"))
+        company = values.get("company")
+        if company:
+            reading = customers.han_reading(record.name) if has_han(record.name) else None
+            colleagues = self.by_company.setdefault(company.casefold(), _Colleagues())
+            alike = colleagues.alike(record.name, reading)
+            if alike is not None:
+                self._pending_duplicates.append((candidate.line, record, alike, "name"))
+            colleagues.add(record, reading)
         record.pending = _New(record, candidate, record.owner_id)
         self._index_contacts(record)
-        self._index_company(record)
         self._batch.new.append(record.pending)
         self.result.added += 1
         return record
@@ -340,12 +409,26 @@ class Importer:
     # --- writing ------------------------------------------------------------------------------
 
     async def write(self, session: AsyncSession) -> Saved:
-        """Store this batch (the caller's transaction) and return what the search index needs."""
+        """Store this batch (the caller's transaction) and return what the search index needs; the
+        derived data of every `SCORED_TOGETHER` customers written is computed with the batch that
+        reaches that many (a refresh costs per statement more than per customer)."""
         batch = self._batch
+        if session.get_bind().dialect.name == "postgresql":
+            # the book grows by the whole file: a plan PostgreSQL cached for its first batches (a
+            # generic plan, after five runs of a prepared statement) would scan what is now large
+            await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
         saved = await self._insert(session, batch.new) | await self._fill(session, batch.merges)
-        # an import brings no purchases: the workspace-wide RFM ranking is left to the nightly recompute
-        await scoring.refresh(session, self.workspace, saved, self.now, purchases_changed=False)
+        if len(self.unscored) + len(saved) >= SCORED_TOGETHER:
+            await self.score(session, saved)
+        else:
+            self.unscored.update(saved)
         return saved
+
+    async def score(self, session: AsyncSession, also: Iterable[int] = ()) -> None:
+        """Derived data (stage, auto tags …) of the customers written but not scored yet, and `also`'s."""
+        # an import brings no purchases: the workspace-wide RFM ranking is left to the nightly recompute
+        await scoring.refresh(session, self.workspace, self.unscored | set(also), self.now, purchases_changed=False)
+        self.unscored.clear()
 
     def finish_batch(self) -> None:
         """Name what this batch did, now that its new customers have numbers (or not, in a dry run)."""
@@ -372,13 +455,19 @@ class Importer:
             return {}
         ws_id, member_id = self.workspace.id, self.scope.member_id
         first = await workspaces.next_number(session, ws_id, "customer", len(added))
-        rows = []
-        for offset, new in enumerate(added):
-            new.record.number = first + offset
+        given = []
+        for new in added:
             values = {("cadence_days" if k == "cadence" else k): v for k, v in new.candidate.values.items()}
             if new.candidate.lost:
                 values["lost_at"] = self.now
-            rows.append({**dict.fromkeys(_COLUMNS), **values, "workspace_id": ws_id, "number": new.record.number,
+            given.append(values)
+        # every row names the same columns: those some row of the batch sets (the others stay NULL,
+        # and no customer column has a default), so a file's empty columns cost no parameters
+        unset = dict.fromkeys(c for c in _COLUMNS if any(c in values for values in given))
+        rows = []
+        for offset, (new, values) in enumerate(zip(added, given)):
+            new.record.number = first + offset
+            rows.append({**unset, **values, "workspace_id": ws_id, "number": new.record.number,
                          "owner_id": new.owner_id, "created_by": member_id, "stage": "lead",
                          "created_at": self.now, "updated_at": self.now})
         await session.execute(insert(Customer.__table__), rows)
@@ -389,7 +478,7 @@ class Importer:
         for new, row in zip(added, rows):
             new.record.id = customer_id = ids[new.record.number]
             tags = new.candidate.tags
-            after = {k: audit.plain(row[k]) for k in audit.CUSTOMER_FIELDS}  # audit.snapshot, without a model
+            after = {k: audit.plain(row.get(k)) for k in audit.CUSTOMER_FIELDS}  # audit.snapshot, without a model
             entries.append({"workspace_id": ws_id, "member_id": member_id, "customer_id": customer_id,
                             "action": "import", "before": None, "after": after | ({"tags": tags} if tags else {}),
                             "at": self.now})
@@ -398,7 +487,7 @@ class Importer:
         await session.execute(insert(AuditEntry.__table__), entries)
         if tag_rows:
             await session.execute(insert(CustomerTag.__table__), tag_rows)
-        return {ids[r["number"]]: (r["name"], r["company"]) for r in rows}
+        return {ids[r["number"]]: (r["name"], r.get("company")) for r in rows}
 
     async def _fill(self, session: AsyncSession, merges: dict[int, list[Candidate]]) -> Saved:
         """Fill the empty fields and add the tags of customers already in the book (audited); values
@@ -471,10 +560,6 @@ def _with_notes(prefs: str | None, lines: Iterable[str]) -> str | None:
     return text or prefs
 
 
-def _contact_keys(phone: str | None, email: str | None) -> list[str]:
-    return [key for key in (phone and f"p:{phone}", email and f"e:{email}") if key]
-
-
 async def _manual_tags(session: AsyncSession, customer_ids: list[int]) -> dict[int, list[str]]:
     rows = await session.execute(
         select(CustomerTag.customer_id, CustomerTag.name)
@@ -506,32 +591,49 @@ async def import_rows(
     importer = Importer(workspace, scope, now, dry_run=dry_run)
     async with transaction() as session:
         await importer.load_book(session)
-    done = 0
-    batch: list[Candidate] = []
     iterator = iter(rows)
-    while True:
-        batch.clear()
+
+    async def read_batch() -> list[Candidate]:
+        batch: list[Candidate] = []
         for candidate in iterator:
             batch.append(candidate)
             if len(batch) >= batch_rows:
                 break
             if len(batch) % READ_BETWEEN_YIELDS == 0:
                 await asyncio.sleep(0)  # reading rows is work on the loop: let other chats' updates in
-        if not batch:
-            break
-        importer.start_batch()
-        for candidate in batch:
-            importer.take(candidate)
-        if not dry_run:
+        return batch
+
+    async def write() -> Saved:
+        async with transaction() as session:
+            return await importer.write(session)
+
+    done = 0
+    try:
+        batch = await read_batch()
+        while batch:
+            importer.start_batch()
+            for candidate in batch:
+                importer.take(candidate)
+            # the next rows are read while the database writes these: its driver works beside the loop
+            reading = asyncio.ensure_future(read_batch())
+            if not dry_run:
+                try:
+                    written = await write()
+                except BaseException:
+                    reading.cancel()
+                    raise
+                if saved is not None:
+                    saved(written)
+            importer.finish_batch()
+            done += len(batch)
+            if progress is not None:
+                outcome = progress(min(done, total), total)
+                if inspect.isawaitable(outcome):
+                    await outcome
+            await asyncio.sleep(0)  # the next batch queues behind whoever waited for this one
+            batch = await reading
+    finally:
+        if importer.unscored:  # the last batches; or those written before the file failed
             async with transaction() as session:
-                written = await importer.write(session)
-            if saved is not None:
-                saved(written)
-        importer.finish_batch()
-        done += len(batch)
-        if progress is not None:
-            outcome = progress(min(done, total), total)
-            if inspect.isawaitable(outcome):
-                await outcome
-        await asyncio.sleep(0)  # the next batch queues behind whoever waited for this one
+                await importer.score(session)
     return importer.result

@@ -100,6 +100,17 @@ class RowReader:
         self.free_notes = [c for c in of("notes") if not c.role.detail]
         self.labelled_notes = [c for c in of("notes") if c.role.detail]
         self.labels = {(c.role.detail, c.role.part): c for c in of("label")}
+        self._headers: dict[tuple[int, str], tuple[str, Column | None]] = {}
+
+    def header_of(self, column: Column, kind: str) -> tuple[str, Column | None]:
+        """A contact column's header as a label, and the column naming its kind (`Phone 2 - Type`);
+        worked out once per column, not per row."""
+        key = (column.index, kind)
+        if key not in self._headers:
+            number = re.search(r"(\d+)", column.header)
+            self._headers[key] = (re.sub(r"\s*-\s*value$", "", column.header, flags=re.IGNORECASE),
+                                  self.labels.get((kind, number[1])) if number else None)
+        return self._headers[key]
 
     def read(self, line: int, cells: list[str]) -> Candidate | None:
         """The row as a customer, or None when it holds nothing at all."""
@@ -157,10 +168,8 @@ class _Row:
 
     def label(self, column: Column, kind: str) -> str:
         """`Phone 2 (Work)`: the header (Google's ` - Value` dropped), with the kind its label column gives."""
-        number = re.search(r"(\d+)", column.header)
-        label_column = self.reader.labels.get((kind, number[1])) if number else None
+        header, label_column = self.reader.header_of(column, kind)
         label = self.first_value([label_column]).lstrip("* ") if label_column else ""
-        header = re.sub(r"\s*-\s*value$", "", column.header, flags=re.IGNORECASE)
         return f"{header} ({label})" if label else header
 
     def read_phones(self, candidate: Candidate, extra: list[str]) -> None:

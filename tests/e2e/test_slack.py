@@ -915,3 +915,32 @@ async def test_link_a_slack_account_with_a_telegram_account(slack, slack_rig, sl
     async with db.transaction() as session:
         accounts = (await session.execute(select(Identity.platform, Identity.member_id))).all()
     assert len(accounts) == 2 and len({member for _, member in accounts}) == 1
+
+
+@sqlite_only
+async def test_the_import_mapping_modal_changes_a_column_before_anything_is_written(slack, slack_rig, slack_api,
+                                                                                     db) -> None:
+    """A file with a column no rule knows: the preview's Change opens a modal with one select per column;
+    its signed view_submission shows the new preview, and Import lands the rows as mapped."""
+    alice = slack_rig.person("U0ALICE01", "Alice")
+    await alice.share("customers.csv", (FIXTURES / "customers-utf8-bom.csv").read_bytes())
+    preview = alice.last(alice.dm)
+    assert "Favourite colour" in text_of(preview) and await count(db, Customer) == 0
+
+    await alice.press("Change", preview)
+    view = opened(slack_api)
+    assert view["title"]["text"] == "Columns of the file" and json.loads(view["private_metadata"])["form"] == "importmap"
+    colour = next(b for b in view["blocks"] if b["label"]["text"] == "Favourite colour")
+    assert colour["block_id"] == "field.9" and colour["element"]["initial_option"]["value"] == "unused"
+    answer = await alice.submit(view, {"9": "notes"})  # every other select sent back as it was
+    assert answer.seconds < 3 and await count(db, Customer) == 0  # a new preview, nothing written yet
+    changed = alice.last(alice.dm)
+    assert changed["ts"] != preview["ts"] and "Notes ← Favourite colour" in text_of(changed)
+    assert "I don't know these columns" not in text_of(changed)
+
+    await alice.press("Import", changed)
+    await slack_rig.settle()
+    assert "Rows read: 4. Added: 4;" in text_of(alice.last(alice.dm))
+    async with db.transaction() as session:
+        wendy = await session.scalar(select(Customer).where(Customer.name == "Wendy Wang"))
+    assert "green" in (wendy.prefs or "")
