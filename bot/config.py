@@ -16,7 +16,7 @@ class Settings(BaseSettings):
     telegram_webhook_url: str | None = None
     telegram_webhook_secret: str | None = None
     slack_bot_token: str | None = None
-    #: Slack OAuth distribution (bot.slack_install): one installation per workspace instead of one token.
+    #: Slack OAuth distribution (bot.slack.install): one installation per workspace instead of one token.
     slack_client_id: str | None = None
     slack_client_secret: str | None = None
     slack_redirect_uri: str | None = None

@@ -1,6 +1,6 @@
 """Which Slack bot token reaches a customer book when the app is distributed (Slack OAuth).
 
-slack-sdk's installation store (bot/slack_install.py) writes a `slack_bots` row per installation:
+slack-sdk's installation store (bot/slack/install.py) writes a `slack_bots` row per installation:
 one per workspace, or one for a whole Enterprise Grid organisation (an org-wide install, no team).
 A book is bound to its Slack workspace by a `spaces` row (the team id, or the org's id when Slack
 named no team). Its token is the latest installation in that workspace, else the org-wide one of

@@ -20,7 +20,7 @@ import yaml
 from sqlalchemy import func, select, text
 
 from bot.slack import EVENTS_PATH, SHORTCUTS
-from bot.slack_blocks import MESSAGE_BLOCKS, message_blocks
+from bot.slack.blocks import MESSAGE_BLOCKS, message_blocks
 from handlers.messages import Attachment, Button, Reply
 from handlers.registry import COMMANDS, find_command
 from reminders.delivery import Delivery, DeliveryError, Outcome, RecipientBlocked, Route

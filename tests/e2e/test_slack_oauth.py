@@ -17,7 +17,7 @@ import yaml
 from sqlalchemy import select
 
 from bot.slack import SlackPlatform
-from bot.slack_install import BOT_SCOPES
+from bot.slack.install import BOT_SCOPES
 from handlers.messages import Reply
 from reminders.delivery import Delivery, Outcome, Route
 from reminders.scheduler import Scheduler

@@ -2,7 +2,7 @@
 
 - HTTP mode: POST /slack/events on the bot's shared server. The size,
   timestamp and signature are checked on the raw bytes before anything parses
-  them (bot/slack_gate.py: forged or stale requests get 401, malformed ones 400,
+  them (bot/slack/gate.py: forged or stale requests get 401, malformed ones 400,
   oversized ones 413); Bolt checks the signature again and answers
   url_verification. Socket Mode instead when SLACK_APP_TOKEN is set.
 - Each listener acks and hands the work to a tracked task, so Slack hears back
@@ -10,7 +10,7 @@
   first). A form submission is the exception: per-field errors can only ride on
   the ack, so the core runs before it (it answers in milliseconds).
 - One token (SLACK_BOT_TOKEN), or installed through Slack's OAuth flow in any number of workspaces
-  (bot/slack_install.py): each request is answered with its installation's token (`Origin.client`),
+  (bot/slack/install.py): each request is answered with its installation's token (`Origin.client`),
   each delivery with the token of its book's workspace (`client_for_book`); once the app is uninstalled
   there, deliveries to that book are skipped.
 - A workspace is the Slack team (the first user is its admin). The team of
@@ -21,7 +21,7 @@
 - A deactivated account (`user_change` with `deleted: true`) is suspended in its
   team's book at once (storage.offboarding); its admins are told.
 - Text comes in Slack's markup (`&amp;`, `<@U1>`, `<mailto:…|…>`) and is read
-  back to plain text; replies go out escaped (bot/slack_blocks.py).
+  back to plain text; replies go out escaped (bot/slack/blocks.py).
 - Slash commands can't carry files, so /crm import explains how to import:
   share the CSV in the direct message with the app, with `import` as its text.
 """
@@ -51,7 +51,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from bot.slack_blocks import (
+from bot.slack.blocks import (
     ACTION_PREFIX,
     FORM_CALLBACK,
     fallback,
@@ -64,7 +64,8 @@ from bot.slack_blocks import (
     spliced,
     submitted_values,
 )
-from bot import logs, slack_gate, slack_install
+from bot import logs
+from bot.slack import gate, install
 from bot.web import WebServer
 from handlers import metrics
 from handlers.home import HOME_COMMAND
@@ -473,7 +474,7 @@ class SlackPlatform:
         self.teams = Teams()
         self.signing_secret = settings.slack_signing_secret or ""
         self.sender = SlackSender(self.client_for_book, self.note_blocked, self.default_locale)
-        self.installations = slack_install.Installations(settings, app.db) if settings.slack_oauth else None
+        self.installations = install.Installations(settings, app.db) if settings.slack_oauth else None
         self.bolt = AsyncApp(
             client=self.client,
             signing_secret=settings.slack_signing_secret or "",
@@ -481,7 +482,7 @@ class SlackPlatform:
             # Listeners ack, start their work as a tracked task and return: the ack still goes out at once.
             process_before_response=True,
             oauth_settings=self.installations.oauth if self.installations else None,
-            user_facing_authorize_error_message=slack_install.not_installed_text(self.default_locale),
+            user_facing_authorize_error_message=install.not_installed_text(self.default_locale),
         )
         self._register()
         self._socket: AsyncSocketModeHandler | None = None
@@ -492,8 +493,8 @@ class SlackPlatform:
         if self.socket_token is None:
             web_server.add_route("POST", EVENTS_PATH, self._on_http)
         if self.installations is not None:
-            web_server.add_route("GET", slack_install.INSTALL_PATH, self._on_install)
-            web_server.add_route("GET", slack_install.REDIRECT_PATH, self._on_oauth_redirect)
+            web_server.add_route("GET", install.INSTALL_PATH, self._on_install)
+            web_server.add_route("GET", install.REDIRECT_PATH, self._on_oauth_redirect)
 
     async def start(self) -> None:
         # one connection pool for every Web API call
@@ -502,7 +503,7 @@ class SlackPlatform:
             self._socket = AsyncSocketModeHandler(self.bolt, self.socket_token, web_client=self.client)
             await self._socket.connect_async()
         log.info("Slack ready (%s%s)", "Socket Mode" if self._socket else f"HTTP {EVENTS_PATH}",
-                 f"; any workspace installs at {slack_install.INSTALL_PATH}" if self.installations else "")
+                 f"; any workspace installs at {install.INSTALL_PATH}" if self.installations else "")
 
     async def stop(self) -> None:
         if self._socket is not None:
@@ -543,8 +544,8 @@ class SlackPlatform:
 
     async def _on_http(self, request: web.Request) -> web.Response:
         try:
-            body = await slack_gate.checked_body(request, self.signing_secret)
-        except slack_gate.Refused as refused:
+            body = await gate.checked_body(request, self.signing_secret)
+        except gate.Refused as refused:
             return refused.response()
         answer = await self.bolt.async_dispatch(AsyncBoltRequest(body=body, query=request.query_string,
                                                                  headers=request.headers))  # type: ignore[arg-type]
@@ -556,7 +557,7 @@ class SlackPlatform:
         return await to_aiohttp_response(await self.bolt.oauth_flow.handle_installation(await to_bolt_request(request)))
 
     async def _on_oauth_redirect(self, request: web.Request) -> web.Response:
-        """Slack sends the installer back here with a code: the installation is stored (bot.slack_install)."""
+        """Slack sends the installer back here with a code: the installation is stored (bot.slack.install)."""
         assert self.bolt.oauth_flow is not None
         return await to_aiohttp_response(await self.bolt.oauth_flow.handle_callback(await to_bolt_request(request)))
 

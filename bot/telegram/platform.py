@@ -5,7 +5,7 @@
   On PostgreSQL several processes may serve one bot: one of them polls, holding
   a lease (storage.leases); in webhook mode each answers what reaches it.
 - Updates of different chats are handled concurrently, each chat's in order
-  (bot.telegram_transport.ChatOrderedProcessor); every send goes through PTB's
+  (bot.telegram.transport.ChatOrderedProcessor); every send goes through PTB's
   AIORateLimiter (`ChatRateLimiter`), which keeps Telegram's flood limits and
   waits out a 429's `retry_after` in that chat only.
 - Telegram hears that an update arrived only once it has been handled
@@ -58,8 +58,8 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes, Defaults
 from telegram.request import HTTPXRequest
 
 from bot import logs
-from bot import telegram_render as render
-from bot.telegram_transport import (
+from bot.telegram import render
+from bot.telegram.transport import (
     LEAVING_HOOKS,
     ChatOrderedProcessor,
     ChatRateLimiter,
