@@ -51,6 +51,20 @@ async def _pg_admin() -> asyncpg.Connection:
     return await asyncpg.connect(f"{PG_DSN}/postgres", timeout=3)
 
 
+@pytest.fixture
+async def empty_pg():
+    """An empty PostgreSQL database: for tests of what migrates it (processes starting together)."""
+    try:
+        admin = await _pg_admin()
+    except Exception as problem:  # noqa: BLE001 - any reason PostgreSQL does not answer skips
+        pytest.skip(f"PostgreSQL not reachable at {PG_DSN}: {type(problem).__name__}")
+    name = f"crm_test_{uuid.uuid4().hex[:12]}"
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    yield f"{PG_DSN}/{name}"
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.close()
+
+
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("template") / "template.db"

@@ -7,7 +7,6 @@ that each step can be undone and done again, and that an upgrade keeps the rows.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from datetime import datetime, timezone
 from typing import Any
 
@@ -20,7 +19,6 @@ from sqlalchemy.engine import Connection
 
 from storage.db import Database, alembic_config
 from storage.models import Base
-from tests.conftest import PG_DSN, _pg_admin
 
 WHEN = datetime(2026, 11, 18, 7, 0, tzinfo=timezone.utc)
 pytestmark = pytest.mark.filterwarnings("ignore:autogenerate skipping", "ignore:Skipped unsupported reflection")
@@ -95,16 +93,10 @@ async def test_an_upgrade_keeps_the_rows_it_finds(db: Database) -> None:
     assert version == ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
-async def test_processes_starting_together_on_an_empty_postgresql_database_migrate_it_in_turn() -> None:
+async def test_processes_starting_together_on_an_empty_postgresql_database_migrate_it_in_turn(empty_pg: str) -> None:
     """Three `crm-bot run` starting at once each upgrade: one builds the schema, the others wait for
     its lock and find it done (without the lock they wait on each other's DDL)."""
-    try:
-        admin = await _pg_admin()
-    except Exception as problem:  # noqa: BLE001 - any reason PostgreSQL does not answer skips
-        pytest.skip(f"PostgreSQL not reachable at {PG_DSN}: {type(problem).__name__}")
-    name = f"crm_test_{uuid.uuid4().hex[:12]}"
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    starting = [Database(f"{PG_DSN}/{name}") for _ in range(3)]
+    starting = [Database(empty_pg) for _ in range(3)]
     try:
         results = await asyncio.wait_for(asyncio.gather(*(db.upgrade() for db in starting)), 60)
         head = ScriptDirectory.from_config(alembic_config()).get_current_head()
@@ -112,5 +104,3 @@ async def test_processes_starting_together_on_an_empty_postgresql_database_migra
     finally:
         for db in starting:
             await db.dispose()
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()

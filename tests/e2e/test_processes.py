@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-import uuid
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -28,7 +27,6 @@ from sqlalchemy import select
 from storage import followups
 from storage.db import Database
 from storage.models import Customer, Identity, Member, Workspace
-from tests.conftest import PG_DSN, _pg_admin
 from tests.e2e.processes import BotProcess, Nginx, free_port, wait_for
 from tests.e2e.slack_api import BOT_TOKEN, SIGNING_SECRET, SlackApiStandIn, SlackPerson, SlackWire
 from tests.e2e.telegram_api import Person, TelegramStandIn
@@ -38,20 +36,6 @@ TEAM = [Person(5_400_000_001, "Alice", "en"), Person(5_400_000_002, "Bob", "en")
 #: What the lease holder logs (storage.leases).
 HOLDER = "this process holds the lease"
 REPS = [Person(5_400_000_100 + n, f"Rep{n}", "en") for n in range(4)]
-
-
-@pytest.fixture
-async def empty_pg():
-    """An empty PostgreSQL database: the three processes migrate it as they start (one at a time)."""
-    try:
-        admin = await _pg_admin()
-    except Exception as problem:  # noqa: BLE001 - any reason PostgreSQL does not answer skips
-        pytest.skip(f"PostgreSQL not reachable at {PG_DSN}: {type(problem).__name__}")
-    name = f"crm_test_{uuid.uuid4().hex[:12]}"
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    yield f"{PG_DSN}/{name}"
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.close()
 
 
 @pytest.fixture
