@@ -109,8 +109,7 @@ async def run_import(transaction: Transaction, plan: Plan, workspace: Workspace,
                                now=now, total=plan.rows, progress=progress, saved=saved, dry_run=dry_run)
     result.unused_columns = list(plan.unused_with_values)
     if not dry_run:
-        rejected = result.rows - result.added - result.merged  # result.rejected keeps only the first few
-        for outcome, rows in (("added", result.added), ("merged", result.merged), ("rejected", rejected)):
+        for outcome, rows in (("added", result.added), ("merged", result.merged), ("rejected", result.rejected_rows)):
             metrics.IMPORT_ROWS.labels(outcome).inc(rows)
     return result
 
@@ -122,7 +121,7 @@ def summary(locale: str, result: ImportResult) -> str:
 
     sep = say("common.list_sep")
     lines = [say("import.counts_dry" if result.dry_run else "import.counts", rows=f"{result.rows:,}",
-                 added=f"{result.added:,}", merged=f"{result.merged:,}", rejected=f"{len(result.rejected):,}")]
+                 added=f"{result.added:,}", merged=f"{result.merged:,}", rejected=f"{result.rejected_rows:,}")]
     if result.merges:
         lines += ["", say("import.merged_title")]
         lines += [f"• {say('import.merged', line=m.line, name=m.name, number=m.number, into=m.into, why=say(f'import.by.{m.why}'))}"
@@ -153,7 +152,7 @@ def summary(locale: str, result: ImportResult) -> str:
     if result.rejected:
         lines += ["", say("import.rejected_title")]
         lines += [f"• {say(f'import.reason.{r.reason}', line=r.line)}" for r in result.rejected[:LISTED]]
-        lines += _more(locale, len(result.rejected))
+        lines += _more(locale, result.rejected_rows)
         lines.append(say("import.rejected_hint"))
     return "\n".join(lines)
 

@@ -501,3 +501,13 @@ async def test_exporting_an_empty_book_gives_the_columns_as_a_template(alice: Ch
     assert "No customers to export yet" in alice.text
     header = alice.last[0].file.content.decode("utf-8-sig").splitlines()
     assert len(header) == 1 and header[0].startswith("#,Name")
+
+
+async def test_the_summary_counts_every_row_left_out_not_only_those_it_lists(alice: Chat) -> None:
+    """The summary lists the first rows it left out; its count is all of them (it said 200 of 250)."""
+    rows = "".join(f",call back {n}\n" for n in range(250))  # nothing to name the customer by: left out
+    await alice.say("/import", file=upload("Name,Notes\nAnn Lee,met at the fair\n" + rows))
+    if any(b.label == "Import" for b in alice.last[0].all_buttons()):
+        await alice.press("Import")
+    assert "Rows read: 251. Added: 1; merged into customers already in the book: 0; not imported: 250." in alice.text
+    assert "… and 230 more." in alice.text  # 20 rows are listed

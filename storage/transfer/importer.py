@@ -103,7 +103,8 @@ class ImportResult:
     merges: list[Merge] = field(default_factory=list)
     merged: int = 0
     duplicates: list[PossibleDuplicate] = field(default_factory=list)
-    rejected: list[Rejected] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)  # the first KEPT_PER_LIST of them
+    rejected_rows: int = 0  # all of them
     flags: list[tuple[int, Flag]] = field(default_factory=list)
     flagged_rows: int = 0
     named_after: list[tuple[int, str]] = field(default_factory=list)
@@ -329,6 +330,7 @@ class Importer:
             result.renamed_tags.setdefault(typed, renamed)
         name = candidate.values.get("name")
         if not name:
+            result.rejected_rows += 1
             result.keep(result.rejected, Rejected(candidate.line, "no_name"))
             return
         if candidate.named_after:
@@ -336,6 +338,7 @@ class Importer:
         target, why = self._match(candidate)
         refusal = target and customers.contact_match_refusal(self.scope, self.workspace.id, target.owner_id)
         if refusal:
+            result.rejected_rows += 1
             result.keep(result.rejected, Rejected(candidate.line, refusal))
             return
         if target is not None and same_person(name, target.name):
