@@ -91,11 +91,13 @@ SHORTCUTS = {"crm_add": "/add", "crm_log": "/log"}
 CANNOT_POST = frozenset({"channel_not_found", "not_in_channel", "is_archived", "restricted_action",
                          "cant_update_message", "message_not_found", "edit_window_closed", "user_not_in_channel"})
 #: This person can't be sent a direct message at all: retrying won't help.
-UNREACHABLE = frozenset({"account_inactive", "user_not_found", "users_not_found", "cannot_dm_bot",
+UNREACHABLE = frozenset({"user_not_found", "users_not_found", "cannot_dm_bot",
                          "not_allowed_token_type", "user_disabled", "channel_not_found", "is_archived",
                          "messages_tab_disabled"})
-#: The token itself no longer works (the app was uninstalled before its event reached us).
-REVOKED = frozenset({"token_revoked"})
+#: The token itself no longer works (the app was uninstalled before its event reached us, or the
+#: workspace was deleted or disabled: Slack's `account_inactive` is "token is for a deleted user or
+#: workspace", about the bot, not the person it writes to).
+REVOKED = frozenset({"token_revoked", "account_inactive", "team_disabled"})
 #: How long `stop` waits for work already acked.
 STOP_GRACE = 20.0
 #: A form submission waits this long for the core before acking anyway (Slack allows 3 seconds):

@@ -23,7 +23,7 @@ from bot.slack import EVENTS_PATH, SHORTCUTS
 from bot.slack.blocks import MESSAGE_BLOCKS, message_blocks
 from handlers.messages import Attachment, Button, Reply
 from handlers.registry import COMMANDS, find_command
-from reminders.delivery import Delivery, DeliveryError, Outcome, RecipientBlocked, Route
+from reminders.delivery import Delivery, DeliveryError, NotInstalled, Outcome, RecipientBlocked, Route
 from storage.models import Customer, CustomerTag, Identity, Interaction, Member, Purchase, Reminder, Workspace
 from tests.chat import Chat
 from tests.e2e.slack_api import (
@@ -716,7 +716,10 @@ async def test_sender_delivers_to_the_dm_and_maps_failures(slack_rig, slack_api,
         await sender.send("U0ALICE01", reminder)
     assert not isinstance(unavailable.value, RecipientBlocked) and unavailable.value.retry_after == 30.0
 
-    slack_api.fail_next("chat.postMessage", "account_inactive")
+    slack_api.fail_next("chat.postMessage", "account_inactive")  # the bot's workspace is gone: nobody blocked us
+    with pytest.raises(NotInstalled):
+        await sender.send("U0ALICE01", reminder)
+    slack_api.fail_next("chat.postMessage", "user_disabled")
     with pytest.raises(RecipientBlocked):
         await sender.send("U0GONE001", reminder)
     with pytest.raises(RecipientBlocked):
