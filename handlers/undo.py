@@ -59,6 +59,7 @@ async def _undone_line(ctx: Context, customer: Customer, entry: AuditEntry, name
     if entry.action == "add":
         return ctx.t("undo.done.add", customer=label)
     currency = after.get("currency") or before.get("currency") or ctx.ws.currency
+
     def back(key: str) -> str:
         was, now = (shown_value(ctx, key, values.get(key), names, currency) for values in (after, before))
         return ctx.t("history.change", field=field_label(ctx, key), change=f"{was} → {now}")

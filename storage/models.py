@@ -464,19 +464,3 @@ class SlackTeam(Base):
 
     team_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     enterprise_id: Mapped[str] = mapped_column(String(32))
-
-
-def _slack_store_tables() -> None:
-    """slack-sdk's installation and OAuth state tables, as its SQLAlchemy stores define them, on our
-    metadata: migration 0009 creates them, and the schema check (tests/test_migrations.py) notices
-    when a new slack-sdk changes them and a migration is due."""
-    from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
-    from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
-
-    SQLAlchemyInstallationStore.build_installations_table(Base.metadata, SLACK_INSTALLATIONS)
-    SQLAlchemyInstallationStore.build_bots_table(Base.metadata, SLACK_BOTS)
-    SQLAlchemyOAuthStateStore.build_oauth_states_table(Base.metadata, SLACK_OAUTH_STATES)
-
-
-SLACK_INSTALLATIONS, SLACK_BOTS, SLACK_OAUTH_STATES = "slack_installations", "slack_bots", "slack_oauth_states"
-_slack_store_tables()

@@ -10,19 +10,26 @@ installed again.
 """
 from __future__ import annotations
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Boolean, DateTime, and_, column, or_, select, table
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import SLACK_BOTS, Base, SlackTeam, Space
+from storage.models import SlackTeam, Space
 
 SLACK = "slack"
+#: The tables of slack-sdk's SQLAlchemy installation and OAuth state stores, in our database: migration
+#: 0009 creates them as slack-sdk defines them (tests/test_migrations.py checks they still match),
+#: and slack-sdk's stores own them. Storage names them and reads the bot tokens; it needs no Slack library.
+SLACK_INSTALLATIONS, SLACK_BOTS, SLACK_OAUTH_STATES = "slack_installations", "slack_bots", "slack_oauth_states"
+#: What `bot_token` reads of the bots table.
+_BOTS = table(SLACK_BOTS, column("client_id"), column("enterprise_id"), column("team_id"), column("bot_token"),
+              column("is_enterprise_install", Boolean), column("installed_at", DateTime))
 
 
 async def bot_token(session: AsyncSession, client_id: str, workspace_id: int) -> str | None:
     """The bot token that reaches the book's Slack workspace; None if the app is not installed there."""
-    bots = Base.metadata.tables[SLACK_BOTS].c
+    bots = _BOTS.c
     teams = select(Space.external_id).where(Space.platform == SLACK, Space.workspace_id == workspace_id)
     orgs = select(SlackTeam.enterprise_id).where(SlackTeam.team_id.in_(teams))
     org_wide = and_(bots.is_enterprise_install.is_(True), or_(bots.enterprise_id.in_(orgs),

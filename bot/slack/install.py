@@ -40,7 +40,7 @@ from bot.config import Settings
 from handlers.i18n import LOCALES, normalize_locale, t
 from storage import slack_installs
 from storage.db import Database
-from storage.models import SLACK_BOTS, SLACK_INSTALLATIONS, SLACK_OAUTH_STATES
+from storage.slack_installs import SLACK_BOTS, SLACK_INSTALLATIONS, SLACK_OAUTH_STATES
 
 log = logging.getLogger(__name__)
 

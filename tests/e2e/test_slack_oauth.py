@@ -14,14 +14,15 @@ from urllib.parse import parse_qs, urlsplit
 import aiohttp
 import pytest
 import yaml
-from sqlalchemy import select
+from sqlalchemy import column, select, table
 
 from bot.slack import SlackPlatform
 from bot.slack.install import BOT_SCOPES
 from handlers.messages import Reply
 from reminders.delivery import Delivery, Outcome, Route
 from reminders.scheduler import Scheduler
-from storage.models import SLACK_OAUTH_STATES, Base, Identity, Reminder, Space
+from storage.models import Identity, Reminder, Space
+from storage.slack_installs import SLACK_OAUTH_STATES
 from tests.e2e.conftest import SlackRig
 from tests.e2e.slack_api import APP_ID, CLIENT_ID, CLIENT_SECRET, SlackApiStandIn, SlackPerson, next_id, visible_text
 
@@ -302,7 +303,7 @@ async def test_with_one_token_an_uninstall_is_acknowledged_and_a_revoked_token_s
 
 async def test_opening_the_public_install_link_again_and_again_keeps_only_live_states(
         oauth: SlackPlatform, browser: Browser, db) -> None:
-    states = Base.metadata.tables[SLACK_OAUTH_STATES]
+    states = table(SLACK_OAUTH_STATES, column("state"), column("expire_at"))
     async with db.transaction() as session:
         await session.execute(states.insert(), [{"state": f"old-{i}", "expire_at": datetime(2026, 1, 1)}
                                                 for i in range(50)])
