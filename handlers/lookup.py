@@ -10,8 +10,7 @@ from __future__ import annotations
 import re
 from itertools import takewhile
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import aliased
+from sqlalchemy import Select, bindparam, func, select
 
 from handlers.context import Context
 from handlers.errors import UserError
@@ -121,19 +120,38 @@ async def find_customer(
 async def _named_exactly(ctx: Context, names: list[str], *, deleted: bool = False) -> list[list[Customer]]:
     """For each name, the (first few) customers called exactly that, ignoring case: one query for all."""
     keys = [standardise.fold(name).lower() for name in names]
-    key = func.lower(Customer.name)
-    ranked = (
-        ctx.scope.customers(deleted=deleted).where(key.in_(set(keys)))
-        .add_columns(key.label("key"), func.row_number().over(partition_by=key, order_by=Customer.number).label("n"))
-        .subquery()
-    )
-    customer = aliased(Customer, ranked)
-    rows = await ctx.session.execute(
-        select(customer, ranked.c.key).where(ranked.c.n <= MAX_CHOICES).order_by(ranked.c.number))
+    rows = await ctx.session.execute(_named_statement(ctx, deleted), {"keys": sorted(set(keys))})
     by_key: dict[str, list[Customer]] = {}
     for found, found_key in rows:
         by_key.setdefault(found_key, []).append(found)
     return [by_key.get(k, []) for k in keys]
+
+
+_NAMED: dict[tuple[object, ...], Select] = {}
+_NAMED_KEPT = 1024  # scopes (workspace, own-only member, deleted) whose query is kept
+
+
+def _named_statement(ctx: Context, deleted: bool) -> Select:
+    """`_named_exactly`'s query for this scope, built once: building it (a windowed subquery) cost more
+    than running it. The names are its one parameter."""
+    scope = ctx.scope
+    which = (scope.workspace_id, scope.member_id if scope.sees_only_own else None, deleted)
+    statement = _NAMED.get(which)
+    if statement is None:
+        key = func.lower(Customer.name)
+        ranked = (
+            scope.customers(deleted=deleted).with_only_columns(
+                Customer.id, key.label("key"),
+                func.row_number().over(partition_by=key, order_by=Customer.number).label("n"))
+            .where(key.in_(bindparam("keys", expanding=True)))
+            .subquery()
+        )
+        statement = (select(Customer, ranked.c.key).join(ranked, Customer.id == ranked.c.id)
+                     .where(ranked.c.n <= MAX_CHOICES).order_by(Customer.number))
+        if len(_NAMED) >= _NAMED_KEPT:
+            _NAMED.clear()
+        _NAMED[which] = statement
+    return statement
 
 
 async def _by_name(ctx: Context, token: Token, exact: list[Customer], *, deleted: bool) -> Customer:

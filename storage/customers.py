@@ -176,9 +176,12 @@ async def possible_duplicates(
             found[customer.id] = (customer, "phone" if phone and customer.phone == phone else "email")
     if company:
         spelled = {spelling.lower() for spelling in standardise.spellings(company)}
-        same_company = live.where(func.lower(Customer.company).in_(spelled)).limit(500)
-        for customer in await session.scalars(same_company):
-            if customer.id not in found and names_match(name, customer.name):
+        same_company = live.with_only_columns(Customer.id, Customer.name).where(
+            func.lower(Customer.company).in_(spelled)).limit(500)
+        alike = [id_ for id_, other in await session.execute(same_company)
+                 if id_ not in found and names_match(name, other)]  # names only: a big company is many rows
+        if alike:
+            for customer in await session.scalars(live.where(Customer.id.in_(alike)).order_by(Customer.id)):
                 found[customer.id] = (customer, "name")
     hidden = False
     if exact and not found and scope.sees_only_own:

@@ -157,6 +157,8 @@ SWEPT_ON_DEFAULT = text("cadence_days IS NULL AND lost_at IS NULL AND deleted_at
 SWEPT_ON_OWN = text("cadence_days IS NOT NULL AND lost_at IS NULL AND deleted_at IS NULL")
 #: A name typed in any case (handlers.lookup compares `lower(name)`; migration 0005).
 FOLDED_NAME = text("lower(name)")
+#: A company as "same person?" compares it (storage.customers.possible_duplicates; migration 0011).
+FOLDED_COMPANY = text("lower(company)")
 
 
 class Customer(Base):
@@ -166,6 +168,7 @@ class Customer(Base):
         Index("ix_customers_ws_phone", "workspace_id", "phone"),
         Index("ix_customers_ws_email", "workspace_id", "email"),
         Index("ix_customers_ws_folded_name", "workspace_id", FOLDED_NAME),
+        Index("ix_customers_ws_folded_company", "workspace_id", FOLDED_COMPANY),
         Index("ix_customers_ws_updated", "workspace_id", "updated_at"),
         Index("ix_customers_ws_owner_contact", "workspace_id", "owner_id", "last_contact_at"),
         # silence ranges on the stored columns (`/find silent:30d`, handlers.customers)
