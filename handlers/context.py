@@ -33,6 +33,8 @@ LaterWork = Callable[[Transaction], Awaitable[list[Reply]]]
 
 CURRENCY_SYMBOLS = {"CNY": "¥", "USD": "$", "EUR": "€", "GBP": "£"}
 CHOICE_TTL = timedelta(days=2)
+#: `Context.open_form` before (or without) the request's first query.
+NOT_READ: Any = object()
 
 
 def fmt_money(minor: int, currency: str) -> str:
@@ -68,6 +70,9 @@ class Context:
     refused: Workspace | None = None
     #: Personal data was erased: traces the database keeps outside its tables go after the commit.
     erased: bool = False
+    #: The guided form the member has open in this chat, as the request's first query read it
+    #: (handlers.identity), for `guided.active` to take once; NOT_READ when that query did not run.
+    open_form: Any = NOT_READ
     _after_commit: list[Callable[[], None]] = field(default_factory=list)
     _later: list[LaterWork] = field(default_factory=list)
 

@@ -79,15 +79,13 @@ class Core:
         """One transaction: the redelivery key, the member's sighting, and the command's work, or, after
         the command failed (`failed`), what tells the member so. No context for an update applied before."""
         async with self.db.transaction() as session:
-            if request.update_key:
-                done = await session.get(ProcessedUpdate, request.update_key)
-                if done is not None:
-                    return None, _still_unanswered(done)
             ctx = Context(
                 services=self.services, session=session, request=request, now=now,
                 locale=self.services.default_locale, tz=ZoneInfo(self.services.default_timezone),
             )
-            await identity.resolve(ctx)
+            done = await identity.resolve(ctx)  # reads the redelivery key too
+            if done is not None:
+                return None, _still_unanswered(done)
             replies = await self._run(ctx) if failed is None else await failed.explained(ctx)
             if request.update_key:  # written once, with the replies to keep: a concurrent delivery
                 session.add(ProcessedUpdate(  # of the same update fails on this key and changes nothing

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import delete, select
 
-from handlers.context import Context
+from handlers.context import NOT_READ, Context
 from handlers.errors import UserError
 from handlers.messages import Button, Form, FormField, FormSubmission, Reply
 from handlers.registry import FORM_CHECKS, FORMS, Result, action, button_number, command, payload
@@ -78,6 +78,10 @@ async def workspace_of_flow(ctx: Context, flow: str) -> int | None:
 
 
 async def active(ctx: Context) -> Conversation | None:
+    """The form the member has open in this chat: as the request's first query read it (once), else read now."""
+    if ctx.open_form is not NOT_READ:
+        found, ctx.open_form = ctx.open_form, NOT_READ
+        return found
     return await ctx.session.scalar(
         select(Conversation).where(Conversation.member_id == ctx.me.id, Conversation.chat_key == chat_key(ctx))
     )

@@ -30,7 +30,7 @@ from handlers.i18n import normalize_locale
 from handlers.messages import Request
 from handlers.registry import button_number
 from storage import workspaces
-from storage.models import Customer, Identity, ImportFile, Member, PendingChoice, Reminder, Workspace
+from storage.models import Customer, Identity, ImportFile, Member, PendingChoice, ProcessedUpdate, Reminder, Workspace
 from storage.standardise import visible
 
 #: Per action, the key column that finds what a button's first payload argument names, and that row's
@@ -52,27 +52,48 @@ SIGHTING_PRECISION = timedelta(minutes=1)
 FLOW_BUTTONS = ("gskip", "gopt", "gcancel")
 
 
-async def resolve(ctx: Context) -> None:
-    """Set `ctx.workspace`, `ctx.member`, language and time zone for the request."""
+async def resolve(ctx: Context) -> ProcessedUpdate | None:
+    """Set `ctx.workspace`, `ctx.member`, language and time zone for the request; or, for an update
+    applied before, return its stored redelivery key, having changed nothing.
+
+    The key and the form the member has open in this chat are read by the membership query itself
+    (`workspaces.Asked`): one statement for what every request needs to know first."""
     request, session = ctx.request, ctx.session
+    asked = workspaces.Asked(guided.chat_key(ctx), request.update_key)
     membership: workspaces.Membership | None = None
     if request.space is not None:
         workspace, membership = await workspaces.space_membership(session, request.platform, request.space,
-                                                                  request.user_id)
+                                                                  request.user_id, asked)
+        if (applied := await _applied_before(ctx, asked)) is not None:
+            return applied
         if workspace is None and request.space_autocreate:
             workspace = await open_workspace(ctx, request.space_name or request.space, bind=True)
         if workspace is not None and membership is None:
             await join(ctx, workspace, role="admin" if not await workspaces.member_count(session, workspace.id) else "rep")
-            return
+            return None
     else:
-        membership = await _private_chat_membership(ctx)
+        membership = await _private_chat_membership(ctx, asked)
+        if (applied := await _applied_before(ctx, asked)) is not None:
+            return applied
     if membership is not None and membership.member.removed_at is not None:
         ctx.refused = membership.workspace
         ctx.locale = normalize_locale(membership.identity.language or request.language, membership.workspace.locale)
     elif membership is not None:
         enter(ctx, membership.workspace, membership.member, membership.identity)
+        if asked.read:
+            ctx.open_form = asked.conversation
     else:  # not a member yet (before /start or /join): answer in the account's language
         ctx.locale = normalize_locale(request.language, ctx.locale)
+    return None
+
+
+async def _applied_before(ctx: Context, asked: workspaces.Asked) -> ProcessedUpdate | None:
+    """The update's stored redelivery key, if it has one: as the membership query read it, else read now."""
+    if not ctx.request.update_key:
+        return None
+    if asked.read:
+        return asked.applied
+    return await ctx.session.get(ProcessedUpdate, ctx.request.update_key)
 
 
 async def locale_for(session: AsyncSession, request: Request, default_locale: str) -> str:
@@ -90,15 +111,15 @@ async def locale_for(session: AsyncSession, request: Request, default_locale: st
     return normalize_locale(request.language, workspace.locale if workspace is not None else default_locale)
 
 
-async def _private_chat_membership(ctx: Context) -> workspaces.Membership | None:
+async def _private_chat_membership(ctx: Context, asked: workspaces.Asked) -> workspaces.Membership | None:
     """The membership a private chat works on: the button's object's workspace, else the latest one."""
     request = ctx.request
     subject = await _button_workspace(ctx) if request.action else None
     if subject is not None:
-        found = await workspaces.membership_in(ctx.session, request.platform, request.user_id, subject)
+        found = await workspaces.membership_in(ctx.session, request.platform, request.user_id, subject, asked)
         if found is not None:
             return found
-    return await workspaces.latest_membership(ctx.session, request.platform, request.user_id)
+    return await workspaces.latest_membership(ctx.session, request.platform, request.user_id, asked)
 
 
 async def _button_workspace(ctx: Context) -> int | None:

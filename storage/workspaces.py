@@ -1,16 +1,16 @@
 """Workspaces, the places they are reached from, members and their platform accounts."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-
 from functools import cache
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import pytz
 from sqlalchemy import Select, and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Identity, Member, Space, Workspace
+from storage.models import Conversation, Identity, Member, ProcessedUpdate, Space, Workspace
 from storage.standardise import visible
 
 CURRENCY_BY_REGION = {"CN": "CNY", "US": "USD", "GB": "GBP", "JP": "JPY", "HK": "HKD", "TW": "TWD", "SG": "SGD"}
@@ -77,33 +77,62 @@ class Membership(NamedTuple):
     member: Member
 
 
-async def membership_in(session: AsyncSession, platform: str, external_id: str, workspace_id: int) -> Membership | None:
+@dataclass
+class Asked:
+    """What a request's first query reads beside the membership, a statement saved on each: the
+    guided form the member has open in this chat, and the update's redelivery key if it was stored
+    (the update was applied before). `read` says whether a membership query ran with them."""
+
+    chat_key: str
+    update_key: str | None
+    read: bool = False
+    conversation: Conversation | None = None
+    applied: ProcessedUpdate | None = None
+
+    def joined(self, query: Select) -> Select:
+        """`query` (which has `members` among its tables) with the two, outer-joined: still one row."""
+        return (query.add_columns(Conversation, ProcessedUpdate)
+                .outerjoin(Conversation, and_(Conversation.member_id == Member.id,
+                                              Conversation.chat_key == self.chat_key))
+                .outerjoin(ProcessedUpdate, ProcessedUpdate.key == (self.update_key or "")))
+
+    def took(self, row: Any) -> Any:
+        """The row without the two, which are kept here."""
+        *membership, self.conversation, self.applied = row
+        self.read = True
+        return membership
+
+
+async def membership_in(session: AsyncSession, platform: str, external_id: str, workspace_id: int,
+                        asked: Asked | None = None) -> Membership | None:
     return await _membership(session, select(Identity, Workspace, Member).where(
         Identity.platform == platform,
         Identity.external_id == external_id,
         Identity.workspace_id == workspace_id,
-    ))
+    ), asked)
 
 
 async def space_membership(session: AsyncSession, platform: str, space: str, external_id: str,
-                           ) -> tuple[Workspace | None, Membership | None]:
+                           asked: Asked | None = None) -> tuple[Workspace | None, Membership | None]:
     """The workspace a space is bound to and the account's membership of it (None if not a member), in
     one query: what every request from a group, a Slack team or the console starts from."""
-    row = (await session.execute(
+    query = (
         select(Workspace, Identity, Member).select_from(Space)
         .join(Workspace, Workspace.id == Space.workspace_id)
         .outerjoin(Identity, and_(Identity.workspace_id == Workspace.id, Identity.platform == platform,
                                   Identity.external_id == external_id))
         .outerjoin(Member, Member.id == Identity.member_id)
         .where(Space.platform == platform, Space.external_id == space)
-    )).first()
+    )
+    row = (await session.execute(asked.joined(query) if asked else query)).first()
     if row is None:
         return None, None
-    workspace, identity, member = row
+    workspace, identity, member = asked.took(row) if asked else row
     return workspace, Membership(identity, workspace, member) if identity is not None else None
 
 
-async def latest_membership(session: AsyncSession, platform: str, external_id: str) -> Membership | None:
+async def latest_membership(session: AsyncSession, platform: str, external_id: str,
+                            asked: Asked | None = None) -> Membership | None:
     """The account's most recently used membership where it still has access (a private chat's
     workspace); with none, the latest one it lost."""
     return await _membership(
@@ -112,15 +141,17 @@ async def latest_membership(session: AsyncSession, platform: str, external_id: s
         .where(Identity.platform == platform, Identity.external_id == external_id)
         .order_by(Member.removed_at.is_not(None), Identity.last_seen_at.desc().nulls_last(), Identity.id.desc())
         .limit(1),
+        asked,
     )
 
 
-async def _membership(session: AsyncSession, query: Select) -> Membership | None:
-    """One query for the identity, its workspace and its member."""
-    row = (await session.execute(
-        query.join(Workspace, Workspace.id == Identity.workspace_id).join(Member, Member.id == Identity.member_id)
-    )).first()
-    return Membership(*row) if row else None
+async def _membership(session: AsyncSession, query: Select, asked: Asked | None) -> Membership | None:
+    """One query for the identity, its workspace and its member (and what is `asked` beside them)."""
+    query = query.join(Workspace, Workspace.id == Identity.workspace_id).join(Member, Member.id == Identity.member_id)
+    row = (await session.execute(asked.joined(query) if asked else query)).first()
+    if row is None:
+        return None
+    return Membership(*(asked.took(row) if asked else row))
 
 
 async def add_member(

@@ -7,14 +7,14 @@ from typing import Any
 
 import aiosqlite
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, func, select
 
 from storage.db import Database
-from storage.models import Identity, Member
+from storage.models import Customer, Identity, Member, Workspace
 from tests.chat import Chat
 
 #: A `/log … next: …` of a known customer, with its redelivery key (BEGIN included): 24 before issue 13.
-LOG_STATEMENTS = 15
+LOG_STATEMENTS = 13
 
 
 class Sent:
@@ -22,6 +22,7 @@ class Sent:
 
     def __init__(self, db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
         self.statements = self.hand_offs = 0
+        self.seen: list[str] = []
         event.listen(db.engine.sync_engine, "before_cursor_execute", self._statement)
         original = aiosqlite.Connection._execute
 
@@ -31,14 +32,15 @@ class Sent:
 
         monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
 
-    def _statement(self, *_: Any) -> None:
+    def _statement(self, conn: Any, cursor: Any, statement: str, *_: Any) -> None:
         self.statements += 1
+        self.seen.append(statement)
 
     def reset(self) -> None:
         self.statements = self.hand_offs = 0
 
 
-async def test_a_log_with_a_next_follow_up_sends_at_most_15_statements(
+async def test_a_log_with_a_next_follow_up_sends_at_most_13_statements(
     alice: Chat, db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await alice.say("/add 李伟 company=Acme")
@@ -118,3 +120,43 @@ async def test_the_everyday_commands_seek_rows_and_never_walk_the_book(
                 if re.match(rf"(SCAN ({BOOK_TABLES})\b|SEARCH ({BOOK_TABLES}) .*\(workspace_id=\?\)$)", detail):
                     walks.append((detail, " ".join(statement.split())[:160]))
     assert len(statements) > 3 and walks == []
+
+
+@pytest.mark.parametrize("who", [
+    dict(user_id="alice"),  # a member, in the book's space
+    dict(user_id="carol"),  # first words in a space whose book exists
+    dict(user_id="dave", space="another-team"),  # first words in a space with no book yet
+    dict(user_id="alice", space=None),  # a member's private chat
+    dict(user_id="erin", space=None),  # a stranger's private chat
+])
+async def test_the_first_query_reads_the_redelivery_key_and_an_update_is_applied_once(
+    alice: Chat, db: Database, who: dict[str, Any]
+) -> None:
+    """The membership query reads the redelivery key beside the membership (one statement saved on every
+    request); where it finds no row (no membership to read), the key is read on its own: either way a
+    redelivered update changes nothing and gets its kept replies again."""
+    await alice.say("/help")
+    person = Chat(alice.core, name=who["user_id"].title(), **who)
+    request = person.request(text="/add Zed Example", update_key="u-again", reports_answers=True)
+    first = await person.send(request)
+    async with db.transaction() as session:
+        before = await session.scalar(select(func.count()).select_from(Customer))
+        workspaces_before = await session.scalar(select(func.count()).select_from(Workspace))
+    again = await person.send(request)
+    async with db.transaction() as session:
+        assert await session.scalar(select(func.count()).select_from(Customer)) == before
+        assert await session.scalar(select(func.count()).select_from(Workspace)) == workspaces_before
+    assert first and [r.plain_text() for r in again] == [r.plain_text() for r in first]
+
+
+async def test_a_form_open_in_the_chat_is_read_with_the_membership(
+    alice: Chat, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Free text mid-form answers the form: the form comes with the membership, no query of its own."""
+    await alice.say("/add")
+    assert "?" in alice.text  # the guided form asks for the name
+    sent = Sent(db, monkeypatch)
+    await alice.say("Zed Example")
+    assert "(2/" in alice.text  # the name was taken: the next question
+    conversations = [s for s in sent.seen if s.lstrip().upper().startswith("SELECT") and "FROM conversations" in s]
+    assert conversations == []
