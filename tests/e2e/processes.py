@@ -11,6 +11,7 @@ stopped by the PID they were started with.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import shutil
 import signal
@@ -137,6 +138,30 @@ http {{
 """
 
 
+#: Debian's way of keeping a freshly installed package's service from starting (it would listen on :80).
+POLICY_RC = Path("/usr/sbin/policy-rc.d")
+
+
+def _apt_install(package: str) -> str:
+    """`apt-get install package` without starting its service; what went wrong, or ''."""
+    placed = not POLICY_RC.exists()
+    if placed:
+        POLICY_RC.write_text("#!/bin/sh\nexit 101\n")
+        POLICY_RC.chmod(0o755)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    try:
+        for step in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", package]):
+            done = subprocess.run(step, env=env, capture_output=True, text=True, timeout=300, check=False)
+            if done.returncode:
+                return f"{' '.join(step[:2])} failed: {(done.stderr or done.stdout).strip()[-200:]}"
+        return ""
+    except (OSError, subprocess.TimeoutExpired) as problem:
+        return str(problem)
+    finally:
+        if placed:
+            POLICY_RC.unlink(missing_ok=True)
+
+
 class Nginx:
     """nginx on 127.0.0.1:`port` balancing over the processes' ports."""
 
@@ -146,9 +171,18 @@ class Nginx:
         self.process: subprocess.Popen[bytes] | None = None
 
     @staticmethod
+    @functools.cache
     def missing() -> str | None:
-        """Why nginx can't be used here, or None."""
-        return None if shutil.which("nginx") else "nginx is not installed (apt-get install nginx)"
+        """Why nginx can't be used here, or None: installed from Debian's packages first if it is not
+        there and this is root on a Debian-like machine (its service kept from starting)."""
+        if shutil.which("nginx"):
+            return None
+        if os.geteuid() != 0 or not shutil.which("apt-get"):
+            return "nginx is not installed, and installing it needs root and apt-get (apt-get install nginx)"
+        problem = _apt_install("nginx-light")
+        if shutil.which("nginx"):
+            return None
+        return f"nginx is not installed and could not be installed here ({problem})"
 
     @property
     def url(self) -> str:
