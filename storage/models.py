@@ -375,6 +375,23 @@ class ProcessedUpdate(Base):
     unanswered: Mapped[str | None] = mapped_column(Text)
 
 
+class ReceivedUpdate(Base):
+    """An update a platform handed over, kept from its arrival until it has been handled (storage.inbox):
+    a poller confirms a batch to the platform at once, and what a killed process had not handled yet
+    is handled after the restart from here."""
+
+    __tablename__ = "received_updates"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: Where it came from (`telegram:<bot id>`): one process's poller replays only its own.
+    source: Mapped[str] = mapped_column(String(64), index=True)
+    #: The redelivery key the core applies it under (processed_updates.key).
+    key: Mapped[str] = mapped_column(String(128), unique=True)
+    #: The update as the platform sent it (JSON).
+    payload: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class PendingChoice(Base):
     """What a button refers to ("which one?", confirmations, pages), so it survives a restart."""
 

@@ -8,10 +8,10 @@
   (bot.telegram.transport.ChatOrderedProcessor); every send goes through PTB's
   AIORateLimiter (`ChatRateLimiter`), which keeps Telegram's flood limits and
   waits out a 429's `retry_after` in that chat only.
-- Telegram hears that an update arrived only once it has been handled
-  (`ConfirmingPoller`; a webhook request is answered after the update), so a
-  process killed in the middle of a burst loses none: Telegram hands the rest
-  out again.
+- A polled batch is kept in the database before Telegram hears it arrived
+  (`ConfirmingPoller`, storage.inbox), and a webhook request is answered after
+  its update, so a process killed in the middle of a burst loses none: the
+  restart handles the rest from the database, or Telegram posts it again.
 - Reminders and digests: `TelegramSender`, whose HTTP client marks a delivery's
   message as leaving just before the request is written (reminders.delivery).
 - An update Telegram delivers twice carries the same `update_key`, and the core
@@ -74,6 +74,7 @@ from handlers.registry import find_command
 from handlers.transfer import MAX_BYTES
 from reminders.delivery import DeliveryError, RecipientBlocked, leaving, sending
 from storage import blocking, offboarding, workspaces
+from storage.inbox import Inbox
 from storage.leases import Lease
 from storage.transfer.values import join_name
 
@@ -172,10 +173,12 @@ class TelegramPlatform:
         if urls:
             builder = builder.base_url(urls[0]).base_file_url(urls[1])
         self.application: Application = builder.build()
+        #: The bot's id, as its token starts (what getMe says): it names its updates' redelivery keys.
+        self.bot_id = bot_id = settings.telegram_bot_token.split(":")[0]
         self.poller = None if self.webhook_url else ConfirmingPoller(
-            self.bot, self.application.update_queue, timeout=poll_timeout, allowed_updates=ALLOWED_UPDATES)
+            self.bot, self.application.update_queue, Inbox(app.db, f"{PLATFORM}:{bot_id}"), self.update_key,
+            timeout=poll_timeout, allowed_updates=ALLOWED_UPDATES, clock=app.services.clock)
         #: On PostgreSQL several processes may run: one of them polls, holding this lease.
-        bot_id = settings.telegram_bot_token.split(":")[0]
         self.lease = None if self.poller is None or app.db.is_sqlite else Lease(
             app.db.url, f"telegram polling {bot_id}", on_gained=self._start_polling, on_lost=self._stop_polling)
         #: Webhook requests waiting for their update to be handled, by update_id.
@@ -214,8 +217,8 @@ class TelegramPlatform:
 
     async def _stop_polling(self) -> None:
         """The lease is gone: another process may poll now, so stop at once (what was fetched is still
-        handled; Telegram hands what was not confirmed to the next poller, and the redelivery key
-        applies it once)."""
+        handled; the next poller replays what is still in the inbox, and the redelivery key applies
+        each update once)."""
         assert self.poller is not None
         await self.poller.stop()
 
@@ -247,6 +250,10 @@ class TelegramPlatform:
             await self.poller.finished()
         if self.lease is not None:
             await self.lease.release()
+
+    def update_key(self, update_id: int) -> str:
+        """The redelivery key of an update: the same however often and by whichever process it arrives."""
+        return f"{PLATFORM}:{self.bot_id}:{update_id}"
 
     def _handled(self, update_id: int) -> None:
         if self.poller is not None:
@@ -449,7 +456,7 @@ class TelegramPlatform:
             platform=PLATFORM, user_id=str(user.id), chat_id=str(chat.id), user_name=user.full_name,
             space=None if private else str(chat.id), space_name="" if private else (chat.title or ""),
             space_autocreate=False, is_private=private, language=language_of(user),
-            update_key=f"telegram:{self.bot.id}:{update.update_id}", reports_answers=True, supports_forms=False,
+            update_key=self.update_key(update.update_id), reports_answers=True, supports_forms=False,
             dm_chat_id=str(user.id), **fields,
         )
 

@@ -3,7 +3,7 @@ message leaves.
 
 - `ChatOrderedProcessor`: updates of different chats concurrently, each chat's in order.
 - `ChatRateLimiter`: PTB's AIORateLimiter, with a 429 holding back only its chat.
-- `ConfirmingPoller`: long polling that tells Telegram an update arrived only once it was handled.
+- `ConfirmingPoller`: long polling that confirms each batch at once, kept in the database until handled.
 - `LEAVING_HOOKS`: the httpx event hook that tells a delivery under way its message is leaving
   (reminders.delivery.leaving), after the rate limiter, as the request starts to be written.
 """
@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import warnings
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Awaitable, Callable, Sequence
 
 import httpx
@@ -24,6 +25,7 @@ from telegram.warnings import PTBUserWarning
 
 from handlers import metrics
 from reminders.delivery import leaving, refused
+from storage.inbox import Inbox
 
 log = logging.getLogger(__name__)
 # AIORateLimiter logs every 429 it does not retry itself as an error with a traceback; ChatRateLimiter
@@ -124,45 +126,45 @@ class _ChatTurn:
 
 
 class ConfirmingPoller:
-    """Long polling that confirms an update to Telegram only once it has been handled.
+    """Long polling that confirms each batch at once, once it is kept in the database (storage.inbox).
 
     PTB's Updater confirms a batch as soon as it is queued, so a process killed
-    mid-burst loses every queued update. Here the offset never passes the oldest
-    update still being handled: after a crash Telegram hands those out again, and
-    the core's redelivery key applies each of them once.
+    mid-burst loses every queued update; holding the offset back until each
+    update is handled instead made Telegram hand every unhandled one out again
+    on each poll. Here a batch is written to the inbox (one INSERT) before the
+    next getUpdates confirms it, so Telegram hands each update out once, and
+    what a killed process had not handled is replayed from the inbox when this
+    poller starts (after a restart, or on taking over the polling lease). The
+    core's redelivery key applies each update once, replayed or not.
     """
 
-    #: While updates are being handled, poll again this often at most (each poll hands them all out again).
-    RECHECK = 0.3
     MAX_BACKOFF = 30.0
     #: Seconds a getUpdates answer may take past its long-polling `timeout` (PTB's default read timeout).
     READ_MARGIN = 5.0
     #: How long stop() waits for the request in flight (httpx over anyio may sit out a cancel).
     STOP_WAIT = 1.0
 
-    def __init__(self, bot: Any, queue: asyncio.Queue, *, timeout: int, allowed_updates: Sequence[str],
-                 limit: int = 100) -> None:
-        self.bot, self.queue = bot, queue
+    def __init__(self, bot: Any, queue: asyncio.Queue, inbox: Inbox, key_of: Callable[[int], str], *,
+                 timeout: int, allowed_updates: Sequence[str], limit: int = 100,
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
+        self.bot, self.queue, self.inbox, self.key_of, self.clock = bot, queue, inbox, key_of, clock
         self.timeout, self.allowed_updates, self.limit = timeout, list(allowed_updates), limit
-        self._known: set[int] = set()  # received and not yet confirmed to Telegram
-        self._unhandled: set[int] = set()
-        self._idle = asyncio.Event()  # set when every update received has been handled
+        self._next: int | None = None  # the offset that confirms everything fetched so far
+        self._queued: set[int] = set()  # queued (fetched or replayed) and not handled yet
+        self._done: list[str] = []  # keys of handled updates, forgotten by the inbox on the next poll
         self._task: asyncio.Task | None = None
         self._stopping = False
-        #: Updates parsed into `Update`s (each once: one still being handled comes back on every poll).
+        #: Updates parsed into `Update`s (each once).
         self.parsed = 0
 
     @property
-    def offset(self) -> int | None:
-        """What getUpdates confirms: everything below the oldest update not handled yet."""
-        if self._unhandled:
-            return min(self._unhandled)
-        return max(self._known) + 1 if self._known else None
+    def pending(self) -> int:
+        """Updates fetched or replayed and not handled yet."""
+        return len(self._queued)
 
     def handled(self, update_id: int) -> None:
-        self._unhandled.discard(update_id)
-        if not self._unhandled:
-            self._idle.set()
+        self._queued.discard(update_id)
+        self._done.append(self.key_of(update_id))
 
     def start(self) -> None:
         self._stopping = False
@@ -182,20 +184,30 @@ class ConfirmingPoller:
             self._task = None
 
     async def confirm(self) -> None:
-        """Tell Telegram what has been handled, so a restart does not fetch it again."""
-        if self._known and self.offset is not None:
+        """Tell Telegram about the last batch and forget what was handled, so a restart fetches and
+        replays nothing twice."""
+        if self._next is not None:
             with contextlib.suppress(TelegramError):
-                await self.bot.get_updates(offset=self.offset, timeout=0, limit=1,
+                await self.bot.get_updates(offset=self._next, timeout=0, limit=1,
                                            allowed_updates=self.allowed_updates)
+        with contextlib.suppress(Exception):
+            await self._forget_handled()
 
     async def _poll(self) -> None:
         failures = 0
+        replayed = False
         while not self._stopping:
-            offset = self.offset
             try:
-                updates = await self._fetch(offset)
+                if not replayed:
+                    await self._queue(await self.inbox.unhandled(), replayed=True)
+                    replayed = True
+                await self._forget_handled()
+                updates = await self._fetch(self._next)
                 if self._stopping:
-                    return  # not queued, not confirmed: the next start fetches them
+                    return  # neither kept nor confirmed: the next start fetches them
+                fresh = [item for item in updates if item["update_id"] not in self._queued]
+                await self.inbox.keep(((self.key_of(item["update_id"]), json.dumps(item)) for item in fresh),
+                                      self.clock())
             except RetryAfter as flood:
                 await asyncio.sleep(retry_seconds(flood))
                 continue
@@ -211,22 +223,31 @@ class ConfirmingPoller:
                 await asyncio.sleep(pause)
                 continue
             failures = 0
-            if offset is not None:
-                self._known = {update_id for update_id in self._known if update_id >= offset}
-            fresh = self._parsed([item for item in updates if item["update_id"] not in self._known])
-            for update in fresh:
-                self._known.add(update.update_id)
-                self._unhandled.add(update.update_id)
-                await self.queue.put(update)
-            if self._unhandled and not fresh:  # nothing new: let the work go on before asking again
-                self._idle.clear()
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._idle.wait(), self.RECHECK)
+            if updates:  # kept: the next getUpdates confirms them
+                self._next = max(self._next or 0, max(item["update_id"] for item in updates) + 1)
+            await self._queue(fresh)
 
+    async def _queue(self, items: list[Any], *, replayed: bool = False) -> None:
+        """Parse and queue updates (JSON, or the JSON text the inbox kept)."""
+        fresh = [json.loads(item) if isinstance(item, str) else item for item in items]
+        fresh = [item for item in fresh if item["update_id"] not in self._queued]
+        if replayed and fresh:
+            log.info("handling %d update(s) received before the restart", len(fresh))
+        for update in self._parsed(fresh):
+            self._queued.add(update.update_id)
+            await self.queue.put(update)
+
+    async def _forget_handled(self) -> None:
+        if self._done:
+            done, self._done = self._done, []
+            try:
+                await self.inbox.forget(done)
+            except BaseException:
+                self._done = done + self._done  # tried again on the next poll
+                raise
 
     async def _fetch(self, offset: int | None) -> list[dict[str, Any]]:
-        """getUpdates, as the Bot API's JSON: updates still being handled come back on every poll until
-        the offset passes them, and only the new ones are worth parsing (`_parsed`)."""
+        """getUpdates, as the Bot API's JSON: kept as it came (the inbox) and parsed once (`_parsed`)."""
         asked = {"offset": offset, "timeout": self.timeout, "limit": self.limit,
                  "allowed_updates": self.allowed_updates}
         return await self.bot.do_api_request(
