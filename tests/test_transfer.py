@@ -60,6 +60,15 @@ async def me(chat: Chat) -> Member:
         return member
 
 
+async def importing_as(chat: Chat) -> tuple[Workspace, Scope]:
+    """The console book, started by `chat`, and `chat`'s scope in it: what `import_rows` is called with."""
+    await chat.say("/help")
+    async with chat.core.db.transaction() as session:
+        workspace = await session.scalar(select(Workspace))
+    member = await me(chat)
+    return workspace, Scope(workspace.id, member.id, member.role, workspace.visibility)
+
+
 async def set_role(chat: Chat, role: str) -> None:
     async with chat.core.db.transaction() as session:
         await session.execute(update(Member).where(Member.name == chat.name).values(role=role))
@@ -297,10 +306,7 @@ async def test_long_import_shows_progress_in_one_edited_message(alice: Chat) -> 
 async def test_a_file_unreadable_half_way_keeps_the_batches_written_before(alice: Chat) -> None:
     """Batches are written while the next rows are read: a row the reader cannot read stops the import
     after the batches before it are committed and handed to the search index, as row by row would."""
-    await alice.say("/help")
-    async with alice.core.db.transaction() as session:
-        workspace = await session.scalar(select(Workspace))
-    member = await me(alice)
+    workspace, scope = await importing_as(alice)
 
     def rows():
         for line in range(2, 452):
@@ -310,7 +316,7 @@ async def test_a_file_unreadable_half_way_keeps_the_batches_written_before(alice
     indexed: list[int] = []
     with pytest.raises(FileProblem):
         await import_rows(alice.core.db.transaction, workspace,
-                          Scope(workspace.id, member.id, member.role, workspace.visibility), rows(),
+                          scope, rows(),
                           now=datetime.now(ZoneInfo("UTC")), total=450, batch_rows=200,
                           saved=lambda ids: indexed.extend(ids))
     async with alice.core.db.transaction() as session:
@@ -326,13 +332,10 @@ async def test_postgresql_plans_each_batch_for_the_book_as_it_is_then(alice: Cha
     325 s instead of 45). Every batch's statements get a plan of their own."""
     if alice.core.db.is_sqlite:
         pytest.skip("PostgreSQL's plan cache")
-    await alice.say("/help")
-    async with alice.core.db.transaction() as session:
-        workspace = await session.scalar(select(Workspace))
-    member = await me(alice)
+    workspace, scope = await importing_as(alice)
     rows = (Candidate(line, {"name": f"c{line}", "company": "Acme"}) for line in range(2, 42))
     await import_rows(alice.core.db.transaction, workspace,
-                      Scope(workspace.id, member.id, member.role, workspace.visibility), rows,
+                      scope, rows,
                       now=datetime.now(ZoneInfo("UTC")), total=40, batch_rows=2)
     async with alice.core.db.transaction() as session:
         plans = (await session.execute(text(
@@ -347,11 +350,7 @@ async def test_postgresql_has_fresh_statistics_after_a_big_import(alice: Chat) -
     of ANALYZE_AFTER_ROWS rows or more analyses the tables it filled; a small one leaves that to autovacuum."""
     if alice.core.db.is_sqlite:
         pytest.skip("PostgreSQL's statistics")
-    await alice.say("/help")
-    async with alice.core.db.transaction() as session:
-        workspace = await session.scalar(select(Workspace))
-    member = await me(alice)
-    scope = Scope(workspace.id, member.id, member.role, workspace.visibility)
+    workspace, scope = await importing_as(alice)
 
     async def analysed() -> bool:
         async with alice.core.db.transaction() as session:
