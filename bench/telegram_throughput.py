@@ -11,7 +11,7 @@ the first update the stand-in hands out to the last reply it receives.
    reps who joined with an invite code) and a customer book, fed
    `/log <customer> call: …` by every rep.
 
-Target: crm-bot ≥ 70% of the echo bot's messages per second.
+Targets (issue 13): crm-bot ≥ 0.50× the echo bot's messages per second at 0 ms, ≥ 3× at 50 ms.
 
 Both are measured at each `--latency` (milliseconds the stand-in waits before
 answering any call; default 0 and 50). At 0 the stand-in answers as fast as a
@@ -58,7 +58,9 @@ from tests.e2e.telegram_api import Person, TelegramStandIn  # noqa: E402
 sys.path.insert(0, str(ROOT / "bench"))
 from standin import StandInProcess, people, set_up_team  # noqa: E402
 
-TARGET = 0.70
+#: Issue 13's targets for crm-bot / echo bot, by the stand-in's latency in ms (SPEC §7's 0.70 was set
+#: against a bot that does nothing; the issue sets them from measured floors). Other latencies: 0.50.
+TARGETS = {0: 0.50, 50: 3.0}
 ECHO_TOKEN = "7100001:AAH-echo-bench-token_0123456789abcdef"
 CRM_TOKEN = "7200002:AAH-crm-bench-token_0123456789abcdefg"
 WARMUP = 20
@@ -186,8 +188,9 @@ async def main(args: argparse.Namespace) -> int:
                     await measure("adapter", stand_in, CRM_TOKEN, alone, logs(WARMUP), logs(args.messages), latency,
                                   alone.parsed)
                 ratio = crm_rate / echo_rate
-                verdicts.append(ratio >= TARGET)
-                print(f"  ratio     {ratio:.2f} (target ≥ {TARGET:.2f}) {'PASS' if verdicts[-1] else 'FAIL'}")
+                target = TARGETS.get(milliseconds, TARGETS[0])
+                verdicts.append(ratio >= target)
+                print(f"  ratio     {ratio:.2f} (target ≥ {target:.2f}) {'PASS' if verdicts[-1] else 'FAIL'}")
             await app.db.dispose()
     return 0 if all(verdicts) else 1
 
