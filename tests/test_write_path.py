@@ -90,17 +90,19 @@ BOOK_TABLES = r"customers|customer_tags|interactions|reminders|purchases|feedbac
 @pytest.mark.parametrize("db", ["sqlite"], indirect=True)
 @pytest.mark.parametrize("command", [
     "/log 李伟 call: talked about the price next: friday", "/show 李伟", "/tag 李伟 vip-lead",
-    "/add 李伟伟 company=Acme phone=13900139000", "/add Li Wei company=acme",
+    "/add 李伟伟 company=Acme phone=13900139000", "/add Li Wei company=acme", "/find 李伟", "/find Acme",
 ])
 async def test_the_everyday_commands_seek_rows_and_never_walk_the_book(
     alice: Chat, db: Database, monkeypatch: pytest.MonkeyPatch, command: str
 ) -> None:
-    """Every statement of /log, /show, /tag and /add seeks its rows by an index (SQLite's plan: neither a
+    """Every statement of /log, /show, /tag, /add and /find by name seeks its rows by an index (SQLite's plan: neither a
     scan of a table nor of a whole workspace's part of an index), so their
     cost stays flat from 1,000 to 100,000 customers (bench/core.py); "same person?" at /add once
     scanned the book for customers at the same company (84 ms at 100,000)."""
     await alice.say("/add 李伟 company=Acme")
     await alice.say("/log 李伟 call: first", update_key="warm-up")
+    await alice.say("/add 李伟明 company=Acme")  # /find 李伟 and /find Acme find two: an IN of two ids
+    await alice.say("/find Acme")  # the search index loads the book's names once per process
     statements: list[tuple[str, Any]] = []
 
     def record(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
