@@ -253,16 +253,18 @@ def parse_find(ctx: Context, text: str) -> FindQuery:
 
 @command("find", parse=parse_find, aliases=("search", "list", "查找", "搜索"))
 async def find(ctx: Context, query: FindQuery, page: int = 0) -> Result:
-    select_ = ctx.scope.customers()
+    if not query.text and not query.filters:
+        raise UserError("error.find_usage")
+    references = _by_reference(ctx, query.text) if query.text else []
+    by_ids = bool(query.text) and not references and not query.filters  # the search's ids alone
+    select_ = ctx.scope.customers(by_ids=by_ids)
     for key, value in query.filters.items():
         select_ = select_.where(await _filter(ctx, key, value))
     ranked: list[int] = []
     if query.text:
         matches = await ctx.services.search.search(ctx.session, ctx.ws.id, query.text, limit=200)
         ranked = [m.customer_id for m in matches if m.score >= 60]
-        select_ = select_.where(or_(Customer.id.in_(ranked), *_by_reference(ctx, query.text)))
-    elif not query.filters:
-        raise UserError("error.find_usage")
+        select_ = select_.where(or_(Customer.id.in_(ranked), *references))
     # by the ids the search ranked: `number + 0` keeps the planners (SQLite's, PostgreSQL's without fresh
     # statistics) from walking the whole book in number order to skip the sort of a few rows
     order = Customer.number + 0 if query.text else Customer.number

@@ -64,9 +64,15 @@ class Scope:
     def sees_only_own(self) -> bool:
         return self.visibility == "own" and not self.at_least("manager")
 
-    def customers(self, *, deleted: bool = False) -> Select[tuple[Customer]]:
-        """Customers this member may see (or, with `deleted=True`, the deleted ones)."""
-        query = select(Customer).where(Customer.workspace_id == self.workspace_id)
+    def customers(self, *, deleted: bool = False, by_ids: bool = False) -> Select[tuple[Customer]]:
+        """Customers this member may see (or, with `deleted=True`, the deleted ones).
+
+        `by_ids`: the caller narrows them to a list of ids. The workspace is then checked as
+        `workspace_id + 0`, which no index serves: SQLite's planner, without statistics, takes
+        `workspace_id = ?` for a seek of a few rows and walked the whole workspace's part of an index
+        rather than look up 200 ids (14 ms of a `/find` at 100,000 customers)."""
+        workspace = Customer.workspace_id + 0 if by_ids else Customer.workspace_id
+        query = select(Customer).where(workspace == self.workspace_id)
         query = query.where(Customer.deleted_at.is_not(None) if deleted else Customer.deleted_at.is_(None))
         if self.sees_only_own:
             query = query.where(Customer.owner_id == self.member_id)

@@ -101,7 +101,9 @@ async def test_the_everyday_commands_seek_rows_and_never_walk_the_book(
     scanned the book for customers at the same company (84 ms at 100,000)."""
     await alice.say("/add 李伟 company=Acme")
     await alice.say("/log 李伟 call: first", update_key="warm-up")
-    await alice.say("/add 李伟明 company=Acme")  # /find 李伟 and /find Acme find two: an IN of two ids
+    if command.startswith("/find"):  # /find 李伟 and /find Acme find many: an IN of 25 ids
+        for n in range(24):
+            await alice.say(f"/add 李伟{'明亮'[n % 2]}{n} company=Acme")
     await alice.say("/find Acme")  # the search index loads the book's names once per process
     statements: list[tuple[str, Any]] = []
 
