@@ -4,7 +4,10 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
+from sqlalchemy import event, insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy.sql.util import find_tables
 
 from storage.models import AuditEntry, Customer
 
@@ -40,15 +43,46 @@ def record(
     customer_id: int | None = None,
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
-) -> AuditEntry:
-    entry = AuditEntry(
-        workspace_id=workspace_id,
-        member_id=member_id,
-        customer_id=customer_id,
-        action=action,
-        before={k: plain(v) for k, v in before.items()} if before else None,
-        after={k: plain(v) for k, v in after.items()} if after else None,
-        at=at,
-    )
-    session.add(entry)
-    return entry
+) -> None:
+    """Add an entry to the trail. Entries wait in the session and go out together as one INSERT
+    (`_write_pending`): as the transaction commits, or before a statement that reads or writes the
+    trail or deletes anything (a row they name could go)."""
+    session.info.setdefault(_PENDING, []).append({
+        "workspace_id": workspace_id, "member_id": member_id, "customer_id": customer_id, "action": action,
+        "before": {k: plain(v) for k, v in before.items()} if before else None,
+        "after": {k: plain(v) for k, v in after.items()} if after else None,
+        "at": at,
+    })
+
+
+_PENDING = "audit entries waiting"
+_TRAIL = AuditEntry.__table__
+
+
+def _write_pending(session: Session) -> None:
+    rows = session.info.pop(_PENDING, None)
+    if rows:  # on the connection: no autoflush, so this may run inside a flush
+        session.connection().execute(insert(AuditEntry), rows)
+
+
+@event.listens_for(Session, "before_commit")
+def _before_commit(session: Session) -> None:
+    _write_pending(session)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _before_statement(state: ORMExecuteState) -> None:
+    if _PENDING in state.session.info and (
+            state.is_delete or _TRAIL in find_tables(state.statement, include_crud=True)):
+        _write_pending(state.session)
+
+
+@event.listens_for(Session, "before_flush")
+def _before_deletes(session: Session, _context: Any, _instances: Any) -> None:
+    if session.deleted:
+        _write_pending(session)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _rolled_back(session: Session, _previous: Any) -> None:
+    session.info.pop(_PENDING, None)

@@ -3,18 +3,21 @@ the sightings written at most once a minute. Counts, not timings (those are benc
 from __future__ import annotations
 
 import re
+from datetime import datetime, timezone
 from typing import Any
 
 import aiosqlite
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import delete, event, func, select
 
+from storage import audit
 from storage.db import Database
-from storage.models import Customer, Identity, Member, Workspace
+from storage.models import AuditEntry, Customer, CustomerTag, Identity, Member, Workspace
 from tests.chat import Chat
 
+NOW = datetime(2026, 12, 3, 9, 0, tzinfo=timezone.utc)
 #: A `/log … next: …` of a known customer, with its redelivery key (BEGIN included): 24 before issue 13.
-LOG_STATEMENTS = 13
+LOG_STATEMENTS = 12
 
 
 class Sent:
@@ -40,7 +43,7 @@ class Sent:
         self.statements = self.hand_offs = 0
 
 
-async def test_a_log_with_a_next_follow_up_sends_at_most_13_statements(
+async def test_a_log_with_a_next_follow_up_sends_at_most_12_statements(
     alice: Chat, db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await alice.say("/add 李伟 company=Acme")
@@ -164,3 +167,27 @@ async def test_a_form_open_in_the_chat_is_read_with_the_membership(
     assert "(2/" in alice.text  # the name was taken: the next question
     conversations = [s for s in sent.seen if s.lstrip().upper().startswith("SELECT") and "FROM conversations" in s]
     assert conversations == []
+
+
+async def test_audit_entries_wait_for_one_insert_yet_every_read_and_delete_sees_them(alice: Chat, db: Database) -> None:
+    """A command's audit entries go out together (a /log's two in one INSERT), but never later than a
+    statement that reads or writes the trail or deletes rows, and a rollback drops them."""
+    await alice.say("/add 李伟 company=Acme")
+    async with db.transaction() as session:
+        workspace_id = await session.scalar(select(Workspace.id))
+        customer_id = await session.scalar(select(Customer.id))
+        count = select(func.count()).select_from(AuditEntry)
+        before = await session.scalar(count)
+        audit.record(session, workspace_id=workspace_id, member_id=None, action="test", at=NOW, customer_id=customer_id)
+        assert await session.scalar(count) == before + 1  # a read of the trail sees it
+        audit.record(session, workspace_id=workspace_id, member_id=None, action="test", at=NOW, customer_id=customer_id)
+        await session.execute(delete(CustomerTag).where(CustomerTag.customer_id == customer_id))
+        rows = (await session.execute(select(AuditEntry.id).where(AuditEntry.action == "test"))).all()
+        assert len(rows) == 2  # written before the delete went
+    with pytest.raises(RuntimeError):
+        async with db.transaction() as session:
+            audit.record(session, workspace_id=workspace_id, member_id=None, action="dropped", at=NOW)
+            raise RuntimeError("the command failed")
+    async with db.transaction() as session:
+        assert await session.scalar(select(func.count()).select_from(AuditEntry).where(AuditEntry.action == "dropped")) == 0
+        assert await session.scalar(select(func.count()).select_from(AuditEntry).where(AuditEntry.action == "test")) == 2
