@@ -34,7 +34,8 @@ from handlers.parsing import fold
 from handlers.registry import ACTIONS, FORMS, Result, action, button_number, find_command, payload
 from storage.access import Forbidden
 from storage.db import Database, commit_without_waiting_for_the_disk
-from storage.models import Conversation, Customer, ImportFile, Invite, LinkCode, PendingChoice, ProcessedUpdate
+from storage.models import (Conversation, Customer, ImportFile, Invite, LinkCode, PendingChoice, ProcessedUpdate,
+                            ReceivedUpdate)
 from storage.standardise import InvalidValue
 
 log = logging.getLogger(__name__)
@@ -290,13 +291,15 @@ def _describe(request: Request) -> dict[str, Any]:
 
 
 async def cleanup(db: Database, services: Services) -> None:
-    """Drop expired choices, kept import files, invites and link codes, stale guided flows and old
-    redelivery keys (nightly)."""
+    """Drop expired choices, kept import files, invites and link codes, stale guided flows, old
+    redelivery keys and received updates left unhandled for a week (nightly)."""
     now = services.clock()
     async with db.transaction() as session:
         await session.execute(delete(PendingChoice).where(PendingChoice.expires_at < now))
         await session.execute(delete(ImportFile).where(ImportFile.expires_at < now))
         await session.execute(delete(ProcessedUpdate).where(ProcessedUpdate.processed_at < now - timedelta(days=7)))
+        # a poller forgets what it handled; a row left for a week was never handled, and never will be
+        await session.execute(delete(ReceivedUpdate).where(ReceivedUpdate.received_at < now - timedelta(days=7)))
         await session.execute(delete(Conversation).where(Conversation.updated_at < now - timedelta(days=7)))
         await session.execute(delete(Invite).where(Invite.expires_at < now))
         await session.execute(delete(LinkCode).where(LinkCode.expires_at < now))

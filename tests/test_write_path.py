@@ -10,9 +10,11 @@ import aiosqlite
 import pytest
 from sqlalchemy import delete, event, func, select
 
+from handlers.core import cleanup
 from storage import audit
 from storage.db import Database
-from storage.models import AuditEntry, Customer, CustomerTag, Identity, Member, Workspace
+from storage.models import (AuditEntry, Customer, CustomerTag, Identity, Member, ProcessedUpdate, ReceivedUpdate,
+                            Workspace)
 from tests.chat import Chat
 
 NOW = datetime(2026, 12, 3, 9, 0, tzinfo=timezone.utc)
@@ -191,3 +193,21 @@ async def test_audit_entries_wait_for_one_insert_yet_every_read_and_delete_sees_
     async with db.transaction() as session:
         assert await session.scalar(select(func.count()).select_from(AuditEntry).where(AuditEntry.action == "dropped")) == 0
         assert await session.scalar(select(func.count()).select_from(AuditEntry).where(AuditEntry.action == "test")) == 2
+
+
+async def test_the_nightly_cleanup_drops_week_old_redelivery_keys_and_received_updates(
+    alice: Chat, db: Database, clock: Any
+) -> None:
+    """A received update a poller never handled (and never will) goes after a week, as old redelivery
+    keys do; newer ones stay for the replay."""
+    await alice.say("/help", update_key="u-old")
+    async with db.transaction() as session:
+        session.add(ReceivedUpdate(source="telegram:1", key="telegram:1:7", payload="{}", received_at=clock.now))
+    clock.advance(days=6)
+    async with db.transaction() as session:
+        session.add(ReceivedUpdate(source="telegram:1", key="telegram:1:8", payload="{}", received_at=clock.now))
+    clock.advance(days=2)
+    await cleanup(db, alice.core.services)
+    async with db.transaction() as session:
+        assert list(await session.scalars(select(ReceivedUpdate.key))) == ["telegram:1:8"]
+        assert await session.scalar(select(func.count()).select_from(ProcessedUpdate)) == 0

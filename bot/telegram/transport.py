@@ -199,7 +199,7 @@ class ConfirmingPoller:
         while not self._stopping:
             try:
                 if not replayed:
-                    await self._queue(await self.inbox.unhandled(), replayed=True)
+                    await self._queue([json.loads(kept) for kept in await self.inbox.unhandled()], replayed=True)
                     replayed = True
                 await self._forget_handled()
                 updates = await self._fetch(self._next)
@@ -227,10 +227,9 @@ class ConfirmingPoller:
                 self._next = max(self._next or 0, max(item["update_id"] for item in updates) + 1)
             await self._queue(fresh)
 
-    async def _queue(self, items: list[Any], *, replayed: bool = False) -> None:
-        """Parse and queue updates (JSON, or the JSON text the inbox kept)."""
-        fresh = [json.loads(item) if isinstance(item, str) else item for item in items]
-        fresh = [item for item in fresh if item["update_id"] not in self._queued]
+    async def _queue(self, items: list[dict[str, Any]], *, replayed: bool = False) -> None:
+        """Parse and queue the updates (the Bot API's JSON) not queued already."""
+        fresh = [item for item in items if item["update_id"] not in self._queued]
         if replayed and fresh:
             log.info("handling %d update(s) received before the restart", len(fresh))
         for update in self._parsed(fresh):
