@@ -2,7 +2,8 @@
 
 Target: p95 ≤ 10 ms per lookup through the bot's search path (`NameIndex.search`),
 and ≥ 50× faster than the obvious naive implementation: a `difflib` ratio
-against every customer name.
+against every customer name (the PASS/FAIL line and the exit status). Issue 13
+sets p95 ≤ 1 ms; a line of its own says whether that is met.
 
     python bench/search.py [--customers N] [--lookups N] [--difflib-sample N]
 """
@@ -19,6 +20,7 @@ from fixtures import FakeCustomer, customers, lookups  # also puts the repo root
 from storage.search import NameIndex  # noqa: E402
 
 P95_TARGET_MS = 10.0
+ISSUE_13_P95_MS = 1.0
 SPEEDUP_TARGET = 50.0
 
 
@@ -91,6 +93,8 @@ def main() -> None:
     print(f"difflib scan ({len(naive)} of the same queries): p50 {naive_p50:.1f} ms   p95 {naive_p95:.1f} ms")
     print(f"speed-up (p95 / p95): {speedup:.0f}x")
 
+    print(f"issue 13: p95 {p95:.2f} ms (target ≤ {ISSUE_13_P95_MS:.0f} ms): "
+          f"{'met' if p95 <= ISSUE_13_P95_MS else 'not met'}")
     ok = p95 <= P95_TARGET_MS and speedup >= SPEEDUP_TARGET
     print(
         f"{'PASS' if ok else 'FAIL'}: p95 {p95:.2f} ms (target ≤ {P95_TARGET_MS:.0f} ms), "

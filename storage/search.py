@@ -18,6 +18,7 @@ or two named 李伟 cost one key.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import math
 import os
 import re
@@ -76,8 +77,12 @@ _VIA_PINYIN = 0.9
 
 _MIN_SIMILARITY = 0.6  # below this an edit-distance match is noise
 _POOL_COVERAGE = 0.3  # share of the query's n-grams a key must have to be ranked at all
-_MAX_POOL = 4000  # keys ranked by rapidfuzz per query variant
+_MAX_POOL = 1500  # keys ranked by rapidfuzz per query variant
 _FUZZY_PICKS = 32  # best rapidfuzz matches scored by tier
+#: A key a rapidfuzz pick adds to the near-complete ones scores below this share of an exact match
+#: (a substring: < 0.80, an edit-distance match: < 0.75), so with enough customers above it the
+#: fuzzy ranking is skipped.
+_FUZZY_CEILING = 0.80 * max(_EXACT_SCORE)
 _NEAR_PICKS = 64  # near-complete n-gram matches (exact/prefix/suffix) scored by tier
 #: Below this best score (no exact, word or prefix match), also try the query with swapped letters.
 _TRY_TRANSPOSED_BELOW = 70.0
@@ -211,6 +216,15 @@ def query_variants(query: str) -> list[tuple[str, float]]:
 # ---------------------------------------------------------------- the index
 
 
+@dataclass(frozen=True)
+class _Hits:
+    """Key strings sharing n-grams with a text: their ids, how many each shares, how many the text has."""
+
+    ids: np.ndarray
+    counts: np.ndarray
+    wanted: int
+
+
 class NameIndex:
     """One workspace's index."""
 
@@ -227,6 +241,9 @@ class NameIndex:
         # Owners of a string: one owner entry (int) or many (array of entries).
         self._owners: list[int | array | None] = []
         self._postings: dict[str, array] = {}
+        #: `_strings` as a numpy object array (built at the first search, then kept in step), so a
+        #: pool of thousands of key strings is picked in C, not a Python loop.
+        self._string_array: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self._records)
@@ -256,13 +273,20 @@ class NameIndex:
             return []
         scored: dict[tuple[int, int], float] = {}  # (string id, kind) → score
         variants = query_variants(query)
-        for variant, weight in variants:
-            self._score_into(scored, variant, weight, self._candidates(variant))
+        # the query as typed is ranked fuzzily too; a Han query's pinyin is there for homophones
+        # (李为 → 李伟): its near-complete matches only
+        counted = [(variant, weight, self._gram_hits(variant, _POOL_COVERAGE if position == 0 else 1.0))
+                   for position, (variant, weight) in enumerate(variants)]
+        for variant, weight, hits in counted:
+            self._score_into(scored, variant, weight, self._near(hits, _NEAR_PICKS))
+        if counted and not self._enough_above(scored, _FUZZY_CEILING * counted[0][1], limit):
+            variant, weight, hits = counted[0]
+            self._score_into(scored, variant, weight, self._fuzzy(variant, hits))
         if variants and max(scored.values(), default=0.0) < _TRY_TRANSPOSED_BELOW:
-            variant = variants[-1][0]  # the Latin spelling: swapped letters are a typing slip
-            self._score_into(scored, variant, variants[-1][1], self._transposed_candidates(variant))
+            variant, weight = variants[-1]  # the Latin spelling: swapped letters are a typing slip
+            self._score_into(scored, variant, weight, self._transposed_candidates(variant, scored))
         best = self._best_customers(scored, limit)
-        ranked = sorted(best.items(), key=lambda item: (-item[1], item[0]))[:limit]
+        ranked = heapq.nsmallest(limit, best.items(), key=lambda item: (-item[1], item[0]))
         return [Match(customer_id, round(score, 1)) for customer_id, score in ranked]
 
     def _score_into(self, scored: dict[tuple[int, int], float], variant: str, weight: float, sids: set[int]) -> None:
@@ -275,57 +299,80 @@ class NameIndex:
 
     # -- candidates
 
-    def _gram_counts(self, text: str) -> tuple[np.ndarray, int]:
-        """Per string id, how many of the text's n-grams it has; and how many the text has."""
+    def _gram_hits(self, text: str, share: float) -> _Hits:
+        """The strings having at least `share` of the text's n-grams (and all but one at most)."""
         import numpy as np
 
         text_grams = grams(text)
+        wanted = len(text_grams)
         postings = [np.frombuffer(self._postings[g], dtype=np.int32) for g in text_grams if g in self._postings]
         if not postings:
-            return np.zeros(0, dtype=np.intp), len(text_grams)
-        return np.bincount(np.concatenate(postings)), len(text_grams)
+            none = np.zeros(0, dtype=np.intp)
+            return _Hits(none, none, wanted)
+        counts = np.bincount(np.concatenate(postings))
+        ids = np.flatnonzero(counts >= max(1, min(wanted - 1, math.ceil(wanted * share))))
+        return _Hits(ids, counts[ids], wanted)
 
-    def _near(self, counts: np.ndarray, wanted: int, picks: int) -> list[int]:
+    def _near(self, hits: _Hits, picks: int) -> list[int]:
         """Strings with all or all but one of the grams (exact, prefix, suffix): fullest, then shortest."""
         import numpy as np
 
-        near = np.flatnonzero(counts >= max(1, wanted - 1))
+        full = hits.counts >= max(1, hits.wanted - 1)
+        near, counts = hits.ids[full], hits.counts[full]
         if len(near) > picks:
             lengths = np.frombuffer(self._lengths, dtype=np.uint16)[near]
-            near = near[np.lexsort((lengths, -counts[near]))[:picks]]
+            near = near[np.lexsort((lengths, -counts))[:picks]]
         return near.tolist()
 
-    def _candidates(self, variant: str) -> set[int]:
-        """String ids worth scoring: near-complete n-gram matches plus rapidfuzz's best."""
+    def _fuzzy(self, variant: str, hits: _Hits) -> set[int]:
+        """rapidfuzz's best of the strings sharing enough of the variant's n-grams."""
         import numpy as np
 
-        counts, wanted = self._gram_counts(variant)
-        pool = np.flatnonzero(counts >= max(1, math.ceil(wanted * _POOL_COVERAGE)))
+        # a length this far from the variant's is already more edits than the similarity cut-off allows
+        lengths = np.frombuffer(self._lengths, dtype=np.uint16)[hits.ids]
+        close = (lengths >= _MIN_SIMILARITY * len(variant)) & (lengths * _MIN_SIMILARITY <= len(variant))
+        pool, counts = hits.ids[close], hits.counts[close]
         if len(pool) > _MAX_POOL:
-            pool = pool[np.argpartition(-counts[pool], _MAX_POOL)[:_MAX_POOL]]
-        strings = self._strings
+            pool = pool[np.argpartition(-counts, _MAX_POOL)[:_MAX_POOL]]
         picks = process.extract(
             variant,
-            [strings[i] for i in pool.tolist()],
+            self._strings_by_id().take(pool).tolist(),
             scorer=OSA.normalized_similarity,
             limit=_FUZZY_PICKS,
             score_cutoff=_MIN_SIMILARITY,
         )
-        return set(self._near(counts, wanted, _NEAR_PICKS)) | {int(pool[position]) for _, _, position in picks}
+        return {int(pool[position]) for _, _, position in picks}
 
-    def _transposed_candidates(self, variant: str) -> set[int]:
+    def _enough_above(self, scored: dict[tuple[int, int], float], floor: float, limit: int) -> bool:
+        """Whether `limit` customers already score above `floor`, which no fuzzy match can beat."""
+        above: set[int] = set()
+        for (sid, kind), score in scored.items():
+            if score > floor:
+                above.update(self._owned_as(sid, kind, limit))
+                if len(above) >= limit:
+                    return True
+        return False
+
+    def _transposed_candidates(self, variant: str, scored: dict[tuple[int, int], float]) -> set[int]:
         """Keys matching the query with two neighbouring letters swapped back (`heato` → `hetao`).
 
         A swap breaks up to three trigrams, which can drop a short key below the
-        pool's coverage; swapping back restores them.
+        pool's coverage; swapping back restores them. A key that is the query swapped
+        back is looked up as it is; only when there is none, and nothing one slip away
+        was found either (a swapped-back key would score no better), are the swapped
+        queries' n-grams counted for keys starting or ending with them.
         """
         if has_han(variant) or not _SWAP_LENGTHS[0] <= len(variant) <= _SWAP_LENGTHS[1]:
             return set()
+        swaps = [variant[:i] + variant[i + 1] + variant[i] + variant[i + 2 :]
+                 for i in range(len(variant) - 1) if variant[i] != variant[i + 1]]
+        exact = {self._string_ids[swapped] for swapped in swaps if swapped in self._string_ids}
+        one_slip = tier_score(variant, variant[1:], NAME_PINYIN)  # the lowest a name one slip away scores
+        if exact or max(scored.values(), default=0.0) + 1e-9 >= one_slip:
+            return exact
         found: set[int] = set()
-        for i in range(len(variant) - 1):
-            if variant[i] != variant[i + 1]:
-                swapped = variant[:i] + variant[i + 1] + variant[i] + variant[i + 2 :]
-                found.update(self._near(*self._gram_counts(swapped), _SWAP_PICKS))
+        for swapped in swaps:
+            found.update(self._near(self._gram_hits(swapped, 1.0), _SWAP_PICKS))
         return found
 
     def _best_customers(self, scored: dict[tuple[int, int], float], limit: int) -> dict[int, float]:
@@ -335,14 +382,38 @@ class NameIndex:
         for (sid, kind), score in sorted(scored.items(), key=lambda item: -item[1]):
             if score <= 0.0 or score < floor:
                 break
-            for owner in _owner_entries(self._owners[sid]):
-                if owner & _KIND_MASK == kind:
-                    customer_id = owner >> _KIND_BITS
-                    if score > best.get(customer_id, -1.0):
-                        best[customer_id] = score
+            for customer_id in self._owned_as(sid, kind, limit + len(best)):
+                if score > best.get(customer_id, -1.0):
+                    best[customer_id] = score
             if floor < 0 and len(best) >= limit:
                 floor = score
         return best
+
+    def _owned_as(self, sid: int, kind: int, enough: int) -> Iterable[int]:
+        """Customers owning the string as `kind`; of a long list (a company of thousands) only the
+        `enough` oldest, as ties rank by id and no more of one score can make the results."""
+        owners = self._owners[sid]
+        if owners is None:
+            return ()
+        if isinstance(owners, int):
+            return (owners >> _KIND_BITS,) if owners & _KIND_MASK == kind else ()
+        if len(owners) <= 4 * enough:
+            return [owner >> _KIND_BITS for owner in owners if owner & _KIND_MASK == kind]
+        import numpy as np
+
+        entries = np.frombuffer(owners, dtype=np.int64)
+        ids = entries[(entries & _KIND_MASK) == kind] >> _KIND_BITS
+        if len(ids) > enough:
+            ids = np.partition(ids, enough - 1)[:enough]
+        return ids.tolist()
+
+    def _strings_by_id(self) -> np.ndarray:
+        import numpy as np
+
+        if self._string_array is None or len(self._string_array) < len(self._strings):
+            self._string_array = np.empty(max(1024, 2 * len(self._strings)), dtype=object)
+            self._string_array[: len(self._strings)] = self._strings
+        return self._string_array
 
     # -- maintenance
 
@@ -361,6 +432,8 @@ class NameIndex:
             self._kinds.append(0)
             self._owners.append(None)
         self._string_ids[key] = sid
+        if self._string_array is not None and sid < len(self._string_array):
+            self._string_array[sid] = key
         postings = self._postings
         for gram in grams(key):
             posting = postings.get(gram)
@@ -378,6 +451,8 @@ class NameIndex:
                 del self._postings[gram]
         del self._string_ids[key]
         self._strings[sid] = None
+        if self._string_array is not None:
+            self._string_array[sid] = None
         self._free_ids.append(sid)
 
     def _add_owner(self, sid: int, owner: int) -> None:
@@ -400,12 +475,6 @@ class NameIndex:
         self._owners[sid] = remaining
         if remaining is None:
             self._drop_string(sid)
-
-
-def _owner_entries(owners: int | array | None) -> Iterable[int]:
-    if owners is None:
-        return ()
-    return (owners,) if isinstance(owners, int) else owners
 
 
 def _kinds_in(bits: int) -> Iterable[int]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -178,6 +179,35 @@ def test_removing_everything_leaves_nothing_behind(index: NameIndex) -> None:
     assert len(index) == 0
     assert index.search("li") == []
     assert not index._string_ids and not index._postings  # no keys leak through renames
+
+
+def test_a_company_of_thousands_gives_its_oldest_customers_in_order() -> None:
+    """Ties rank by id; a long owner list is cut to the oldest before ranking, never to any others."""
+    built = NameIndex()
+    staff = list(range(100, 3100))
+    random.Random(3).shuffle(staff)  # the owner list is in no order
+    for customer_id in staff:
+        built.upsert(customer_id, f"Person {customer_id}", "Megacorp LLC")
+    built.upsert(50, "Megacorp Buyer", None)  # a name match ranks above everyone at the company
+    built.remove(100)
+    assert ids(built.search("megacorp")) == [50, *range(101, 110)]
+    assert ids(built.search("llc", limit=3)) == [101, 102, 103]
+
+
+def test_fuzzy_matches_see_keys_added_renamed_and_removed_after_the_first_search(index: NameIndex) -> None:
+    assert top(index, "Jonh Smith").customer_id == 7  # the first search readies the fuzzy pool
+    index.remove(10)  # its key strings' ids are free for the next ones
+    assert 10 not in ids(index.search("Sarah OBrian"))
+    index.upsert(21, "Bartholomew Quigley", None)
+    index.upsert(8, "Cornelius Fairweather", None)  # a rename
+    # slips in the middle of the key: found by the fuzzy ranking alone, not as a prefix
+    assert top(index, "Bartholmew Quigley").customer_id == 21
+    assert top(index, "Cornelus Fairweather").customer_id == 8
+    assert 8 not in ids(index.search("Johnny Walkr"))
+    for new in range(22, 2_100):  # enough new key strings to outgrow what the searches readied
+        index.upsert(new, f"Filler {new:05d}", None)
+    assert top(index, "Filer 02099").customer_id == 2099
+    assert top(index, "Bartholmew Quigley").customer_id == 21
 
 
 def test_limit(index: NameIndex) -> None:
