@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from alembic.script import ScriptDirectory
-
 from storage.db import alembic_config
 
 #: How long a restore waits for the database to be free before saying it is in use.
@@ -126,6 +124,8 @@ def _check(path: Path, *, missing: str) -> str:
             raise BackupProblem(missing) from None
         if revision is None:
             raise BackupProblem(missing)
+        from alembic.script import ScriptDirectory  # here, not at the top: a start needs no Alembic
+
         known = {script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
         if revision[0] not in known:
             raise BackupProblem("newer", revision=revision[0])

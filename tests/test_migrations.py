@@ -7,7 +7,10 @@ that each step can be undone and done again, and that an upgrade keeps the rows.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from alembic.autogenerate import compare_metadata
@@ -19,7 +22,7 @@ from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 from sqlalchemy import Column, Index, MetaData, inspect, text
 from sqlalchemy.engine import Connection
 
-from storage.db import Database, alembic_config
+from storage.db import HEAD, Database, alembic_config
 from storage.models import Base
 from storage.slack_installs import SLACK_BOTS, SLACK_INSTALLATIONS, SLACK_OAUTH_STATES
 
@@ -129,3 +132,26 @@ async def test_processes_starting_together_on_an_empty_postgresql_database_migra
     finally:
         for db in starting:
             await db.dispose()
+
+
+def test_the_head_read_from_the_file_names_is_alembics() -> None:
+    assert HEAD == ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def test_a_start_on_a_database_at_head_does_not_load_alembic(tmp_path: Path) -> None:
+    """Every start after the first: one read of alembic_version, not Alembic's ~0.2 s of imports."""
+    url = f"sqlite:///{tmp_path / 'crm.db'}"
+    check = (
+        "import asyncio, sys\n"
+        "import bot.cli\n"
+        "from storage.db import Database\n"
+        "async def main():\n"
+        f"    db = Database({url!r})\n"
+        "    print(await db.upgrade(), 'alembic' in sys.modules)\n"
+        "    await db.dispose()\n"
+        "asyncio.run(main())\n"
+    )
+    runs = [subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=60,
+                           cwd=Path(__file__).resolve().parents[1]) for _ in range(2)]
+    assert [run.stdout.strip() for run in runs] == [f"(None, '{HEAD}') True", f"('{HEAD}', '{HEAD}') False"], \
+        [run.stderr for run in runs]
