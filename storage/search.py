@@ -88,6 +88,9 @@ _NEAR_PICKS = 64  # near-complete n-gram matches (exact/prefix/suffix) scored by
 _TRY_TRANSPOSED_BELOW = 70.0
 _SWAP_LENGTHS = (4, 12)
 _SWAP_PICKS = 8
+#: A key that is the query with two neighbouring letters swapped back scores as an edit-distance match
+#: of full similarity: above any other slip (a swap is the likeliest one), below a substring.
+_SWAPPED_BACK = 0.75
 
 
 @dataclass(frozen=True)
@@ -284,7 +287,13 @@ class NameIndex:
             self._score_into(scored, variant, weight, self._fuzzy(variant, hits))
         if variants and max(scored.values(), default=0.0) < _TRY_TRANSPOSED_BELOW:
             variant, weight = variants[-1]  # the Latin spelling: swapped letters are a typing slip
-            self._score_into(scored, variant, weight, self._transposed_candidates(variant, scored))
+            swapped_back, near_swaps = self._transposed_candidates(variant, scored)
+            self._score_into(scored, variant, weight, near_swaps)
+            for sid in swapped_back:
+                for kind in _kinds_in(self._kinds[sid] & ~(1 << NAME_INITIALS)):
+                    score = _EXACT_SCORE[kind] * _SWAPPED_BACK * weight
+                    if score > scored.get((sid, kind), 0.0):
+                        scored[(sid, kind)] = score
         best = self._best_customers(scored, limit)
         ranked = heapq.nsmallest(limit, best.items(), key=lambda item: (-item[1], item[0]))
         return [Match(customer_id, round(score, 1)) for customer_id, score in ranked]
@@ -353,27 +362,28 @@ class NameIndex:
                     return True
         return False
 
-    def _transposed_candidates(self, variant: str, scored: dict[tuple[int, int], float]) -> set[int]:
-        """Keys matching the query with two neighbouring letters swapped back (`heato` → `hetao`).
+    def _transposed_candidates(self, variant: str, scored: dict[tuple[int, int], float]) -> tuple[set[int], set[int]]:
+        """Keys that are the query with two neighbouring letters swapped back (`heato` → `hetao`), and
+        keys starting or ending with such a swapped query.
 
         A swap breaks up to three trigrams, which can drop a short key below the
-        pool's coverage; swapping back restores them. A key that is the query swapped
-        back is looked up as it is; only when there is none, and nothing one slip away
-        was found either (a swapped-back key would score no better), are the swapped
-        queries' n-grams counted for keys starting or ending with them.
+        pool's coverage; swapping back restores them. The keys that are the query
+        swapped back are looked up as they are; only when there are none, and
+        nothing one slip away was found either, are the swapped queries' n-grams
+        counted for keys starting or ending with them.
         """
         if has_han(variant) or not _SWAP_LENGTHS[0] <= len(variant) <= _SWAP_LENGTHS[1]:
-            return set()
+            return set(), set()
         swaps = [variant[:i] + variant[i + 1] + variant[i] + variant[i + 2 :]
                  for i in range(len(variant) - 1) if variant[i] != variant[i + 1]]
         exact = {self._string_ids[swapped] for swapped in swaps if swapped in self._string_ids}
         one_slip = tier_score(variant, variant[1:], NAME_PINYIN)  # the lowest a name one slip away scores
         if exact or max(scored.values(), default=0.0) + 1e-9 >= one_slip:
-            return exact
+            return exact, set()
         found: set[int] = set()
         for swapped in swaps:
             found.update(self._near(self._gram_hits(swapped, 1.0), _SWAP_PICKS))
-        return found
+        return exact, found
 
     def _best_customers(self, scored: dict[tuple[int, int], float], limit: int) -> dict[int, float]:
         """Each customer's best score, expanding owners best-first and stopping once `limit` are certain."""

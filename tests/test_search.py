@@ -181,6 +181,17 @@ def test_removing_everything_leaves_nothing_behind(index: NameIndex) -> None:
     assert not index._string_ids and not index._postings  # no keys leak through renames
 
 
+def test_swapped_letters_find_the_name_before_names_a_different_letter_away() -> None:
+    """`xaifei` is 夏飞 (xiafei) typed fast; 白飞 (baifei) and a dozen others are one letter away too."""
+    built = NameIndex()
+    for customer_id, surname in enumerate("白戴蔡麦来海太赛凯派外再", start=1):
+        built.upsert(customer_id, f"{surname}飞", None)
+    built.upsert(50, "夏飞", None)
+    built.upsert(51, "Jonathan Price", None)
+    assert top(built, "xaifei").customer_id == 50
+    assert top(built, "jonatahnprice").customer_id == 51
+
+
 def test_a_company_of_thousands_gives_its_oldest_customers_in_order() -> None:
     """Ties rank by id; a long owner list is cut to the oldest before ranking, never to any others."""
     built = NameIndex()
