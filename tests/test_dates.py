@@ -100,7 +100,8 @@ def test_a_weekday_that_contradicts_the_date_is_not_ignored():
     assert refused("周一 2026年11月22日").key == "error.date_weekday"
 
 
-@pytest.mark.parametrize("text", ["2026年13月1日", "2026年2月30日", "13月1日", "2026-13-01", "2/30/2026", "feb 30"])
+@pytest.mark.parametrize("text", ["2026年13月1日", "2026年2月30日", "13月1日", "2026-13-01", "2/30/2026", "feb 30",
+                                  "quarter past 24", "ten to 25"])
 def test_a_date_that_cannot_exist_is_refused_not_read_as_another(text):
     error = refused(text)
     assert error.key == "error.bad_date" and error.params["text"] == text
@@ -117,6 +118,9 @@ def test_a_date_that_cannot_exist_is_refused_not_read_as_another(text):
     ("half past ten", "2026-11-19 Thu 10:30"),
     ("quarter to 5", "2026-11-18 Wed 16:45"),
     ("a quarter to noon", "2026-11-19 Thu 11:45"),
+    ("half to 0", "2026-11-18 Wed 23:30"),  # a 24-hour clock: before midnight, not hour -1
+    ("quarter past 0", "2026-11-19 Thu 00:15"),
+    ("quarter to 15", "2026-11-19 Thu 14:45"),
     ("twenty past four pm", "2026-11-18 Wed 16:20"),
     ("ten to six in the evening", "2026-11-18 Wed 17:50"),
     ("in a couple of hours", "2026-11-18 Wed 17:00"),

@@ -157,6 +157,10 @@ def _english(m: re.Match, kind: str) -> tuple[int, int, int, str | None] | None:
             total = (hour % 12 + (12 if ampm == PM else 0)) * 60 + sign * minutes
             return total // 60 % 24, total % 60, 0, H24
         total = hour * 60 + sign * minutes
+        if hour > 24 or (hour == 24 and sign > 0):  # no clock reads 24:15
+            return None
+        if hour == 0 or hour > 12:  # a 24-hour clock: 'half to 0' is 23:30, 'quarter to 15' 14:45
+            return total // 60 % 24, total % 60, 0, H24
         return (total // 60) or 12, total % 60, 0, None
     if kind == "noon":
         return (0, 0, 0, H24) if g["w"] == "midnight" else (12, 0, 0, H24)
