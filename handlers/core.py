@@ -20,7 +20,7 @@ from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, update
+from sqlalchemy import bindparam, delete, update
 from sqlalchemy.exc import IntegrityError
 
 from handlers import guided, identity, kept_replies, metrics
@@ -39,6 +39,9 @@ from storage.models import (Conversation, Customer, ImportFile, Invite, LinkCode
 from storage.standardise import InvalidValue
 
 log = logging.getLogger(__name__)
+#: The mark an answer's request waits on, built once (no statement built and keyed again per answer).
+_MARK_ANSWERED = (update(ProcessedUpdate).where(ProcessedUpdate.key == bindparam("update_key"))
+                  .values(unanswered=bindparam("kept_replies")))
 
 
 class Core:
@@ -117,8 +120,8 @@ class Core:
         `replies`, that try failed and a redelivery should get them after all."""
         async with self.db.transaction() as session:
             await commit_without_waiting_for_the_disk(session)  # the answer's request waits for this
-            await session.execute(update(ProcessedUpdate).where(ProcessedUpdate.key == update_key).values(
-                unanswered=kept_replies.dumps(replies) if replies else None))
+            await (await session.connection()).execute(_MARK_ANSWERED, {
+                "update_key": update_key, "kept_replies": kept_replies.dumps(replies) if replies else None})
 
     async def _run(self, ctx: Context) -> list[Reply]:
         """The command; one that fails raises `_CommandFailed`, rolling back the whole transaction (no

@@ -57,12 +57,14 @@ def record(
 
 _PENDING = "audit entries waiting"
 _TRAIL = AuditEntry.__table__
+#: Built once: a statement built per call would have its cache key computed again on every command.
+_INSERT_ENTRIES = insert(AuditEntry)
 
 
 def _write_pending(session: Session) -> None:
     rows = session.info.pop(_PENDING, None)
     if rows:  # on the connection: no autoflush, so this may run inside a flush
-        session.connection().execute(insert(AuditEntry), rows)
+        session.connection().execute(_INSERT_ENTRIES, rows)
 
 
 @event.listens_for(Session, "before_commit")

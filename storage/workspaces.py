@@ -7,7 +7,7 @@ from functools import cache
 from typing import Any, NamedTuple
 
 import pytz
-from sqlalchemy import Select, and_, func, select, update
+from sqlalchemy import Select, Update, and_, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Conversation, Identity, Member, ProcessedUpdate, Space, Workspace
@@ -89,12 +89,16 @@ class Asked:
     conversation: Conversation | None = None
     applied: ProcessedUpdate | None = None
 
-    def joined(self, query: Select) -> Select:
+    @staticmethod
+    def joined(query: Select) -> Select:
         """`query` (which has `members` among its tables) with the two, outer-joined: still one row."""
         return (query.add_columns(Conversation, ProcessedUpdate)
                 .outerjoin(Conversation, and_(Conversation.member_id == Member.id,
-                                              Conversation.chat_key == self.chat_key))
-                .outerjoin(ProcessedUpdate, ProcessedUpdate.key == (self.update_key or "")))
+                                              Conversation.chat_key == bindparam("asked_chat_key")))
+                .outerjoin(ProcessedUpdate, ProcessedUpdate.key == bindparam("asked_update_key")))
+
+    def params(self) -> dict[str, str]:
+        return {"asked_chat_key": self.chat_key, "asked_update_key": self.update_key or ""}
 
     def took(self, row: Any) -> Any:
         """The row without the two, which are kept here."""
@@ -103,28 +107,61 @@ class Asked:
         return membership
 
 
+# Every request starts with one of these three statements: each is built once (per whether it asks
+# for the two), with its values bound at execution, so SQLAlchemy neither rebuilds it nor recomputes
+# its cache key per request.
+
+
+@cache
+def _space_membership(asking: bool) -> Select:
+    query = (
+        select(Workspace, Identity, Member).select_from(Space)
+        .join(Workspace, Workspace.id == Space.workspace_id)
+        .outerjoin(Identity, and_(Identity.workspace_id == Workspace.id, Identity.platform == bindparam("platform"),
+                                  Identity.external_id == bindparam("external_id")))
+        .outerjoin(Member, Member.id == Identity.member_id)
+        .where(Space.platform == bindparam("platform"), Space.external_id == bindparam("space"))
+    )
+    return Asked.joined(query) if asking else query
+
+
+@cache
+def _membership_in(asking: bool) -> Select:
+    return _with_workspace_and_member(select(Identity, Workspace, Member).where(
+        Identity.platform == bindparam("platform"),
+        Identity.external_id == bindparam("external_id"),
+        Identity.workspace_id == bindparam("workspace_id"),
+    ), asking)
+
+
+@cache
+def _latest_membership(asking: bool) -> Select:
+    return _with_workspace_and_member(
+        select(Identity, Workspace, Member)
+        .where(Identity.platform == bindparam("platform"), Identity.external_id == bindparam("external_id"))
+        .order_by(Member.removed_at.is_not(None), Identity.last_seen_at.desc().nulls_last(), Identity.id.desc())
+        .limit(1),
+        asking,
+    )
+
+
+def _with_workspace_and_member(query: Select, asking: bool) -> Select:
+    query = query.join(Workspace, Workspace.id == Identity.workspace_id).join(Member, Member.id == Identity.member_id)
+    return Asked.joined(query) if asking else query
+
+
 async def membership_in(session: AsyncSession, platform: str, external_id: str, workspace_id: int,
                         asked: Asked | None = None) -> Membership | None:
-    return await _membership(session, select(Identity, Workspace, Member).where(
-        Identity.platform == platform,
-        Identity.external_id == external_id,
-        Identity.workspace_id == workspace_id,
-    ), asked)
+    return await _membership(session, _membership_in(asked is not None),
+                             {"platform": platform, "external_id": external_id, "workspace_id": workspace_id}, asked)
 
 
 async def space_membership(session: AsyncSession, platform: str, space: str, external_id: str,
                            asked: Asked | None = None) -> tuple[Workspace | None, Membership | None]:
     """The workspace a space is bound to and the account's membership of it (None if not a member), in
     one query: what every request from a group, a Slack team or the console starts from."""
-    query = (
-        select(Workspace, Identity, Member).select_from(Space)
-        .join(Workspace, Workspace.id == Space.workspace_id)
-        .outerjoin(Identity, and_(Identity.workspace_id == Workspace.id, Identity.platform == platform,
-                                  Identity.external_id == external_id))
-        .outerjoin(Member, Member.id == Identity.member_id)
-        .where(Space.platform == platform, Space.external_id == space)
-    )
-    row = (await session.execute(asked.joined(query) if asked else query)).first()
+    params = {"platform": platform, "external_id": external_id, "space": space, **(asked.params() if asked else {})}
+    row = (await session.execute(_space_membership(asked is not None), params)).first()
     if row is None:
         return None, None
     workspace, identity, member = asked.took(row) if asked else row
@@ -135,20 +172,14 @@ async def latest_membership(session: AsyncSession, platform: str, external_id: s
                             asked: Asked | None = None) -> Membership | None:
     """The account's most recently used membership where it still has access (a private chat's
     workspace); with none, the latest one it lost."""
-    return await _membership(
-        session,
-        select(Identity, Workspace, Member)
-        .where(Identity.platform == platform, Identity.external_id == external_id)
-        .order_by(Member.removed_at.is_not(None), Identity.last_seen_at.desc().nulls_last(), Identity.id.desc())
-        .limit(1),
-        asked,
-    )
+    return await _membership(session, _latest_membership(asked is not None),
+                             {"platform": platform, "external_id": external_id}, asked)
 
 
-async def _membership(session: AsyncSession, query: Select, asked: Asked | None) -> Membership | None:
+async def _membership(session: AsyncSession, query: Select, params: dict[str, Any],
+                      asked: Asked | None) -> Membership | None:
     """One query for the identity, its workspace and its member (and what is `asked` beside them)."""
-    query = query.join(Workspace, Workspace.id == Identity.workspace_id).join(Member, Member.id == Identity.member_id)
-    row = (await session.execute(asked.joined(query) if asked else query)).first()
+    row = (await session.execute(query, {**params, **(asked.params() if asked else {})})).first()
     if row is None:
         return None
     return Membership(*(asked.took(row) if asked else row))
@@ -189,13 +220,18 @@ async def attach_identity(
 async def next_number(session: AsyncSession, workspace_id: int, counter: str, count: int = 1) -> int:
     """Take the next `count` short numbers (`customer` or `reminder`) of a workspace,
     atomically, and return the first of them."""
-    column = {"customer": Workspace.next_customer_no, "reminder": Workspace.next_reminder_no}[counter]
-    taken = await session.scalar(
-        update(Workspace).where(Workspace.id == workspace_id)
-        .values({column: column + count}).returning(column - count)
-    )
+    connection = await session.connection()
+    taken = (await connection.execute(_take_numbers(counter), {"workspace_id": workspace_id, "count": count})).scalar()
     assert taken is not None, f"workspace {workspace_id} vanished"
     return taken
+
+
+@cache
+def _take_numbers(counter: str) -> Update:
+    column = {"customer": Workspace.next_customer_no, "reminder": Workspace.next_reminder_no}[counter]
+    count = bindparam("count")
+    return update(Workspace).where(Workspace.id == bindparam("workspace_id")).values(
+        {column: column + count}).returning(column - count)
 
 
 async def members(session: AsyncSession, workspace_id: int) -> list[Member]:
