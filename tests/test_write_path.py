@@ -9,6 +9,7 @@ from typing import Any
 import aiosqlite
 import pytest
 from sqlalchemy import delete, event, func, select
+from sqlalchemy.sql.cache_key import HasCacheKey
 
 from handlers.core import cleanup
 from storage import audit
@@ -54,6 +55,28 @@ async def test_a_log_with_a_next_follow_up_sends_at_most_12_statements(
     await alice.say("/log 李伟 call: talked about the price next: friday", update_key="u-1")
     assert "Logged for #1 李伟" in alice.text
     assert sent.statements <= LOG_STATEMENTS
+
+
+async def test_a_log_keys_no_statement_afresh_but_the_one_the_audit_trail_must_see(
+    alice: Chat, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A statement built per call, or run through the ORM (which annotates it afresh), has its cache key
+    computed again on every command: building and keying the first query alone took ~0.4 ms a command,
+    the scoring refresh's UPDATEs more. /log's are built once and keep their keys; only the auto-tag
+    DELETE goes through the session, which writes waiting audit entries before any deletion."""
+    await alice.say("/add 李伟 company=Acme")
+    await alice.say("/log 李伟 call: first next: monday", update_key="warm-up")
+    keyed: list[str] = []
+    original = HasCacheKey._generate_cache_key
+
+    def keying(statement: HasCacheKey) -> Any:
+        keyed.append(f"{type(statement).__name__}: {' '.join(str(statement).split())[:60]}")
+        return original(statement)
+
+    monkeypatch.setattr(HasCacheKey, "_generate_cache_key", keying)
+    await alice.say("/log 李伟 call: talked about the price next: friday", update_key="u-1")
+    assert "Logged for #1 李伟" in alice.text
+    assert [entry.split(":")[0] for entry in keyed] == ["AnnotatedDelete"], keyed
 
 
 @pytest.mark.parametrize("db", ["sqlite"], indirect=True)
