@@ -1,7 +1,7 @@
 """The customer card: everything /show promises, in one reply with Log / Remind / Tag."""
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from handlers.context import Context
 from handlers.i18n import catalogue
@@ -99,10 +99,22 @@ def card_buttons(ctx: Context, customer: Customer) -> list[Button]:
     ]
 
 
+# The card's reads, built once with the customer bound at execution: a statement built per call
+# costs its building and its cache key on every card.
+_TAGS = (select(CustomerTag.name, CustomerTag.auto).where(CustomerTag.customer_id == bindparam("customer_id"))
+         .order_by(CustomerTag.name))
+_DEAL_TOTALS = (select(Purchase.currency, func.count(), func.sum(Purchase.amount_minor))
+                .where(Purchase.customer_id == bindparam("customer_id"))
+                .group_by(Purchase.currency).order_by(Purchase.currency))
+_NUMBERS = (select(Interaction.id, func.row_number().over(order_by=Interaction.id).label("number"))
+            .where(Interaction.customer_id == bindparam("customer_id")).subquery())
+_RECENT = (select(Interaction, Member.name, _NUMBERS.c.number).join(_NUMBERS, _NUMBERS.c.id == Interaction.id)
+           .outerjoin(Member, Member.id == Interaction.member_id)
+           .order_by(Interaction.occurred_at.desc(), Interaction.id.desc()).limit(bindparam("last")))
+
+
 async def tags_of(ctx: Context, customer_id: int) -> tuple[list[str], list[str]]:
-    rows = await ctx.session.execute(
-        select(CustomerTag.name, CustomerTag.auto).where(CustomerTag.customer_id == customer_id).order_by(CustomerTag.name)
-    )
+    rows = await ctx.session.execute(_TAGS, {"customer_id": customer_id})
     manual, auto = [], []
     for name, is_auto in rows:
         (auto if is_auto else manual).append(name)
@@ -110,10 +122,7 @@ async def tags_of(ctx: Context, customer_id: int) -> tuple[list[str], list[str]]
 
 
 async def deal_totals(ctx: Context, customer_id: int) -> str:
-    rows = await ctx.session.execute(
-        select(Purchase.currency, func.count(), func.sum(Purchase.amount_minor))
-        .where(Purchase.customer_id == customer_id).group_by(Purchase.currency).order_by(Purchase.currency)
-    )
+    rows = await ctx.session.execute(_DEAL_TOTALS, {"customer_id": customer_id})
     return ", ".join(ctx.t("card.deals_total", count=n, total=ctx.fmt_money(total, cur)) for cur, n, total in rows)
 
 
@@ -137,13 +146,7 @@ def entry_line(ctx: Context, row: entries.Entry, label: str) -> str:
 
 async def recent_interactions(ctx: Context, customer_id: int) -> list[str]:
     """The latest few, each with its number (`log 3`: the third logged, see storage.entries)."""
-    numbers = (select(Interaction.id, func.row_number().over(order_by=Interaction.id).label("number"))
-               .where(Interaction.customer_id == customer_id).subquery())
-    rows = await ctx.session.execute(
-        select(Interaction, Member.name, numbers.c.number).join(numbers, numbers.c.id == Interaction.id)
-        .outerjoin(Member, Member.id == Interaction.member_id)
-        .order_by(Interaction.occurred_at.desc(), Interaction.id.desc()).limit(LAST_INTERACTIONS)
-    )
+    rows = await ctx.session.execute(_RECENT, {"customer_id": customer_id, "last": LAST_INTERACTIONS})
     return [
         ctx.t("card.interaction", entry=entry_label(ctx, "log", number), when=ctx.fmt_time(i.occurred_at),
               channel=ctx.t(f"channel.{i.channel}"), who=who or "—", summary=shortened(i.summary, CARD_SUMMARY_CHARS))

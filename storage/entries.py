@@ -10,9 +10,10 @@ shows what was corrected; the caller refreshes the derived data.
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import audit
@@ -39,16 +40,27 @@ async def numbered(session: AsyncSession, kind: str, customer_id: int, number: i
 
 
 async def number_of(session: AsyncSession, row: Entry) -> int:
-    model = type(row)
-    return await session.scalar(
-        select(func.count()).select_from(model).where(model.customer_id == row.customer_id, model.id <= row.id)) or 0
+    return await session.scalar(_counted_up_to(type(row)), {"customer_id": row.customer_id, "entry_id": row.id}) or 0
 
 
 async def latest(session: AsyncSession, kind: str, customer_id: int) -> tuple[Entry, int] | None:
     """The customer's most recently recorded entry of `kind` with its number, or None."""
-    model = MODELS[kind]
-    row = await session.scalar(select(model).where(model.customer_id == customer_id).order_by(model.id.desc()).limit(1))
+    row = await session.scalar(_latest(MODELS[kind]), {"customer_id": customer_id})
     return (row, await number_of(session, row)) if row is not None else None
+
+
+# Every card reads the latest deal and feedback with their numbers: statements built once per kind.
+
+
+@cache
+def _counted_up_to(model: type[Entry]) -> Select:
+    return select(func.count()).select_from(model).where(model.customer_id == bindparam("customer_id"),
+                                                         model.id <= bindparam("entry_id"))
+
+
+@cache
+def _latest(model: type[Entry]) -> Select:
+    return select(model).where(model.customer_id == bindparam("customer_id")).order_by(model.id.desc()).limit(1)
 
 
 def snapshot(row: Entry) -> dict[str, Any]:

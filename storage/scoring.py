@@ -125,8 +125,9 @@ async def _recompute(session: AsyncSession, batch: _Batch, *, tiers: bool = True
     await session.flush()
     sql, params = _Statements.of(batch), batch.params
     # On the session's connection, not through the ORM: it would annotate each built-once statement
-    # afresh and compute its cache key again (the held customers take the values below instead). The
-    # DELETE goes through the session, which writes the audit entries waiting before any deletion.
+    # afresh and compute its cache key again (the held customers take the values below instead). So the
+    # auto tags' DELETE does not make the session write its waiting audit entries first, which it does
+    # before an ORM deletion: no entry names a tag row.
     execute = (await session.connection()).execute
     written: dict[int, dict[str, Any]] = {}
     _note_written(written, await execute(sql.contacts_and_ltv, params))
@@ -136,9 +137,8 @@ async def _recompute(session: AsyncSession, batch: _Batch, *, tiers: bool = True
         changed |= _note_written(written, await execute(sql.tiers_cleared, params))
     changed |= _note_written(written, await execute(sql.stages, params))
     into = into if into is not None else Refreshed()
-    for moved, run, statement in ((into.lost, session.execute, sql.auto_tags_deleted),
-                                  (into.gained, execute, sql.auto_tags_inserted)):
-        for customer_id, name in await run(statement, params):
+    for moved, statement in ((into.lost, sql.auto_tags_deleted), (into.gained, sql.auto_tags_inserted)):
+        for customer_id, name in await execute(statement, params):
             moved.setdefault(customer_id, set()).add(name)
             changed.add(customer_id)
     await _update_held_customers(session, batch, written)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Iterable
 
-from sqlalchemy import Select, delete, func, select
+from sqlalchemy import Select, bindparam, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import audit
@@ -17,13 +17,13 @@ from storage.scoring import AUTO_TAGS
 from storage.standardise import InvalidValue
 
 
+#: Built once (read by every /tag and card of tags), the customer bound at execution.
+_MANUAL_TAGS = (select(CustomerTag.name).where(CustomerTag.customer_id == bindparam("customer_id"),
+                                               CustomerTag.auto.is_(False)).order_by(CustomerTag.name))
+
+
 async def manual_tags(session: AsyncSession, customer_id: int) -> list[str]:
-    rows = await session.scalars(
-        select(CustomerTag.name)
-        .where(CustomerTag.customer_id == customer_id, CustomerTag.auto.is_(False))
-        .order_by(CustomerTag.name)
-    )
-    return list(rows)
+    return list(await session.scalars(_MANUAL_TAGS, {"customer_id": customer_id}))
 
 
 def refuse_auto(names: Iterable[str]) -> None:
