@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 
 from storage.search_changes import AnnouncingSession
 
-from storage.sqlite_one_hop import OneHopDBAPI
+from storage.sqlite_one_hop import OneHopConnection, OneHopDBAPI
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -142,6 +142,14 @@ def _sqlite_pragmas(engine: AsyncEngine, *, write_lock: bool = True) -> None:
     if not write_lock:
         return  # no BEGIN at all: each statement is its own transaction, a read takes no lock
 
+    @event.listens_for(engine.sync_engine, "reset")
+    def on_reset(dbapi_connection: OneHopConnection, _record, state) -> None:  # type: ignore[no-untyped-def]
+        """Back to the pool: roll back only a transaction SQLite still holds open. The pool's own
+        reset (off for this engine) rolls back every time: one more hand-off to SQLite's thread
+        after each committed transaction, two per command."""
+        if state.asyncio_safe and dbapi_connection.in_transaction:
+            dbapi_connection.rollback()
+
     @event.listens_for(engine.sync_engine, "begin")
     def on_begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
@@ -157,8 +165,9 @@ class Database:
             _create_private(self.url.database)
         try:
             # hide_parameters: a failed statement's error (and its traceback in the log) never shows the values
-            self.engine = create_async_engine(self.url, echo=echo, hide_parameters=True,
-                                              **({"module": OneHopDBAPI()} if self.is_sqlite else {}))
+            self.engine = create_async_engine(
+                self.url, echo=echo, hide_parameters=True,
+                **({"module": OneHopDBAPI(), "pool_reset_on_return": None} if self.is_sqlite else {}))
         except (NoSuchModuleError, ImportError) as problem:  # a driver named in the URL that isn't installed
             raise DatabaseUnavailable("unsupported", self.url.drivername, str(problem)) from None
         if self.is_sqlite:

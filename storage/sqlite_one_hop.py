@@ -90,6 +90,12 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
     __slots__ = ()
     _cursor_cls = OneHopCursor
 
+    @property
+    def in_transaction(self) -> bool:
+        """Whether SQLite holds a transaction open on this connection, read without a hand-off
+        (sqlite3_get_autocommit; asked while no statement runs on SQLite's thread)."""
+        return self._connection._conn.in_transaction
+
 
 class OneHopDBAPI(AsyncAdapt_aiosqlite_dbapi):
     """What `create_async_engine(..., module=OneHopDBAPI())` gives the aiosqlite dialect as its DBAPI."""
