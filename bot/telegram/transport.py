@@ -216,6 +216,8 @@ class ConfirmingPoller:
                     return
                 failures += 1
                 pause = min(self.MAX_BACKOFF, 2.0 ** (failures - 1))
+                if isinstance(problem.__cause__, httpx.PoolTimeout):
+                    await self._new_client()
                 if isinstance(problem, (Conflict, NetworkError)):
                     log.warning("getUpdates failed (%s); again in %.0f s", problem, pause)
                 else:
@@ -226,6 +228,15 @@ class ConfirmingPoller:
             if updates:  # kept: the next getUpdates confirms them
                 self._next = max(self._next or 0, max(item["update_id"] for item in updates) + 1)
             await self._queue(fresh)
+
+    async def _new_client(self) -> None:
+        """A getUpdates cancelled mid-request (the lease lost, a stop) can keep the only connection of
+        getUpdates' pool for good (httpcore's bug encode/httpcore#1093): every poll after it times out
+        waiting for the pool. A new HTTP client has the connection free again. PTB keeps getUpdates'
+        request apart from the others' and names it nowhere public: `Bot._request[0]`."""
+        request = self.bot._request[0]
+        await request.shutdown()
+        await request.initialize()
 
     async def _queue(self, items: list[dict[str, Any]], *, replayed: bool = False) -> None:
         """Parse and queue the updates (the Bot API's JSON) not queued already."""

@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
+import httpx
 import pytest
 from sqlalchemy import func, select
 from telegram import Message as TgMessage
@@ -785,6 +786,28 @@ async def test_a_bot_killed_mid_burst_loses_no_update_and_applies_none_twice(
     assert await interactions(db) == burst
     replies = Counter(m.text.split("“")[1].split("”")[0] for m in telegram_api.sent(ALICE.id) if "burst" in m.text)
     assert max(replies.values()) == 1 and len(replies) == len(burst)  # every answer, once
+
+
+async def test_polling_goes_on_when_the_get_updates_connection_is_taken_for_good(
+    telegram: TelegramPlatform, telegram_api: TelegramStandIn
+) -> None:
+    """A getUpdates cancelled mid-request (the lease lost, a stop) can keep the only connection of
+    getUpdates' pool for good (encode/httpcore#1093), and every poll after it then waits for the pool in
+    vain: a process that took the polling lease back never polled again. The poller starts a new HTTP
+    client when getUpdates times out waiting for its pool."""
+    await one(telegram_api, ALICE, "/start")
+    assert telegram.poller is not None
+    request = telegram.poller.bot._request[0]
+
+    tries: list[httpx.Request] = []
+
+    def pool_taken(asked: httpx.Request) -> httpx.Response:
+        tries.append(asked)
+        raise httpx.PoolTimeout("every connection of the pool is taken")
+
+    request._client = httpx.AsyncClient(transport=httpx.MockTransport(pool_taken))
+    await telegram_api.wait_until(lambda: tries, timeout=15, what="a getUpdates through the taken pool")
+    assert "/help" in (await one(telegram_api, ALICE, "/help")).text
 
 
 @BOTH_DATABASES
