@@ -12,8 +12,9 @@ Each timed command is one `Core.handle` call with a fresh update key and
 `reports_answers` (as Telegram sends them), followed by the `Core.answered`
 mark the adapter sends as the replies leave; both are in the figures, and the
 statements are counted apart ("25 + 2": the command's, then the mark's) with a
-`before_cursor_execute` event on the engine; on SQLite also the hand-offs to aiosqlite's
-worker thread (its `Connection._execute`, counted by wrapping it). p50/p95 are over `--runs` runs
+`before_cursor_execute` event on the engine; on SQLite also the hand-offs to another thread
+(the database thread, storage.db_thread, and aiosqlite's worker; counted by wrapping
+their calls). p50/p95 are over `--runs` runs
 after `--warmup` untimed ones, in milliseconds of wall time; "CPU" is the process's CPU time
 (every thread, aiosqlite's included) per command, which moves less than wall time when other
 processes share the machine.
@@ -46,6 +47,7 @@ from handlers.context import Services  # noqa: E402
 from handlers.core import Core  # noqa: E402
 from handlers.messages import Request  # noqa: E402
 from storage.db import Database  # noqa: E402
+from storage.db_thread import DatabaseThread  # noqa: E402
 from storage.models import Customer, CustomerTag, Interaction, Member, Reminder, Workspace  # noqa: E402
 from storage.search import CustomerSearch  # noqa: E402
 from storage.transfer.importer import analyze_after_bulk_write  # noqa: E402
@@ -65,26 +67,32 @@ class Statements:
 
     def __init__(self, database: Database) -> None:
         self.count = 0
-        event.listen(database.engine.sync_engine, "before_cursor_execute", self._seen)
+        event.listen(database.command_engine.sync_engine, "before_cursor_execute", self._seen)
 
     def _seen(self, *_: Any) -> None:
         self.count += 1
 
 
 class HandOffs:
-    """Counts the calls to aiosqlite's worker thread (each a hand-off there and back to the event loop)."""
+    """Counts the hand-offs to another thread and back to the event loop: to the database thread
+    (storage.db_thread) and to an aiosqlite connection's worker thread."""
 
     count = 0
 
     @classmethod
     def install(cls) -> None:
-        original = aiosqlite.Connection._execute
+        to_aiosqlite, to_database_thread = aiosqlite.Connection._execute, DatabaseThread.run
 
         async def counted(connection: aiosqlite.Connection, function: Any, *args: Any, **kwargs: Any) -> Any:
             cls.count += 1
-            return await original(connection, function, *args, **kwargs)
+            return await to_aiosqlite(connection, function, *args, **kwargs)
+
+        async def run(thread: DatabaseThread, function: Any, *args: Any) -> Any:
+            cls.count += 1
+            return await to_database_thread(thread, function, *args)
 
         aiosqlite.Connection._execute = counted  # type: ignore[method-assign]
+        DatabaseThread.run = run  # type: ignore[method-assign]
 
 
 class Person:

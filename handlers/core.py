@@ -12,6 +12,7 @@ around every command.
 """
 from __future__ import annotations
 
+import asyncio
 import importlib
 import logging
 import time
@@ -51,6 +52,10 @@ class Core:
         self.services = services
 
     async def handle(self, request: Request) -> list[Reply]:
+        """The replies to `request`, its work done where the database runs commands (Database.on_thread)."""
+        return await self.db.on_thread(self._handle, _progress_back_here(request))
+
+    async def _handle(self, request: Request) -> list[Reply]:
         now, started = self.services.clock(), time.perf_counter()
         outcome = metrics.OK
         try:
@@ -112,12 +117,18 @@ class Core:
 
     async def locale_for(self, request: Request) -> str:
         """The language this request would be answered in (for an adapter's own lines); changes nothing."""
+        return await self.db.on_thread(self._locale_for, request)
+
+    async def _locale_for(self, request: Request) -> str:
         async with self.db.transaction() as session:
             return await identity.locale_for(session, request, self.services.default_locale)
 
     async def answered(self, update_key: str, replies: list[Reply] | None = None) -> None:
         """The replies to this update are leaving (a redelivery now gets nothing), or, given
         `replies`, that try failed and a redelivery should get them after all."""
+        await self.db.on_thread(self._answered, update_key, replies)
+
+    async def _answered(self, update_key: str, replies: list[Reply] | None) -> None:
         async with self.db.transaction() as session:
             await commit_without_waiting_for_the_disk(session)  # the answer's request waits for this
             await (await session.connection()).execute(_MARK_ANSWERED, {
@@ -256,6 +267,23 @@ async def pick(ctx: Context, args: list[str]) -> Result:
     result = await run_text(ctx, text)
     replies = result if isinstance(result, list) else [result]
     return [Reply(text=ctx.t("lookup.picked", customer=customer_label(customer)), edit=True), *replies]
+
+
+def _progress_back_here(request: Request) -> Request:
+    """The request with its progress sink (the adapter's, bound to its loop) called on the loop
+    handing the request over, wherever the command runs."""
+    sink = request.progress
+    if sink is None:
+        return request
+    loop = asyncio.get_running_loop()
+
+    async def progress(reply: Reply) -> None:
+        if asyncio.get_running_loop() is loop:
+            await sink(reply)
+        else:
+            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(sink(reply), loop))
+
+    return replace(request, progress=progress)
 
 
 def _still_unanswered(done: ProcessedUpdate) -> list[Reply]:

@@ -4,10 +4,13 @@
 async driver is picked here. SQLite runs in WAL mode with foreign keys on, and
 every transaction takes the write lock up front (`BEGIN IMMEDIATE`) so two
 writers queue on `busy_timeout` instead of failing mid-transaction. Within the
-process, SQLite transactions queue in turn on one asyncio lock (first come, first
+process, SQLite transactions queue in turn on one lock (first come, first
 served, every platform and the scheduler alike), so a long job that commits in
 batches lets a waiting command in between two of them rather than racing it
-for SQLite's lock.
+for SQLite's lock. On a SQLite file the core's commands run on a database thread
+of their own (`on_thread`, storage.db_thread), whose engine calls sqlite3 there
+directly; the adapters' loop keeps an aiosqlite engine for its own transactions
+(a lease, an inbox row, the scheduler's), and both take turns on that one lock.
 
 The SQLite file is created readable by its owner alone (0600; SQLite gives its
 -wal and -shm files the same mode), and `secure_delete` overwrites what is
@@ -24,8 +27,9 @@ import socket
 import sqlite3
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Iterator, TypeVar
 
+import aiosqlite
 from sqlalchemy import event, text
 from sqlalchemy import inspect as sqlalchemy_inspect
 from sqlalchemy.engine import URL, Connection, make_url
@@ -33,8 +37,9 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
 
+from storage.db_thread import DatabaseThread, TurnLock
 from storage.search_changes import AnnouncingSession
-
+from storage.sqlite_inline import InlineDBAPI
 from storage.sqlite_one_hop import OneHopConnection, OneHopDBAPI
 
 if TYPE_CHECKING:
@@ -42,6 +47,7 @@ if TYPE_CHECKING:
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _ASYNC_DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
@@ -184,15 +190,45 @@ class Database:
         # (storage.search_changes) so their search indexes catch up at once
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False,
                                            sync_session_class=Session if self.is_sqlite else AnnouncingSession)
-        #: SQLite has one writer: its transactions take turns here (FIFO) rather than in its busy-wait.
-        self._one_writer = asyncio.Lock() if self.is_sqlite else None
+        #: SQLite has one writer: its transactions take turns here (FIFO) rather than in its busy-wait,
+        #: on the adapters' loop and the database thread alike.
+        self._one_writer = TurnLock() if self.is_sqlite else None
+        #: A SQLite file's commands run on a thread of their own (`on_thread`, storage.db_thread), on an
+        #: engine calling sqlite3 there directly; started with the first command.
+        self._threaded = self.reader is not self.engine
+        self._thread: DatabaseThread | None = None
+        self.command_engine = self.engine
+        self._thread_sessions = self.sessions
+        if self._threaded:
+            self.command_engine = create_async_engine(self.url, echo=echo, hide_parameters=True,
+                                                      module=InlineDBAPI(), pool_reset_on_return=None)
+            _sqlite_pragmas(self.command_engine)
+            self._thread_sessions = async_sessionmaker(self.command_engine, expire_on_commit=False)
+
+    async def on_thread(self, function: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """`await function(*args)` where commands run: on a SQLite file's database thread (one hand-off
+        there and back for all the work), elsewhere right here. What it opens with `transaction()`
+        runs on that thread's engine; anything it calls back on the caller's loop must be handed back."""
+        if not self._threaded:
+            return await function(*args)
+        if self._thread is None:
+            self._thread = DatabaseThread(f"sqlite {Path(self.url.database or '').name}")
+        if self._thread.is_current():
+            return await function(*args)
+        return await self._thread.run(function, *args)
+
+    def _here(self) -> tuple[AsyncEngine, async_sessionmaker[AsyncSession]]:
+        """The engine and sessions for the thread asking: the database thread's, or the adapters' loop's."""
+        if self._thread is not None and self._thread.is_current():
+            return self.command_engine, self._thread_sessions
+        return self.engine, self.sessions
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session inside one transaction: committed on success, rolled back on error.
 
         Never open one inside another in the same task: on SQLite the second waits for the first."""
-        async with self._one_writer or contextlib.nullcontext(), self.sessions() as session, session.begin():
+        async with self._one_writer or contextlib.nullcontext(), self._here()[1]() as session, session.begin():
             yield session
 
     async def erase_traces(self) -> None:
@@ -200,10 +236,8 @@ class Database:
         cells `secure_delete` zeroed) and truncate it, so no file holds the erased values any more.
         PostgreSQL keeps dead rows until VACUUM and its own WAL as the server is set up to."""
         if self.is_sqlite:
-            async with self.engine.connect() as conn:  # outside a transaction, which would hold the WAL
-                sqlite = (await conn.get_raw_connection()).driver_connection
-                async with sqlite.execute("PRAGMA wal_checkpoint(TRUNCATE)") as cursor:
-                    busy, _, _ = await cursor.fetchone()
+            async with self._here()[0].connect() as conn:  # outside a transaction, which would hold the WAL
+                busy = await _checkpoint((await conn.get_raw_connection()).driver_connection)
             if busy:
                 log.warning("the WAL could not be emptied after an erasure (a reader held it); the next "
                             "checkpoint will")
@@ -236,9 +270,23 @@ class Database:
             await conn.run_sync(_run_alembic, "downgrade", revision)
 
     async def dispose(self) -> None:
+        if self._thread is not None:
+            await self._thread.stop(self.command_engine.dispose)
+            self._thread = None
         await self.engine.dispose()
         if self.reader is not self.engine:
             await self.reader.dispose()
+
+
+async def _checkpoint(sqlite: Any) -> int:
+    """`PRAGMA wal_checkpoint(TRUNCATE)` on a driver connection of either engine; 1 if a reader held
+    the WAL. The database thread's is sqlite3's own (storage.sqlite_inline), the loop's aiosqlite's."""
+    if isinstance(sqlite, aiosqlite.Connection):
+        async with sqlite.execute("PRAGMA wal_checkpoint(TRUNCATE)") as cursor:
+            busy, _, _ = await cursor.fetchone()
+        return busy
+    busy, _, _ = sqlite._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    return busy
 
 
 def _create_private(path: str | None) -> None:

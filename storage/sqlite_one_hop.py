@@ -6,9 +6,10 @@ machine, more than SQLite takes for a statement of this project). SQLAlchemy's
 adapter makes four such calls per statement: open a cursor, execute, fetch the
 rows, close the cursor. The cursor here sends one function that does all four
 on the worker thread and keeps what they returned (rows, description, row
-count, last row id), so a `/log` of ~20 statements makes ~20 hand-offs, not
-~80. Transactions, errors and the event loop stay as aiosqlite has them: the
-loop never waits on SQLite.
+count, last row id): one hand-off per statement, not four. Transactions, errors
+and the event loop stay as aiosqlite has them: the loop never waits on SQLite.
+This is the adapters' loop's engine (leases, inbox rows, the scheduler); the
+commands run on the database thread without any (storage.sqlite_inline).
 
 It uses `aiosqlite.Connection._execute` (how aiosqlite's own cursor queues its
 calls); pyproject.toml pins the aiosqlite versions it was checked against.
@@ -29,7 +30,7 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
 from sqlalchemy.util.concurrency import await_
 
 
-def _execute(connection: sqlite3.Connection, operation: str, parameters: Any, many: bool) -> tuple[Any, ...]:
+def run_statement(connection: sqlite3.Connection, operation: str, parameters: Any, many: bool) -> tuple[Any, ...]:
     """On SQLite's thread: a cursor's whole life for one statement."""
     cursor = connection.cursor()
     try:
@@ -79,7 +80,7 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
         connection: aiosqlite.Connection = self._connection  # type: ignore[assignment]
         async with self._adapt_connection._execute_mutex:
             self._description, self._rowcount, self._lastrowid, rows = await connection._execute(
-                _execute, connection._conn, operation, parameters, many)
+                run_statement, connection._conn, operation, parameters, many)
             self._rows = collections.deque(rows)
 
     async def _async_soft_close(self) -> None:

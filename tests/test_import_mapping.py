@@ -177,7 +177,7 @@ async def test_an_import_commits_batch_by_batch_and_lets_a_waiting_command_in(db
     carol = Chat(core, user_id="carol", name="Carol", space="other-team")
     await carol.say("/help")
     commits: list[str] = []
-    event.listen(db.engine.sync_engine, "commit", lambda conn: commits.append("commit"))
+    event.listen(db.command_engine.sync_engine, "commit", lambda conn: commits.append("commit"))
     seen_during: list[int] = []
 
     async def progress(reply) -> None:  # type: ignore[no-untyped-def]

@@ -1,4 +1,4 @@
-"""Issue 13, the write path: what a command costs in statements and in hand-offs to SQLite's thread, and
+"""Issue 13, the write path: what a command costs in statements and in hand-offs to another thread, and
 the sightings written at most once a minute. Counts, not timings (those are bench/core.py's)."""
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from sqlalchemy.sql.cache_key import HasCacheKey
 from handlers.core import cleanup
 from storage import audit
 from storage.db import Database
+from storage.db_thread import DatabaseThread
 from storage.models import (AuditEntry, Customer, CustomerTag, Identity, Member, ProcessedUpdate, ReceivedUpdate,
                             Workspace)
 from tests.chat import Chat
@@ -24,26 +25,33 @@ LOG_STATEMENTS = 12
 
 
 class Sent:
-    """Statements the engine sends, and calls to aiosqlite's worker thread, while counting."""
+    """Statements both engines send, calls to aiosqlite's worker thread (`hand_offs`) and to the
+    database thread (`to_thread`), while counting."""
 
     def __init__(self, db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.statements = self.hand_offs = 0
+        self.statements = self.hand_offs = self.to_thread = 0
         self.seen: list[str] = []
-        event.listen(db.engine.sync_engine, "before_cursor_execute", self._statement)
-        original = aiosqlite.Connection._execute
+        for engine in {db.engine, db.command_engine}:
+            event.listen(engine.sync_engine, "before_cursor_execute", self._statement)
+        to_aiosqlite, to_thread = aiosqlite.Connection._execute, DatabaseThread.run
 
         async def counted(connection: aiosqlite.Connection, function: Any, *args: Any, **kwargs: Any) -> Any:
             self.hand_offs += 1
-            return await original(connection, function, *args, **kwargs)
+            return await to_aiosqlite(connection, function, *args, **kwargs)
+
+        async def run(thread: DatabaseThread, function: Any, *args: Any) -> Any:
+            self.to_thread += 1
+            return await to_thread(thread, function, *args)
 
         monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+        monkeypatch.setattr(DatabaseThread, "run", run)
 
     def _statement(self, conn: Any, cursor: Any, statement: str, *_: Any) -> None:
         self.statements += 1
         self.seen.append(statement)
 
     def reset(self) -> None:
-        self.statements = self.hand_offs = 0
+        self.statements = self.hand_offs = self.to_thread = 0
 
 
 async def test_a_log_with_a_next_follow_up_sends_at_most_12_statements(
@@ -81,29 +89,55 @@ async def test_the_everyday_commands_compute_no_statements_cache_key_afresh(
 
 
 @pytest.mark.parametrize("db", ["sqlite"], indirect=True)
-async def test_each_sqlite_statement_is_one_hand_off_to_its_thread(
+async def test_a_command_on_a_sqlite_file_is_one_hand_off_to_the_database_thread(
     alice: Chat, db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Open, execute, fetch and close a cursor in one call to aiosqlite's thread (storage.sqlite_one_hop):
-    the statements plus the commit, not four calls each, and no rollback as a connection whose
-    transaction was committed goes back to the pool."""
+    """The command's statements, commit included, run on the database thread (storage.db_thread), which
+    calls sqlite3 itself: one hand-off there and back for the whole command, none per statement."""
     await alice.say("/add 李伟 company=Acme")
     sent = Sent(db, monkeypatch)
     await alice.say("/log 李伟 call: talked about the price next: friday", update_key="u-1")
     assert "Next follow-up" in alice.text
-    assert sent.statements > 10 and sent.hand_offs == sent.statements + 1, (sent.hand_offs, sent.statements)
+    assert sent.statements > 10 and (sent.to_thread, sent.hand_offs) == (1, 0), (sent.to_thread, sent.hand_offs)
 
 
 @pytest.mark.parametrize("db", ["sqlite"], indirect=True)
-async def test_a_connection_back_in_the_pool_with_a_transaction_still_open_is_rolled_back(db: Database) -> None:
+async def test_each_statement_on_the_loop_is_one_hand_off_to_aiosqlite(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A transaction on the adapters' loop (the scheduler's, a lease's) opens, executes, fetches and closes a
+    cursor in one call to aiosqlite's thread (storage.sqlite_one_hop): its statements plus the commit, not
+    four calls each, and no rollback as a connection whose transaction was committed goes back to the pool."""
+    async with db.transaction() as session:  # the first connection's PRAGMAs are not counted
+        await session.scalar(select(func.count()).select_from(Customer))
+    sent = Sent(db, monkeypatch)
+    async with db.transaction() as session:
+        await session.scalar(select(func.count()).select_from(Customer))
+        session.add(ProcessedUpdate(key="on the loop", processed_at=NOW))
+    assert sent.statements == 3 and sent.hand_offs == sent.statements + 1, (sent.hand_offs, sent.statements)
+
+
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("where", ["loop", "database thread"])
+async def test_a_connection_back_in_the_pool_with_a_transaction_still_open_is_rolled_back(db: Database, where: str) -> None:
     """The pool no longer rolls back every connection it takes back (a hand-off each time): one SQLite
     still holds a transaction on, begun behind SQLAlchemy's back, is rolled back all the same."""
-    async with db.engine.connect() as conn:
-        sqlite = (await conn.get_raw_connection()).driver_connection
-        await sqlite.execute("BEGIN IMMEDIATE")
-        await sqlite.execute("INSERT INTO processed_updates (key, processed_at) VALUES ('behind its back', '2026-12-03')")
-    async with db.transaction() as session:  # would wait for the write lock, then fail, were it still held
-        session.add(ProcessedUpdate(key="after", processed_at=NOW))
+
+    async def begin_behind_its_back() -> None:
+        engine = db.command_engine if where == "database thread" else db.engine
+        async with engine.connect() as conn:
+            sqlite = (await conn.get_raw_connection()).driver_connection
+            sql = ("BEGIN IMMEDIATE",
+                   "INSERT INTO processed_updates (key, processed_at) VALUES ('behind its back', '2026-12-03')")
+            for statement in sql:
+                if where == "database thread":
+                    sqlite._conn.execute(statement)
+                else:
+                    await sqlite.execute(statement)
+        async with db.transaction() as session:  # would wait for the write lock, then fail, were it still held
+            session.add(ProcessedUpdate(key="after", processed_at=NOW))
+
+    await (db.on_thread(begin_behind_its_back) if where == "database thread" else begin_behind_its_back())
     async with db.transaction() as session:
         keys = set(await session.scalars(select(ProcessedUpdate.key)))
     assert "after" in keys and "behind its back" not in keys
@@ -156,11 +190,11 @@ async def test_the_everyday_commands_seek_rows_and_never_walk_the_book(
         if not many and statement.lstrip().upper().startswith(("SELECT", "UPDATE", "DELETE", "INSERT")):
             statements.append((statement, parameters))
 
-    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
+    event.listen(db.command_engine.sync_engine, "before_cursor_execute", record)
     try:
         await alice.say(command, update_key="u-1")
     finally:
-        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+        event.remove(db.command_engine.sync_engine, "before_cursor_execute", record)
     assert "#" in alice.text
     walks = []
     async with db.engine.connect() as connection:
