@@ -35,6 +35,7 @@ from handlers.parsing import fold
 from handlers.registry import ACTIONS, FORMS, Result, action, button_number, find_command, payload
 from storage.access import Forbidden
 from storage.db import Database, commit_without_waiting_for_the_disk
+from storage.rows import insert_row
 from storage.models import (Conversation, Customer, ImportFile, Invite, LinkCode, PendingChoice, ProcessedUpdate,
                             ReceivedUpdate)
 from storage.standardise import InvalidValue
@@ -97,8 +98,8 @@ class Core:
                 return None, _still_unanswered(done)
             replies = await self._run(ctx) if failed is None else await failed.explained(ctx)
             if request.update_key:  # written once, with the replies to keep: a concurrent delivery
-                session.add(ProcessedUpdate(  # of the same update fails on this key and changes nothing
-                    key=request.update_key, processed_at=now,
+                await insert_row(session, ProcessedUpdate(  # of the same update fails on this key and changes
+                    key=request.update_key, processed_at=now,  # nothing
                     unanswered=kept_replies.dumps(replies) if request.reports_answers and replies else None))
         return ctx, replies
 

@@ -168,18 +168,21 @@ def enter(ctx: Context, workspace: Workspace, member: Member, identity: Identity
         identity.last_seen_at = ctx.now
     if member.last_seen_at is None or ctx.now - member.last_seen_at >= SIGHTING_PRECISION:
         member.last_seen_at = ctx.now
-    member.last_platform = request.platform
-    if request.dm_chat_id:
-        identity.dm_chat_id = request.dm_chat_id
-    if request.language:
-        identity.language = request.language
-    if request.timezone:
-        identity.timezone = request.timezone
+    _update(member, last_platform=request.platform)
+    _update(identity, dm_chat_id=request.dm_chat_id, language=request.language, timezone=request.timezone)
     if request.user_name and member.name in ("", request.user_id):
         member.name = visible(request.user_name)[:200] or member.name
     ctx.workspace, ctx.member = workspace, member
     ctx.locale = member.locale or normalize_locale(identity.language, workspace.locale)
     ctx.tz = zone(member.timezone or identity.timezone or workspace.timezone, ctx.tz)
+
+
+def _update(row: Member | Identity, **values: str | None) -> None:
+    """Set the values given (not None or empty) that differ: a row assigned its own values again
+    is still "dirty" to the session, whose flush then works through it to write nothing."""
+    for key, value in values.items():
+        if value and getattr(row, key) != value:
+            setattr(row, key, value)
 
 
 def zone(name: str | None, fallback: ZoneInfo) -> ZoneInfo:

@@ -120,7 +120,9 @@ async def find_customer(
 async def _named_exactly(ctx: Context, names: list[str], *, deleted: bool = False) -> list[list[Customer]]:
     """For each name, the (first few) customers called exactly that, ignoring case: one query for all."""
     keys = [standardise.fold(name).lower() for name in names]
-    rows = await ctx.session.execute(_named_statement(ctx, deleted), {"keys": sorted(set(keys))})
+    distinct = sorted(set(keys))
+    rows = await ctx.session.execute(_named_statement(ctx, deleted, len(distinct)),
+                                     {f"key{n}": key for n, key in enumerate(distinct)})
     by_key: dict[str, list[Customer]] = {}
     for found, found_key in rows:
         by_key.setdefault(found_key, []).append(found)
@@ -131,11 +133,12 @@ _NAMED: dict[tuple[object, ...], Select] = {}
 _NAMED_KEPT = 1024  # scopes (workspace, own-only member, deleted) whose query is kept
 
 
-def _named_statement(ctx: Context, deleted: bool) -> Select:
-    """`_named_exactly`'s query for this scope, built once: building it (a windowed subquery) cost more
-    than running it. The names are its one parameter."""
+def _named_statement(ctx: Context, deleted: bool, names: int) -> Select:
+    """`_named_exactly`'s query for this scope and number of names, built once: building it (a windowed
+    subquery) cost more than running it. The names are its parameters, one each (`key0`, `key1` …): an
+    IN list of one expanding parameter would be written into the SQL afresh on every run."""
     scope = ctx.scope
-    which = (scope.workspace_id, scope.member_id if scope.sees_only_own else None, deleted)
+    which = (scope.workspace_id, scope.member_id if scope.sees_only_own else None, deleted, names)
     statement = _NAMED.get(which)
     if statement is None:
         key = func.lower(Customer.name)
@@ -143,7 +146,7 @@ def _named_statement(ctx: Context, deleted: bool) -> Select:
             scope.customers(deleted=deleted).with_only_columns(
                 Customer.id, key.label("key"),
                 func.row_number().over(partition_by=key, order_by=Customer.number).label("n"))
-            .where(key.in_(bindparam("keys", expanding=True)))
+            .where(key.in_([bindparam(f"key{n}") for n in range(names)]))
             .subquery()
         )
         statement = (select(Customer, ranked.c.key).join(ranked, Customer.id == ranked.c.id)

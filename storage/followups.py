@@ -21,6 +21,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from storage import audit, customers, scoring, standardise, workspaces
 from storage.access import Scope
 from storage.models import Customer, Member, Reminder, UTCDateTime, Workspace
+from storage.rows import insert_row
 
 PENDING, DONE = "pending", "done"
 
@@ -46,8 +47,7 @@ async def create_reminder(
         due_at=due_at, explicit_time=explicit_time, note=note[:1000], status="pending",
         created_at=now, attempts=0,
     )
-    session.add(reminder)
-    await session.flush()
+    await insert_row(session, reminder)
     audit.record(session, workspace_id=workspace.id, member_id=created_by, action="remind",
                  customer_id=customer_id, after={"reminder": reminder.number, "due_at": due_at, "note": note[:200]}, at=now)
     return reminder

@@ -6,6 +6,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import audit
+from storage.rows import insert_row
 from storage.standardise import visible
 from storage.models import Customer, Interaction
 
@@ -29,8 +30,7 @@ async def add_interaction(
         workspace_id=customer.workspace_id, customer_id=customer.id, member_id=member_id,
         channel=channel, summary=summary, occurred_at=occurred_at, created_at=now,
     )
-    session.add(interaction)
-    await session.flush()
+    await insert_row(session, interaction)
     audit.record(session, workspace_id=customer.workspace_id, member_id=member_id, action="log",
                  customer_id=customer.id, at=now,
                  after={"entry": interaction.id, "channel": channel, "summary": summary[:AUDIT_SUMMARY], "occurred_at": occurred_at})

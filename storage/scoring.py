@@ -176,8 +176,11 @@ class _Batch:
         return cls(workspace, now.astimezone(timezone.utc), session.get_bind().dialect.name, ids)
 
     @property
-    def kind(self) -> tuple[str, bool]:
-        return self.dialect, self.ids is None
+    def kind(self) -> tuple[str, str]:
+        """The dialect, and whether the batch is the whole workspace, one customer or some: one
+        customer (every event's refresh) is `id = ?`, not an IN list SQLAlchemy expands into the
+        SQL afresh on every run (its post-compile pass over the statement's text)."""
+        return self.dialect, "workspace" if self.ids is None else "one" if len(self.ids) == 1 else "some"
 
     @cached_property
     def params(self) -> dict[str, Any]:
@@ -192,7 +195,9 @@ class _Batch:
             values |= {"today": now.date().isoformat(), "clock": now.strftime("%H:%M:%S.%f")}
         else:
             values |= {"today": now.date(), "clock": now.time()}
-        if self.ids is not None:
+        if self.ids is not None and len(self.ids) == 1:
+            values["id"] = self.ids[0]
+        elif self.ids is not None:
             values["ids"] = list(self.ids)
         # prefixed: a bind parameter may not share a name with a column of the table an UPDATE writes
         return {f"{PREFIX}{name}": value for name, value in values.items()}
@@ -215,6 +220,8 @@ class _Batch:
 
     def among_ids(self, column: Any) -> ColumnElement[bool]:
         """`column` (a customer id) among the batch's ids."""
+        if self.kind[1] == "one":
+            return column == bindparam(f"{PREFIX}id")
         return column.in_(bindparam(f"{PREFIX}ids", expanding=True))
 
     def within(self, moment: Any, days: int) -> ColumnElement[bool]:
@@ -274,7 +281,7 @@ class _Statements:
         return built
 
 
-_BUILT: dict[tuple[str, bool], _Statements] = {}
+_BUILT: dict[tuple[str, str], _Statements] = {}
 
 
 def _contacts_and_ltv(batch: _Batch) -> Any:
