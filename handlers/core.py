@@ -130,9 +130,9 @@ class Core:
         await self.db.on_thread(self._answered, update_key, replies)
 
     async def _answered(self, update_key: str, replies: list[Reply] | None) -> None:
-        async with self.db.transaction() as session:
-            await commit_without_waiting_for_the_disk(session)  # the answer's request waits for this
-            await (await session.connection()).execute(_MARK_ANSWERED, {
+        async with self.db.plain_transaction() as connection:
+            await commit_without_waiting_for_the_disk(connection)  # the answer's request waits for this
+            await connection.execute(_MARK_ANSWERED, {
                 "update_key": update_key, "kept_replies": kept_replies.dumps(replies) if replies else None})
 
     async def _run(self, ctx: Context) -> list[Reply]:

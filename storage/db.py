@@ -34,7 +34,8 @@ from sqlalchemy import event, text
 from sqlalchemy import inspect as sqlalchemy_inspect
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker,
+                                    create_async_engine)
 from sqlalchemy.orm import Session
 
 from storage.db_thread import DatabaseThread, TurnLock
@@ -138,9 +139,11 @@ def _sqlite_pragmas(engine: AsyncEngine, *, write_lock: bool = True) -> None:
     def on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
         dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
         cursor = dbapi_connection.cursor()
+        # no memory map (SQLite's default): every page of the file a process has touched through one
+        # stays in its resident memory (a 100,000-row import: 222 MB peak RSS instead of 155), to save a
+        # digest 10% of its 0.25 s
         pragmas = ("journal_mode=WAL", "foreign_keys=ON", "busy_timeout=10000", "synchronous=NORMAL",
-                   "mmap_size=268435456",  # reads through the memory map: whole-book digests scan faster
-                   "secure_delete=ON")  # deleted values are overwritten, not left in free space
+                   "mmap_size=0", "secure_delete=ON")  # deleted values are overwritten, not left in free space
         for pragma in pragmas:
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
@@ -231,6 +234,13 @@ class Database:
         async with self._one_writer or contextlib.nullcontext(), self._here()[1]() as session, session.begin():
             yield session
 
+    @asynccontextmanager
+    async def plain_transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A connection inside one transaction, for a statement or two that need no ORM session (the
+        answer's mark): what the session would add is its own set-up, commit and clean-up."""
+        async with self._one_writer or contextlib.nullcontext(), self._here()[0].begin() as connection:
+            yield connection
+
     async def erase_traces(self) -> None:
         """After personal data was erased: on SQLite, copy the WAL into the database file (whose deleted
         cells `secure_delete` zeroed) and truncate it, so no file holds the erased values any more.
@@ -310,13 +320,14 @@ def _open_sqlite(path: str) -> None:
         connection.close()
 
 
-async def commit_without_waiting_for_the_disk(session: AsyncSession) -> None:
+async def commit_without_waiting_for_the_disk(session: AsyncSession | AsyncConnection) -> None:
     """For a mark a message's request waits on: on PostgreSQL this transaction's commit does not
     wait for the disk (`synchronous_commit` off, for it alone), keeping that wait to a round trip.
 
     PostgreSQL finishes a commit whose client was killed meanwhile, so a kill of the bot loses
     nothing; a crash of the database could lose the mark, and the message would go again."""
-    if session.get_bind().dialect.name == "postgresql":
+    bind = session.get_bind() if isinstance(session, AsyncSession) else session
+    if bind.dialect.name == "postgresql":
         await session.execute(text("SET LOCAL synchronous_commit TO OFF"))
 
 

@@ -96,9 +96,18 @@ class DatabaseThread:
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(function(*args), self.loop))
 
     async def stop(self, last: Callable[[], Awaitable[None]]) -> None:
-        """Run `last` on the thread (closing what it opened there), then end the thread."""
+        """Cancel the work still running on the thread (its transactions roll back; whoever waits for it
+        gets CancelledError), run `last` there (closing what it opened), then end the thread."""
+
+        async def wind_down() -> None:
+            running = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+            await last()
+
         try:
-            await self.run(last)
+            await self.run(wind_down)
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             await asyncio.to_thread(self._thread.join)

@@ -124,3 +124,36 @@ async def test_a_command_cancelled_by_its_adapter_is_cancelled_on_the_database_t
     await asyncio.wait_for(alice.say("/log 李伟 call: the next one"), 5)
     assert "Logged for #1 李伟" in alice.text
     assert cancelled and cancelled[0].startswith("sqlite ")
+
+
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+async def test_neither_engine_reads_the_book_through_a_memory_map(alice: Chat, db: Database) -> None:
+    """Every page read through SQLite's memory map stays in the process's resident memory: a
+    100,000-row import peaked at 222 MB RSS with a 256 MB map (SPEC: 200), 155 MB without."""
+    await alice.say("/help")
+
+    async def mmap_size(engine: Any) -> int:
+        async with engine.connect() as conn:
+            return (await conn.exec_driver_sql("PRAGMA mmap_size")).scalar()
+
+    assert await db.on_thread(mmap_size, db.command_engine) == 0
+    assert await mmap_size(db.engine) == 0 and await mmap_size(db.reader) == 0
+
+
+async def test_closing_the_database_cancels_the_commands_still_running_on_its_thread(tmp_path: Any) -> None:
+    """A shutdown does not leave an adapter waiting for ever on a command the thread will never finish."""
+    db = Database(f"sqlite:///{tmp_path / 'crm.db'}")
+    await db.upgrade()
+    started = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    async def stuck() -> None:
+        async with db.transaction():
+            loop.call_soon_threadsafe(started.set)
+            await asyncio.sleep(30)
+
+    command = asyncio.ensure_future(db.on_thread(stuck))
+    await asyncio.wait_for(started.wait(), 5)
+    await asyncio.wait_for(db.dispose(), 5)
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(command, 5)
