@@ -30,7 +30,8 @@ def customer_label(customer: Customer) -> str:
     return f"#{customer.number} {customer.name}{company}"[:60]
 
 
-async def customer_card(ctx: Context, customer: Customer, *, note: str = "") -> Reply:
+async def customer_card(ctx: Context, customer: Customer, *, note: str = "", new: bool = False) -> Reply:
+    """The customer's card. `new`: added in this transaction, so it has no log, deal or feedback to read."""
     fields = [Field(ctx.t(f"field.{name}"), str(getattr(customer, name)))
               for name in _BASIC if getattr(customer, name)]
     if customer.birthday:
@@ -49,10 +50,10 @@ async def customer_card(ctx: Context, customer: Customer, *, note: str = "") -> 
         fields.append(Field(ctx.t("card.ltv"), ctx.fmt_money(customer.ltv_minor, ctx.ws.currency)))
     fields.append(Field(ctx.t("card.last_contact"), ctx.fmt_time(customer.last_contact_at)))
     fields.append(Field(ctx.t("card.next_followup"), ctx.fmt_time(customer.next_followup_at)))
-    deals = await deal_totals(ctx, customer.id)
+    deals = "" if new else await deal_totals(ctx, customer.id)
     if deals:
         fields.append(Field(ctx.t("card.deals"), deals))
-    latest = {kind: await entries.latest(ctx.session, kind, customer.id) for kind in entries.MODELS}
+    latest = {kind: None if new else await entries.latest(ctx.session, kind, customer.id) for kind in entries.MODELS}
     for kind, key in (("deal", "card.latest_deal"), ("feedback", "card.feedback")):
         if latest[kind]:
             row, number = latest[kind]
@@ -67,7 +68,7 @@ async def customer_card(ctx: Context, customer: Customer, *, note: str = "") -> 
         title=f"#{customer.number} {customer.name}",
         text="\n".join(lines),
         fields=fields,
-        items=await recent_interactions(ctx, customer.id),
+        items=[] if new else await recent_interactions(ctx, customer.id),
         buttons=[card_buttons(ctx, customer)] + [entry_buttons(ctx, found[0], entry_label(ctx, kind, found[1]))
                                                  for kind, found in latest.items() if found],
     )

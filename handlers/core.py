@@ -246,7 +246,8 @@ async def _ask_which(ctx: Context, choice: NeedChoice) -> Reply:
     rows = [[Button(label, payload("pick", token, i))] for i, (_, label) in enumerate(choice.choices)]
     rows.append([Button(ctx.t("common.cancel"), payload("pick", token, "x"))])
     ref = choice.text[start:end].strip("\"'“”‘’「」『』")  # the catalogue quotes it already
-    return Reply(text=ctx.t("lookup.which", ref=ref), buttons=rows, private=True)
+    which = "lookup.which" if len(choice.choices) > 1 else "lookup.which_one"  # one name close enough
+    return Reply(text=ctx.t(which, ref=ref), buttons=rows, private=True)
 
 
 @action("pick")

@@ -84,7 +84,7 @@ async def add_customer(ctx: Context, raw: dict[str, str], *, force: bool) -> Rep
             raise UserError("customer.colleague_has")
     customer = await customers.create(ctx.session, ctx.ws, values, owner_id=ctx.me.id, created_by=ctx.me.id, now=ctx.now)
     await saved(ctx, customer, purchases_changed=False)
-    return await customer_card(ctx, customer, note=ctx.t("customer.added", customer=customer_label(customer)))
+    return await customer_card(ctx, customer, note=ctx.t("customer.added", customer=customer_label(customer)), new=True)
 
 
 async def saved(ctx: Context, customer: Customer, *, purchases_changed: bool = True) -> scoring.Refreshed:
@@ -256,19 +256,22 @@ async def find(ctx: Context, query: FindQuery, page: int = 0) -> Result:
     if not query.text and not query.filters:
         raise UserError("error.find_usage")
     references = _by_reference(ctx, query.text) if query.text else []
-    by_ids = bool(query.text) and not references and not query.filters  # the search's ids alone
-    select_ = ctx.scope.customers(by_ids=by_ids)
-    for key, value in query.filters.items():
-        select_ = select_.where(await _filter(ctx, key, value))
     ranked: list[int] = []
     if query.text:
         matches = await ctx.services.search.search(ctx.session, ctx.ws.id, query.text, limit=200)
         ranked = [m.customer_id for m in matches if m.score >= 60]
-        select_ = select_.where(or_(Customer.id.in_(ranked), *references))
-    # by the ids the search ranked: `number + 0` keeps the planners (SQLite's, PostgreSQL's without fresh
-    # statistics) from walking the whole book in number order to skip the sort of a few rows
-    order = Customer.number + 0 if query.text else Customer.number
-    found = list(await ctx.session.scalars(select_.order_by(order).limit(1000)))
+    if query.text and not references and not query.filters:  # the search's ids alone (most /finds)
+        found = list(await ctx.session.scalars(*ctx.scope.among(ranked)))
+    else:
+        select_ = ctx.scope.customers()
+        for key, value in query.filters.items():
+            select_ = select_.where(await _filter(ctx, key, value))
+        if query.text:
+            select_ = select_.where(or_(Customer.id.in_(ranked), *references))
+        # by the ids the search ranked: `number + 0` keeps the planners (SQLite's, PostgreSQL's without
+        # fresh statistics) from walking the whole book in number order to skip the sort of a few rows
+        order = Customer.number + 0 if query.text else Customer.number
+        found = list(await ctx.session.scalars(select_.order_by(order).limit(1000)))
     if ranked:
         order = {cid: i for i, cid in enumerate(ranked)}
         found.sort(key=lambda c: order.get(c.id, -1))  # a number, e-mail or phone match first

@@ -165,11 +165,7 @@ async def _by_name(ctx: Context, token: Token, exact: list[Customer], *, deleted
     if deleted:
         raise UserError("error.no_customer", ref=token.text[:80])
     matches = await ctx.services.search.search(ctx.session, ctx.ws.id, token.text, limit=MAX_CHOICES * 3)
-    by_id = {
-        c.id: c
-        for c in await ctx.session.scalars(
-            ctx.scope.customers(by_ids=True).where(Customer.id.in_([m.customer_id for m in matches])))
-    }
+    by_id = {c.id: c for c in await ctx.session.scalars(*ctx.scope.among([m.customer_id for m in matches]))}
     visible = [(m.score, by_id[m.customer_id]) for m in matches if m.customer_id in by_id][:MAX_CHOICES]
     if not visible:
         raise UserError("error.no_customer", ref=token.text[:80])

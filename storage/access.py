@@ -7,8 +7,9 @@ and, for reps under `visibility=own`, the owner; every change is checked with
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, bindparam, select
 
 from storage.models import Customer
 
@@ -46,6 +47,10 @@ CUSTOMER_RULES = {
 }
 
 
+#: `Scope.among`'s statements: for a scope that sees every customer, and for one that sees its own.
+_AMONG: dict[bool, Select[tuple[Customer]]] = {}
+
+
 @dataclass(frozen=True)
 class Scope:
     workspace_id: int
@@ -64,19 +69,33 @@ class Scope:
     def sees_only_own(self) -> bool:
         return self.visibility == "own" and not self.at_least("manager")
 
-    def customers(self, *, deleted: bool = False, by_ids: bool = False) -> Select[tuple[Customer]]:
-        """Customers this member may see (or, with `deleted=True`, the deleted ones).
-
-        `by_ids`: the caller narrows them to a list of ids. The workspace is then checked as
-        `workspace_id + 0`, which no index serves: SQLite's planner, without statistics, takes
-        `workspace_id = ?` for a seek of a few rows and walked the whole workspace's part of an index
-        rather than look up 200 ids (14 ms of a `/find` at 100,000 customers)."""
-        workspace = Customer.workspace_id + 0 if by_ids else Customer.workspace_id
-        query = select(Customer).where(workspace == self.workspace_id)
+    def customers(self, *, deleted: bool = False) -> Select[tuple[Customer]]:
+        """Customers this member may see (or, with `deleted=True`, the deleted ones)."""
+        query = select(Customer).where(Customer.workspace_id == self.workspace_id)
         query = query.where(Customer.deleted_at.is_not(None) if deleted else Customer.deleted_at.is_(None))
         if self.sees_only_own:
             query = query.where(Customer.owner_id == self.member_id)
         return query
+
+    def among(self, ids: list[int]) -> tuple[Select[tuple[Customer]], dict[str, Any]]:
+        """The statement and parameters for the customers this member may see among `ids`, in number
+        order (at most 1,000): the read of a `/find`, of a fuzzy "which one?". Built once per kind of
+        scope: a statement built per call has its cache key computed afresh.
+
+        The workspace is checked as `workspace_id + 0`, which no index serves: SQLite's planner, without
+        statistics, takes `workspace_id = ?` for a seek of a few rows and walked the whole workspace's
+        part of an index rather than look up 200 ids (14 ms of a `/find` at 100,000 customers); and the
+        order is `number + 0`, so that neither planner walks the book in number order to skip the sort
+        of a few rows."""
+        statement = _AMONG.get(self.sees_only_own)
+        if statement is None:
+            statement = select(Customer).where(
+                Customer.workspace_id + 0 == bindparam("workspace_id"), Customer.deleted_at.is_(None),
+                Customer.id.in_(bindparam("ids", expanding=True)))
+            if self.sees_only_own:
+                statement = statement.where(Customer.owner_id == bindparam("member_id"))
+            statement = _AMONG[self.sees_only_own] = statement.order_by(Customer.number + 0).limit(1000)
+        return statement, {"workspace_id": self.workspace_id, "ids": ids, "member_id": self.member_id}
 
     def can(self, action: str, customer: Customer) -> bool:
         if customer.workspace_id != self.workspace_id:

@@ -114,6 +114,9 @@ async def create(
         number=await workspaces.next_number(session, workspace.id, "customer"),
         owner_id=owner_id, created_by=created_by, stage="lead",
         created_at=now, updated_at=now, **values,
+        # known, so they are loaded after the INSERT: the refresh that follows writes what changes
+        # (UPDATE … RETURNING), and need not read them back
+        tier=None, ltv_minor=None, last_contact_at=None, next_followup_at=None,
     )
     session.add(customer)
     await session.flush()

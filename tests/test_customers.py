@@ -98,6 +98,15 @@ async def test_the_longest_unquoted_name_that_is_one_customer_wins(alice: Chat) 
     assert "Logged for #3 Wang Wei" in alice.text and "“which?”" in alice.text
 
 
+async def test_one_name_close_enough_but_not_sure_is_asked_about_as_one(alice: Chat) -> None:
+    """A name only like the one typed asks whether it is the one meant, not which of "several"."""
+    await alice.say("/add 李伟 company=Acme")
+    await alice.say("/show 李卫")
+    assert "Did you mean this customer by “李卫”?" in alice.text and "Several" not in alice.text
+    await alice.press("#1 李伟")
+    assert alice.last[-1].title.startswith("#1 李伟")
+
+
 async def test_which_one_carries_on_without_retyping(alice: Chat) -> None:
     await alice.say("/add 李伟 company=Acme")
     await alice.say("/add 李伟 company=Globex")

@@ -67,7 +67,25 @@ async def test_a_log_with_a_next_follow_up_sends_at_most_12_statements(
     assert sent.statements <= LOG_STATEMENTS
 
 
-@pytest.mark.parametrize("command", ["/log 李伟 call: talked about the price next: friday", "/show 李伟", "/tag 李伟 key-account"])
+async def test_an_add_reads_neither_the_new_customers_entries_nor_its_derived_fields_back(
+    alice: Chat, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A customer added in this transaction has no log, deal or feedback for its card to read, and the
+    refresh after the INSERT writes what changes (UPDATE … RETURNING) of values the session knows: 12
+    statements, BEGIN included (18 before)."""
+    await alice.say("/add 李伟 company=Acme")
+    sent = Sent(db, monkeypatch)
+    await alice.say("/add 王芳 company=Globex", update_key="u-1")
+    card = alice.last[-1]
+    assert card.title.startswith("#2 王芳")
+    assert any(f.label == "Auto tags" and "new" in f.value.split() for f in card.fields)  # after the refresh
+    reads = [s for s in sent.seen if s.lstrip().upper().startswith("SELECT")]
+    assert not [s for s in reads if re.search(r"FROM (interactions|purchases|feedback)\b", s)], reads
+    assert sent.statements <= LOG_STATEMENTS, sent.seen
+
+
+@pytest.mark.parametrize("command", ["/log 李伟 call: talked about the price next: friday", "/show 李伟", "/tag 李伟 key-account",
+                                     "/find 李伟"])
 async def test_the_everyday_commands_compute_no_statements_cache_key_afresh(
     alice: Chat, monkeypatch: pytest.MonkeyPatch, command: str
 ) -> None:
