@@ -130,7 +130,7 @@ async def _named_exactly(ctx: Context, names: list[str], *, deleted: bool = Fals
 
 
 _NAMED: dict[tuple[object, ...], Select] = {}
-_NAMED_KEPT = 1024  # scopes (workspace, own-only member, deleted) whose query is kept
+_NAMED_KEPT = 1024  # queries kept: per workspace, own-only member, deleted or not, and number of names
 
 
 def _named_statement(ctx: Context, deleted: bool, names: int) -> Select:

@@ -34,7 +34,8 @@ def _insert(table: Table) -> tuple[Insert, list[Column[Any]]]:
 
 async def insert_row(session: AsyncSession, row: Row) -> Row:
     """INSERT the columns set on `row` (a new object, not added to the session); its generated
-    primary key is set on it. Column defaults apply as the ORM would apply them."""
+    primary key is set on it. Column defaults apply in the INSERT, but the object does not take them
+    on: set every value that is read from it afterwards."""
     mapper = sqlalchemy_inspect(type(row))
     given = sqlalchemy_inspect(row).dict
     values: dict[str, Any] = {attribute.columns[0].key: given[attribute.key]

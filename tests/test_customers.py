@@ -336,6 +336,10 @@ async def test_find_looks_up_phones_emails_and_numbers_within_the_scope(core, al
     for text in ("/find 13912345678", "/find wang@acme.cn", "/find #1", "/find 5678"):
         await eve.say(text)
         assert eve.text.startswith("No customers match") and "王芳" not in eve.text, (text, eve.text)
+    await eve.say("/find 王芳")  # by name: the search's ids, narrowed to the rep's own (Scope.among)
+    assert eve.text == "No customers match “王芳”.", eve.text
+    await alice.say("/find 王芳")
+    assert "#1 王芳" in alice.text
 
 
 async def test_text_fields_keep_the_full_width_punctuation_typed(bob: Chat) -> None:
