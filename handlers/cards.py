@@ -10,6 +10,7 @@ from handlers.registry import payload
 from storage import entries
 from storage.customers import missing_fields
 from storage.models import Customer, CustomerTag, Feedback, Interaction, Member, Purchase
+from storage.prepared import Prepared
 from storage.scoring import AUTO_TAGS
 
 LAST_INTERACTIONS = 5
@@ -102,20 +103,21 @@ def card_buttons(ctx: Context, customer: Customer) -> list[Button]:
 
 # The card's reads, built once with the customer bound at execution: a statement built per call
 # costs its building and its cache key on every card.
-_TAGS = (select(CustomerTag.name, CustomerTag.auto).where(CustomerTag.customer_id == bindparam("customer_id"))
-         .order_by(CustomerTag.name))
-_DEAL_TOTALS = (select(Purchase.currency, func.count(), func.sum(Purchase.amount_minor))
-                .where(Purchase.customer_id == bindparam("customer_id"))
-                .group_by(Purchase.currency).order_by(Purchase.currency))
+_TAGS = Prepared(select(CustomerTag.name, CustomerTag.auto).where(CustomerTag.customer_id == bindparam("customer_id"))
+                  .order_by(CustomerTag.name))
+_DEAL_TOTALS = Prepared(select(Purchase.currency, func.count(), func.sum(Purchase.amount_minor))
+                        .where(Purchase.customer_id == bindparam("customer_id"))
+                        .group_by(Purchase.currency).order_by(Purchase.currency))
 _NUMBERS = (select(Interaction.id, func.row_number().over(order_by=Interaction.id).label("number"))
             .where(Interaction.customer_id == bindparam("customer_id")).subquery())
-_RECENT = (select(Interaction, Member.name, _NUMBERS.c.number).join(_NUMBERS, _NUMBERS.c.id == Interaction.id)
-           .outerjoin(Member, Member.id == Interaction.member_id)
-           .order_by(Interaction.occurred_at.desc(), Interaction.id.desc()).limit(bindparam("last")))
+_RECENT = Prepared(
+    select(Interaction.occurred_at, Interaction.channel, Interaction.summary, Member.name, _NUMBERS.c.number)
+    .join(_NUMBERS, _NUMBERS.c.id == Interaction.id).outerjoin(Member, Member.id == Interaction.member_id)
+    .order_by(Interaction.occurred_at.desc(), Interaction.id.desc()).limit(bindparam("last")))
 
 
 async def tags_of(ctx: Context, customer_id: int) -> tuple[list[str], list[str]]:
-    rows = await ctx.session.execute(_TAGS, {"customer_id": customer_id})
+    rows = await _TAGS.run(ctx.session, {"customer_id": customer_id})
     manual, auto = [], []
     for name, is_auto in rows:
         (auto if is_auto else manual).append(name)
@@ -123,7 +125,7 @@ async def tags_of(ctx: Context, customer_id: int) -> tuple[list[str], list[str]]
 
 
 async def deal_totals(ctx: Context, customer_id: int) -> str:
-    rows = await ctx.session.execute(_DEAL_TOTALS, {"customer_id": customer_id})
+    rows = await _DEAL_TOTALS.run(ctx.session, {"customer_id": customer_id})
     return ", ".join(ctx.t("card.deals_total", count=n, total=ctx.fmt_money(total, cur)) for cur, n, total in rows)
 
 
@@ -147,11 +149,11 @@ def entry_line(ctx: Context, row: entries.Entry, label: str) -> str:
 
 async def recent_interactions(ctx: Context, customer_id: int) -> list[str]:
     """The latest few, each with its number (`log 3`: the third logged, see storage.entries)."""
-    rows = await ctx.session.execute(_RECENT, {"customer_id": customer_id, "last": LAST_INTERACTIONS})
+    rows = await _RECENT.run(ctx.session, {"customer_id": customer_id, "last": LAST_INTERACTIONS})
     return [
-        ctx.t("card.interaction", entry=entry_label(ctx, "log", number), when=ctx.fmt_time(i.occurred_at),
-              channel=ctx.t(f"channel.{i.channel}"), who=who or "—", summary=shortened(i.summary, CARD_SUMMARY_CHARS))
-        for i, who, number in rows
+        ctx.t("card.interaction", entry=entry_label(ctx, "log", number), when=ctx.fmt_time(occurred_at),
+              channel=ctx.t(f"channel.{channel}"), who=who or "—", summary=shortened(summary, CARD_SUMMARY_CHARS))
+        for occurred_at, channel, summary, who, number in rows
     ]
 
 

@@ -35,6 +35,7 @@ from handlers.parsing import fold
 from handlers.registry import ACTIONS, FORMS, Result, action, button_number, find_command, payload
 from storage.access import Forbidden
 from storage.db import Database, commit_without_waiting_for_the_disk
+from storage.prepared import Prepared
 from storage.rows import insert_row
 from storage.models import (Conversation, Customer, ImportFile, Invite, LinkCode, PendingChoice, ProcessedUpdate,
                             ReceivedUpdate)
@@ -42,8 +43,8 @@ from storage.standardise import InvalidValue
 
 log = logging.getLogger(__name__)
 #: The mark an answer's request waits on, built once (no statement built and keyed again per answer).
-_MARK_ANSWERED = (update(ProcessedUpdate).where(ProcessedUpdate.key == bindparam("update_key"))
-                  .values(unanswered=bindparam("kept_replies")))
+_MARK_ANSWERED = Prepared(update(ProcessedUpdate).where(ProcessedUpdate.key == bindparam("update_key"))
+                           .values(unanswered=bindparam("kept_replies")))
 
 
 class Core:
@@ -132,7 +133,7 @@ class Core:
     async def _answered(self, update_key: str, replies: list[Reply] | None) -> None:
         async with self.db.plain_transaction() as connection:
             await commit_without_waiting_for_the_disk(connection)  # the answer's request waits for this
-            await connection.execute(_MARK_ANSWERED, {
+            await _MARK_ANSWERED.run(connection, {
                 "update_key": update_key, "kept_replies": kept_replies.dumps(replies) if replies else None})
 
     async def _run(self, ctx: Context) -> list[Reply]:

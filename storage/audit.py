@@ -4,12 +4,13 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import event, insert
+from sqlalchemy import bindparam, event, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.sql.util import find_tables
 
 from storage.models import AuditEntry, Customer
+from storage.prepared import Prepared
 
 #: Customer fields a person can change; the audit log keeps these before → after.
 CUSTOMER_FIELDS = (
@@ -57,14 +58,15 @@ def record(
 
 _PENDING = "audit entries waiting"
 _TRAIL = AuditEntry.__table__
-#: Built once: a statement built per call would have its cache key computed again on every command.
-_INSERT_ENTRIES = insert(AuditEntry)
+#: Built once, every column bound (on the database thread sqlite3 runs it: storage.prepared).
+_INSERT_ENTRIES = Prepared(insert(AuditEntry).values({name: bindparam(name, type_=_TRAIL.c[name].type) for name in (
+    "workspace_id", "member_id", "customer_id", "action", "before", "after", "at")}))
 
 
 def _write_pending(session: Session) -> None:
     rows = session.info.pop(_PENDING, None)
     if rows:  # on the connection: no autoflush, so this may run inside a flush
-        session.connection().execute(_INSERT_ENTRIES, rows)
+        _INSERT_ENTRIES.run_sync(session.connection(), rows)
 
 
 @event.listens_for(Session, "before_commit")

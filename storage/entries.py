@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from storage import audit
 from storage.models import Feedback, Interaction, Purchase
@@ -45,8 +46,8 @@ async def number_of(session: AsyncSession, row: Entry) -> int:
 
 async def latest(session: AsyncSession, kind: str, customer_id: int) -> tuple[Entry, int] | None:
     """The customer's most recently recorded entry of `kind` with its number, or None."""
-    row = await session.scalar(_latest(MODELS[kind]), {"customer_id": customer_id})
-    return (row, await number_of(session, row)) if row is not None else None
+    found = (await session.execute(_latest(MODELS[kind]), {"customer_id": customer_id})).first()
+    return (found[0], found[1]) if found is not None else None
 
 
 # Every card reads the latest deal and feedback with their numbers: statements built once per kind.
@@ -60,7 +61,12 @@ def _counted_up_to(model: type[Entry]) -> Select:
 
 @cache
 def _latest(model: type[Entry]) -> Select:
-    return select(model).where(model.customer_id == bindparam("customer_id")).order_by(model.id.desc()).limit(1)
+    """The newest entry and, in the same statement, its number (the entries up to it)."""
+    earlier = aliased(model)
+    number = (select(func.count()).select_from(earlier)
+              .where(earlier.customer_id == model.customer_id, earlier.id <= model.id).scalar_subquery())
+    return (select(model, number).where(model.customer_id == bindparam("customer_id"))
+            .order_by(model.id.desc()).limit(1))
 
 
 def snapshot(row: Entry) -> dict[str, Any]:

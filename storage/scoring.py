@@ -55,6 +55,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.elements import ColumnElement
 
 from storage.models import Customer, CustomerTag, Feedback, Interaction, Purchase, Reminder, Workspace
+from storage.prepared import Prepared, Rows
 
 STAGES = ("lead", "prospect", "customer", "loyal", "at_risk", "churned")
 AUTO_TAGS = ("vip", "new", "silent", "at-risk", "unhappy", "promoter", "incomplete")
@@ -128,30 +129,28 @@ async def _recompute(session: AsyncSession, batch: _Batch, *, tiers: bool = True
     # afresh and compute its cache key again (the held customers take the values below instead). So the
     # auto tags' DELETE does not make the session write its waiting audit entries first, which it does
     # before an ORM deletion: no entry names a tag row.
-    execute = (await session.connection()).execute
+    connection = await session.connection()
     written: dict[int, dict[str, Any]] = {}
-    _note_written(written, await execute(sql.contacts_and_ltv, params))
+    _note_written(written, await sql.contacts_and_ltv.run(connection, params))
     changed: set[int] = set()
     if tiers:
-        changed |= _note_written(written, await execute(sql.tiers_scored, params))
-        changed |= _note_written(written, await execute(sql.tiers_cleared, params))
-    changed |= _note_written(written, await execute(sql.stages, params))
+        changed |= _note_written(written, await sql.tiers_scored.run(connection, params))
+        changed |= _note_written(written, await sql.tiers_cleared.run(connection, params))
+    changed |= _note_written(written, await sql.stages.run(connection, params))
     into = into if into is not None else Refreshed()
     for moved, statement in ((into.lost, sql.auto_tags_deleted), (into.gained, sql.auto_tags_inserted)):
-        for customer_id, name in await execute(statement, params):
+        for customer_id, name in await statement.run(connection, params):
             moved.setdefault(customer_id, set()).add(name)
             changed.add(customer_id)
     await _update_held_customers(session, batch, written)
     return changed
 
 
-def _note_written(written: dict[int, dict[str, Any]], result: Any) -> set[int]:
-    """Keep the derived values an UPDATE … RETURNING id, columns wrote; the ids it wrote."""
-    if not result.returns_rows:  # the whole-workspace pass writes last contacts without returning them
-        return set()
+def _note_written(written: dict[int, dict[str, Any]], result: Rows) -> set[int]:
+    """Keep the derived values an UPDATE … RETURNING id, columns wrote; the ids it wrote (none from the
+    whole-workspace pass, which writes last contacts without returning them)."""
     ids = set()
-    for row in result.mappings():
-        values = dict(row)
+    for values in result.dicts():
         customer_id = values.pop("id")
         written.setdefault(customer_id, {}).update(values)
         ids.add(customer_id)
@@ -265,19 +264,19 @@ PREFIX = "batch_"
 class _Statements:
     """The statements of `_recompute`, built once per kind of batch."""
 
-    contacts_and_ltv: Any
-    tiers_scored: Any
-    tiers_cleared: Any
-    stages: Any
-    auto_tags_deleted: Any
-    auto_tags_inserted: Any
+    contacts_and_ltv: Prepared
+    tiers_scored: Prepared
+    tiers_cleared: Prepared
+    stages: Prepared
+    auto_tags_deleted: Prepared
+    auto_tags_inserted: Prepared
 
     @classmethod
     def of(cls, batch: _Batch) -> _Statements:
         built = _BUILT.get(batch.kind)
         if built is None:
-            built = _BUILT[batch.kind] = cls(
-                _contacts_and_ltv(batch), *_tiers(batch), _stages(batch), *_auto_tags(batch))
+            built = _BUILT[batch.kind] = cls(*map(Prepared, (
+                _contacts_and_ltv(batch), *_tiers(batch), _stages(batch), *_auto_tags(batch))))
         return built
 
 

@@ -35,6 +35,11 @@ class _Handle:
         self._conn = self._connection = connection
 
 
+def sqlite3_of(driver_connection: Any) -> sqlite3.Connection | None:
+    """The sqlite3 connection behind a database-thread engine's connection; None for any other."""
+    return driver_connection._conn if isinstance(driver_connection, _Handle) else None
+
+
 class InlineCursor(OneHopCursor):
     """Runs the statement where it is awaited: the await SQLAlchemy requires of an async driver
     (one greenlet switch there and back) is the only trace of asyncio left."""

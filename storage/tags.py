@@ -8,22 +8,26 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Iterable
 
-from sqlalchemy import Select, bindparam, delete, func, select
+from sqlalchemy import Select, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from storage import audit
 from storage.models import Customer, CustomerTag
+from storage.prepared import Prepared
+from storage.rows import insert_row
 from storage.scoring import AUTO_TAGS
 from storage.standardise import InvalidValue
 
 
 #: Built once (read by every /tag and card of tags), the customer bound at execution.
-_MANUAL_TAGS = (select(CustomerTag.name).where(CustomerTag.customer_id == bindparam("customer_id"),
-                                               CustomerTag.auto.is_(False)).order_by(CustomerTag.name))
+_MANUAL_TAGS = Prepared(select(CustomerTag.name).where(CustomerTag.customer_id == bindparam("customer_id"),
+                                                        CustomerTag.auto.is_(False)).order_by(CustomerTag.name))
+_TOUCHED = Prepared(update(Customer).where(Customer.id == bindparam("customer_id")).values(updated_at=bindparam("now")))
 
 
 async def manual_tags(session: AsyncSession, customer_id: int) -> list[str]:
-    return list(await session.scalars(_MANUAL_TAGS, {"customer_id": customer_id}))
+    return [name for name, in await _MANUAL_TAGS.run(session, {"customer_id": customer_id})]
 
 
 def refuse_auto(names: Iterable[str]) -> None:
@@ -53,10 +57,11 @@ async def change_tags(
     if removed:
         await session.execute(delete(CustomerTag).where(
             CustomerTag.customer_id == customer.id, CustomerTag.auto.is_(False), CustomerTag.name.in_(removed)))
-    session.add_all(CustomerTag(workspace_id=customer.workspace_id, customer_id=customer.id, name=name, auto=False)
-                    for name in added)
-    customer.updated_at = now
-    await session.flush()
+    for name in added:  # new rows nothing reads back as objects (storage.rows)
+        await insert_row(session, CustomerTag(workspace_id=customer.workspace_id, customer_id=customer.id, name=name,
+                                              auto=False))
+    await _TOUCHED.run(session, {"customer_id": customer.id, "now": now})  # not a search-indexed column
+    set_committed_value(customer, "updated_at", now)
     after = sorted(set(before) - set(removed) | set(added))
     audit.record(session, workspace_id=customer.workspace_id, member_id=member_id, action="tag",
                  customer_id=customer.id, at=now, before={"tags": before}, after={"tags": after})

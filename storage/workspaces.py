@@ -7,10 +7,11 @@ from functools import cache
 from typing import Any, NamedTuple
 
 import pytz
-from sqlalchemy import Select, Update, and_, bindparam, func, select, update
+from sqlalchemy import Select, and_, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Conversation, Identity, Member, ProcessedUpdate, Space, Workspace
+from storage.prepared import Prepared
 from storage.standardise import visible
 
 CURRENCY_BY_REGION = {"CN": "CNY", "US": "USD", "GB": "GBP", "JP": "JPY", "HK": "HKD", "TW": "TWD", "SG": "SGD"}
@@ -220,18 +221,17 @@ async def attach_identity(
 async def next_number(session: AsyncSession, workspace_id: int, counter: str, count: int = 1) -> int:
     """Take the next `count` short numbers (`customer` or `reminder`) of a workspace,
     atomically, and return the first of them."""
-    connection = await session.connection()
-    taken = (await connection.execute(_take_numbers(counter), {"workspace_id": workspace_id, "count": count})).scalar()
-    assert taken is not None, f"workspace {workspace_id} vanished"
-    return taken
+    taken = (await _take_numbers(counter).run(session, {"workspace_id": workspace_id, "count": count})).rows
+    assert taken, f"workspace {workspace_id} vanished"
+    return taken[0][0]
 
 
 @cache
-def _take_numbers(counter: str) -> Update:
+def _take_numbers(counter: str) -> Prepared:
     column = {"customer": Workspace.next_customer_no, "reminder": Workspace.next_reminder_no}[counter]
     count = bindparam("count")
-    return update(Workspace).where(Workspace.id == bindparam("workspace_id")).values(
-        {column: column + count}).returning(column - count)
+    return Prepared(update(Workspace).where(Workspace.id == bindparam("workspace_id")).values(
+        {column: column + count}).returning(column - count))
 
 
 async def members(session: AsyncSession, workspace_id: int) -> list[Member]:

@@ -350,3 +350,23 @@ async def test_one_customers_refresh_names_it_by_id_not_by_a_list_expanded_on_ev
     await alice.say("/tag #1 key-account", update_key="u-1")
     assert "key-account" in alice.text
     assert expanded == []
+
+
+async def test_a_card_reads_each_latest_entry_with_its_number_in_one_statement(
+    alice: Chat, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The card numbers the latest log, deal and feedback (`log 2`, `deal 1`): each comes with its number
+    from one statement, not a read and then a count."""
+    await alice.say("/add 李伟 company=Acme")
+    await alice.say("/log 李伟 call: first")
+    await alice.say("/log 李伟 visit: second")
+    await alice.say("/deal 李伟 1.2万 annual licence")
+    await alice.say("/feedback 李伟 4 quick")
+    sent = Sent(db, monkeypatch)
+    await alice.say("/show 李伟", update_key="u-1")
+    card = alice.last[-1]
+    labels = [button.label for row in card.buttons for button in row]
+    assert any("log 2" in label for label in labels) and any("deal 1" in label for label in labels), labels
+    assert any("feedback 1" in label for label in labels), labels
+    counts = [s for s in sent.seen if re.match(r"\s*SELECT count\(\*\)", s)]
+    assert counts == [], counts
