@@ -50,7 +50,9 @@ class Rows(NamedTuple):
 @dataclass(frozen=True)
 class _Compiled:
     sql: str | None  # None: not fixed once compiled, run by SQLAlchemy
-    binds: tuple[tuple[str, Any, Callable[[Any], Any] | None], ...]  # name, default, bind processor
+    #: per position: name, default, bind processor; or, for a literal of the statement (an anonymous
+    #: parameter no caller can name), None and its value, processed once
+    binds: tuple[tuple[str | None, Any, Callable[[Any], Any] | None], ...]
     keys: tuple[str, ...]
     results: tuple[Callable[[Any], Any] | None, ...] | None  # None: no processor for any column
 
@@ -62,9 +64,11 @@ def _compile(statement: ClauseElement, dialect: Dialect) -> _Compiled:
     processors = compiled._bind_processors
     binds = []
     for name in compiled.positiontup or ():
-        bind = compiled.binds[name]
-        default = _MISSING if bind.required else bind.effective_value
-        binds.append((bind.key, default, processors.get(name)))
+        bind, processor = compiled.binds[name], processors.get(name)
+        if bind.unique and bind.callable is None:
+            binds.append((None, bind.value if processor is None else processor(bind.value), None))
+        else:
+            binds.append((bind.key, _MISSING if bind.required else bind.effective_value, processor))
     columns = compiled._result_columns
     results = tuple(column.type._cached_result_processor(dialect, None) for column in columns)
     return _Compiled(compiled.string, tuple(binds), tuple(column.keyname for column in columns),
@@ -133,6 +137,9 @@ def _on_sqlite(compiled: _Compiled, sync: Connection, native: sqlite3.Connection
 def _bound(compiled: _Compiled, values: Mapping[str, Any]) -> tuple[Any, ...]:
     given = []
     for name, default, processor in compiled.binds:
+        if name is None:
+            given.append(default)
+            continue
         value = values.get(name, default)
         if value is _MISSING:
             raise exc.ArgumentError(f"A value is required for bind parameter {name!r}")
