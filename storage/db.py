@@ -274,11 +274,8 @@ class Database:
             return
         async with self._one_writer or contextlib.nullcontext():  # between transactions, which hold the WAL
             kept = await self._kept_here()
-            if kept is not None:
-                busy = await _checkpoint((await kept.get_raw_connection()).driver_connection)
-            else:
-                async with self.engine.connect() as conn:
-                    busy = await _checkpoint((await conn.get_raw_connection()).driver_connection)
+            async with contextlib.nullcontext(kept) if kept is not None else self.engine.connect() as conn:
+                busy = await _checkpoint((await conn.get_raw_connection()).driver_connection)
         if busy:
             log.warning("the WAL could not be emptied after an erasure (a reader held it); the next "
                         "checkpoint will")

@@ -5,10 +5,10 @@ INSERT's parameters, runs it, and sets the new object up in the identity map
 (≈ 0.2 ms a row, the dearest part of a `/log` once the statements themselves
 were built once). The hot path's new rows (an interaction, a reminder, a
 redelivery key) are written and never read back as ORM objects in the same
-transaction, so they go in with a Core INSERT (storage.prepared: on the database thread,
-sqlite3 runs it): the object keeps the values it was given, gets its generated
-key, and stays out of the session (transient). Anything that needs it later
-reads it from the database.
+transaction, so they go in with a Core INSERT (storage.prepared: on the
+database thread, sqlite3 runs it): the object keeps the values it was given,
+gets its generated key, and stays out of the session (transient). Anything
+that needs it later reads it from the database.
 """
 from __future__ import annotations
 

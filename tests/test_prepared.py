@@ -96,3 +96,15 @@ async def test_a_logs_writes_are_run_by_sqlite3_on_the_database_thread_and_still
                       "DELETE FROM customer_tags", "INSERT INTO customer_tags", "INSERT INTO processed_updates",
                       "UPDATE processed_updates SET"):
         assert statement in native, (statement, native)
+
+
+async def test_run_with_a_session_sees_what_the_session_has_not_written_yet(db: Database) -> None:
+    """As `session.execute` would, it flushes the session's pending objects first: a read in the same
+    transaction finds a row only just added."""
+
+    async def add_then_read() -> Any:
+        async with db.transaction() as session:
+            session.add(ProcessedUpdate(key="pending", processed_at=NOW))
+            return await _READ.run(session, {"key": "pending"})
+
+    assert (await db.on_thread(add_then_read)).rows == [("pending", NOW, None)]
