@@ -22,18 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from storage import offboarding, scoring
-from storage.models import (
-    Customer,
-    CustomerTag,
-    Feedback,
-    Identity,
-    Interaction,
-    Member,
-    Purchase,
-    Reminder,
-    UTCDateTime,
-    Workspace,
-)
+from storage.models import (REMINDER_PENDING, Customer, CustomerTag, Feedback, Identity, Interaction, Member,
+                            Purchase, Reminder, UTCDateTime, Workspace)
 
 #: How many customers the digest names per list (overdue, newly silent, at risk).
 TOP = 10
@@ -403,7 +393,7 @@ def _overdue(ws: int, now: datetime) -> Select:
     """Pending reminders due before `now`, about a live customer or about no customer."""
     return (
         select(Reminder.member_id).outerjoin(Customer, Customer.id == Reminder.customer_id)
-        .where(Reminder.workspace_id == ws, Reminder.status == "pending", Reminder.due_at < now,
+        .where(Reminder.workspace_id == ws, REMINDER_PENDING, Reminder.due_at < now,
                or_(Reminder.customer_id.is_(None), _live()))
     )
 

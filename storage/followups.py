@@ -20,7 +20,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from storage import audit, customers, scoring, standardise, workspaces
 from storage.access import Scope
-from storage.models import Customer, Member, Reminder, UTCDateTime, Workspace
+from storage.models import REMINDER_PENDING, Customer, Member, Reminder, UTCDateTime, Workspace
 from storage.rows import insert_row
 
 PENDING, DONE = "pending", "done"
@@ -113,7 +113,7 @@ def _pending(workspace_id: int, member_id: int | None) -> Select:
         select(Reminder, Customer, Member.name)
         .outerjoin(Customer, Customer.id == Reminder.customer_id)
         .join(Member, Member.id == Reminder.member_id)
-        .where(Reminder.workspace_id == workspace_id, Reminder.status == PENDING,
+        .where(Reminder.workspace_id == workspace_id, REMINDER_PENDING,
                or_(Reminder.customer_id.is_(None), Customer.deleted_at.is_(None)))
     )
     return query if member_id is None else query.where(Reminder.member_id == member_id)

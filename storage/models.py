@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    literal_column,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -320,6 +321,13 @@ class Reminder(Base):
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(String(500))
+
+
+#: `reminders.status = 'pending'`, the value written into the SQL. Compared with a bound value
+#: instead, SQLite prepares the statement again on every run, since the value might match the WHERE
+#: of the partial index ix_reminders_undelivered_due: 6 µs more on a one-row SELECT, 60-130 µs more
+#: on the scoring refresh's UPDATE.
+REMINDER_PENDING = Reminder.status == literal_column("'pending'", String)
 
 
 class OutboxMessage(Base):

@@ -22,18 +22,8 @@ from sqlalchemy import ColumnElement, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import audit, schedule
-from storage.models import (
-    AuditEntry,
-    Conversation,
-    Customer,
-    Identity,
-    Invite,
-    LinkCode,
-    Member,
-    PendingChoice,
-    Reminder,
-    Space,
-)
+from storage.models import (REMINDER_PENDING, AuditEntry, Conversation, Customer, Identity, Invite, LinkCode, Member,
+                            PendingChoice, Reminder, Space)
 
 REMOVED, LEFT, DEACTIVATED = "removed", "left", "deactivated"
 #: The outbox kind of the admins' notice that a member was suspended (reminders.notices).
@@ -85,7 +75,7 @@ async def remove(session: AsyncSession, member: Member, *, to: Member, by: Membe
              "before": {"owner_id": member.id}, "after": {"owner_id": to.id}, "at": now} for row in owned])
     moved = await session.execute(update(Reminder).where(
         Reminder.workspace_id == member.workspace_id, Reminder.member_id == member.id,
-        Reminder.status == schedule.PENDING).values(member_id=to.id))
+        REMINDER_PENDING).values(member_id=to.id))
     handover = Handover(len(owned), moved.rowcount or 0)
     await _cut_access(session, member, REMOVED, now)
     audit.record(session, workspace_id=member.workspace_id, member_id=by.id, action="remove",

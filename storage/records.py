@@ -15,18 +15,8 @@ from sqlalchemy import delete, null, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import audit, customers
-from storage.models import (
-    AuditEntry,
-    Conversation,
-    Customer,
-    CustomerTag,
-    Feedback,
-    Interaction,
-    PendingChoice,
-    ProcessedUpdate,
-    Purchase,
-    Reminder,
-)
+from storage.models import (REMINDER_PENDING, AuditEntry, Conversation, Customer, CustomerTag, Feedback, Interaction,
+                            PendingChoice, ProcessedUpdate, Purchase, Reminder)
 
 PENDING = "pending"
 CANCELLED = "cancelled"
@@ -45,7 +35,7 @@ async def hand_over(
     customers.apply(session, customer, {"owner_id": owner_id}, member_id=member_id, now=now, action="assign")
     moved = await session.execute(
         update(Reminder)
-        .where(Reminder.customer_id == customer.id, Reminder.member_id == previous, Reminder.status == PENDING)
+        .where(Reminder.customer_id == customer.id, Reminder.member_id == previous, REMINDER_PENDING)
         .values(member_id=owner_id)
     )
     return moved.rowcount
@@ -55,7 +45,7 @@ async def soft_delete(session: AsyncSession, customer: Customer, *, member_id: i
     """Hide the customer everywhere (audited) and cancel its pending reminders; returns how many."""
     customers.apply(session, customer, {"deleted_at": now}, member_id=member_id, now=now, action="delete")
     cancelled = await session.execute(
-        update(Reminder).where(Reminder.customer_id == customer.id, Reminder.status == PENDING)
+        update(Reminder).where(Reminder.customer_id == customer.id, REMINDER_PENDING)
         .values(status=CANCELLED)
     )
     return cancelled.rowcount

@@ -40,7 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from storage.db import commit_without_waiting_for_the_disk
-from storage.models import Identity, Member, OutboxMessage, Reminder, Workspace
+from storage.models import REMINDER_PENDING, Identity, Member, OutboxMessage, Reminder, Workspace
 
 UTC = timezone.utc
 #: How long a started send holds its row: more than the longest send (inline retries ≤ 1 minute,
@@ -310,7 +310,7 @@ def _free(model: Deliverable, now: datetime) -> ColumnElement[bool]:
 def _undelivered(model: Deliverable) -> ColumnElement[bool]:
     """Still to send (a delivered reminder stays `pending` until done, with `sent_at` set)."""
     if model is Reminder:
-        return and_(Reminder.status == PENDING, Reminder.sent_at.is_(None))
+        return and_(REMINDER_PENDING, Reminder.sent_at.is_(None))
     return OutboxMessage.status == PENDING
 
 

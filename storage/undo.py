@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import audit, entries
 from storage.access import Scope
-from storage.models import AuditEntry, Customer, CustomerTag, Reminder, UTCDateTime
+from storage.models import REMINDER_PENDING, AuditEntry, Customer, CustomerTag, Reminder, UTCDateTime
 
 #: How long a change can be taken back: long enough to notice a slip, short enough that nobody relies on it yet.
 WINDOW = timedelta(minutes=10)
@@ -132,7 +132,7 @@ def _aware(moment: datetime) -> datetime:
 
 async def _revert_add(session: AsyncSession, customer: Customer, entry: AuditEntry, now: datetime) -> None:
     customer.deleted_at = now
-    await session.execute(update(Reminder).where(Reminder.customer_id == customer.id, Reminder.status == PENDING)
+    await session.execute(update(Reminder).where(Reminder.customer_id == customer.id, REMINDER_PENDING)
                           .values(status=CANCELLED))
 
 
@@ -181,7 +181,7 @@ async def _revert_entry_edit(session: AsyncSession, customer: Customer, entry: A
 async def _revert_remind(session: AsyncSession, customer: Customer, entry: AuditEntry, now: datetime) -> None:
     await session.execute(update(Reminder).where(
         Reminder.workspace_id == customer.workspace_id, Reminder.number == (entry.after or {}).get("reminder"),
-        Reminder.status == PENDING).values(status=CANCELLED))
+        REMINDER_PENDING).values(status=CANCELLED))
 
 
 _REVERT = {"add": _revert_add, "edit": _revert_edit, "tag": _revert_tag, "log": _revert_entry,
