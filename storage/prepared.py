@@ -89,10 +89,7 @@ class Prepared:
         session's transaction. A session's pending changes are flushed first, as its `execute` would;
         its ORM events (`do_orm_execute`) do not see the statement."""
         if isinstance(connection, AsyncSession):
-            session = connection
-            if session.autoflush and (session.new or session.dirty or session.deleted):
-                await session.flush()
-            connection = await session.connection()
+            connection = await _connection_of(connection)
         sync = connection.sync_connection
         assert sync is not None
         native = sqlite3_of(sync.connection.driver_connection)
@@ -118,6 +115,24 @@ class Prepared:
         if compiled is None:
             compiled = self._compiled[dialect.name] = _compile(self.statement, dialect)
         return compiled
+
+
+async def _connection_of(session: AsyncSession) -> AsyncConnection:
+    """The session's connection, its pending changes flushed first. Kept in `session.info` for the
+    transaction it belongs to: asking the session again costs ≈ 25 µs (a greenlet's round trip), six
+    times a /log."""
+    if session.autoflush and (session.new or session.dirty or session.deleted):
+        await session.flush()
+    transaction = session.sync_session.get_transaction()
+    kept = session.info.get(_CONNECTION)
+    if kept is not None and transaction is not None and kept[0] is transaction:
+        return kept[1]
+    connection = await session.connection()
+    session.info[_CONNECTION] = (session.sync_session.get_transaction(), connection)
+    return connection
+
+
+_CONNECTION = "storage.prepared connection"
 
 
 def _rows(result: CursorResult[Any]) -> Rows:

@@ -11,6 +11,7 @@ from sqlalchemy import Select, and_, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Conversation, Identity, Member, ProcessedUpdate, Space, Workspace
+from storage.held import Entities
 from storage.prepared import Prepared
 from storage.standardise import visible
 
@@ -109,12 +110,12 @@ class Asked:
 
 
 # Every request starts with one of these three statements: each is built once (per whether it asks
-# for the two), with its values bound at execution, so SQLAlchemy neither rebuilds it nor recomputes
-# its cache key per request.
+# for the two), with its values bound at execution, and run as a Prepared statement whose objects the
+# session then holds (storage.held): no ORM query per request.
 
 
 @cache
-def _space_membership(asking: bool) -> Select:
+def _space_membership(asking: bool) -> Entities:
     query = (
         select(Workspace, Identity, Member).select_from(Space)
         .join(Workspace, Workspace.id == Space.workspace_id)
@@ -123,11 +124,11 @@ def _space_membership(asking: bool) -> Select:
         .outerjoin(Member, Member.id == Identity.member_id)
         .where(Space.platform == bindparam("platform"), Space.external_id == bindparam("space"))
     )
-    return Asked.joined(query) if asking else query
+    return Entities(Asked.joined(query) if asking else query)
 
 
 @cache
-def _membership_in(asking: bool) -> Select:
+def _membership_in(asking: bool) -> Entities:
     return _with_workspace_and_member(select(Identity, Workspace, Member).where(
         Identity.platform == bindparam("platform"),
         Identity.external_id == bindparam("external_id"),
@@ -136,7 +137,7 @@ def _membership_in(asking: bool) -> Select:
 
 
 @cache
-def _latest_membership(asking: bool) -> Select:
+def _latest_membership(asking: bool) -> Entities:
     return _with_workspace_and_member(
         select(Identity, Workspace, Member)
         .where(Identity.platform == bindparam("platform"), Identity.external_id == bindparam("external_id"))
@@ -146,9 +147,9 @@ def _latest_membership(asking: bool) -> Select:
     )
 
 
-def _with_workspace_and_member(query: Select, asking: bool) -> Select:
+def _with_workspace_and_member(query: Select, asking: bool) -> Entities:
     query = query.join(Workspace, Workspace.id == Identity.workspace_id).join(Member, Member.id == Identity.member_id)
-    return Asked.joined(query) if asking else query
+    return Entities(Asked.joined(query) if asking else query)
 
 
 async def membership_in(session: AsyncSession, platform: str, external_id: str, workspace_id: int,
@@ -162,9 +163,10 @@ async def space_membership(session: AsyncSession, platform: str, space: str, ext
     """The workspace a space is bound to and the account's membership of it (None if not a member), in
     one query: what every request from a group, a Slack team or the console starts from."""
     params = {"platform": platform, "external_id": external_id, "space": space, **(asked.params() if asked else {})}
-    row = (await session.execute(_space_membership(asked is not None), params)).first()
-    if row is None:
+    rows = await _space_membership(asked is not None).run(session, params)
+    if not rows:
         return None, None
+    row = rows[0]
     workspace, identity, member = asked.took(row) if asked else row
     return workspace, Membership(identity, workspace, member) if identity is not None else None
 
@@ -177,13 +179,13 @@ async def latest_membership(session: AsyncSession, platform: str, external_id: s
                              {"platform": platform, "external_id": external_id}, asked)
 
 
-async def _membership(session: AsyncSession, query: Select, params: dict[str, Any],
+async def _membership(session: AsyncSession, query: Entities, params: dict[str, Any],
                       asked: Asked | None) -> Membership | None:
     """One query for the identity, its workspace and its member (and what is `asked` beside them)."""
-    row = (await session.execute(query, {**params, **(asked.params() if asked else {})})).first()
-    if row is None:
+    rows = await query.run(session, {**params, **(asked.params() if asked else {})})
+    if not rows:
         return None
-    return Membership(*(asked.took(row) if asked else row))
+    return Membership(*(asked.took(rows[0]) if asked else rows[0]))
 
 
 async def add_member(
