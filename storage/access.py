@@ -77,6 +77,16 @@ class Scope:
             query = query.where(Customer.owner_id == self.member_id)
         return query
 
+    def visible(self, statement: Select[Any]) -> Select[Any]:
+        """`statement` (over customers) narrowed to the live ones this member may see by bound values
+        (`values()`), so that one statement, built once, serves every scope of its kind."""
+        statement = statement.where(Customer.workspace_id == bindparam("workspace_id"), Customer.deleted_at.is_(None))
+        return statement.where(Customer.owner_id == bindparam("member_id")) if self.sees_only_own else statement
+
+    def values(self) -> dict[str, int]:
+        """The values `visible()` binds."""
+        return {"workspace_id": self.workspace_id, "member_id": self.member_id}
+
     def among(self, ids: list[int]) -> tuple[Select[tuple[Customer]], dict[str, Any]]:
         """The statement and parameters for the customers this member may see among `ids`, in number
         order (at most 1,000): the read of a `/find`, of a fuzzy "which one?". Built once per kind of

@@ -11,13 +11,15 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from rapidfuzz import fuzz
-from sqlalchemy import func, or_, select
+from rapidfuzz import fuzz, process
+from sqlalchemy import Select, bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage import audit, standardise, workspaces
+from storage import audit, search_changes, standardise, workspaces
 from storage.access import Scope
 from storage.models import Customer, Workspace
+from storage.prepared import Prepared
+from storage.rows import insert_held
 from storage.search import has_han, pinyin, words
 from storage.standardise import InvalidValue
 
@@ -118,8 +120,8 @@ async def create(
         # (UPDATE … RETURNING), and need not read them back
         tier=None, ltv_minor=None, last_contact_at=None, next_followup_at=None,
     )
-    session.add(customer)
-    await session.flush()
+    await insert_held(session, customer)  # not the ORM's flush: ≈ 0.25 ms less an /add
+    await search_changes.announce_added(session, workspace.id)
     audit.record(session, workspace_id=workspace.id, member_id=created_by, action="add",
                  customer_id=customer.id, after=audit.snapshot(customer), at=now)
     return customer
@@ -169,22 +171,23 @@ async def possible_duplicates(
     phone, same e-mail, or a name that fuzzily matches at the same company. A hidden customer is
     never shown; one with the same phone or e-mail is only said to exist (`colleague_has`), and a
     hidden similar name not even that (it would let names be guessed one by one)."""
-    live = scope.customers()
-    if exclude_id is not None:
-        live = live.where(Customer.id != exclude_id)
+    def live() -> Select[tuple[Customer]]:  # built only when needed: building it costs as much as a read
+        query = scope.customers()
+        return query if exclude_id is None else query.where(Customer.id != exclude_id)
+
     exact = [c for c in (Customer.phone == phone if phone else None, Customer.email == email if email else None) if c is not None]
     found: dict[int, tuple[Customer, str]] = {}
     if exact:
-        for customer in await session.scalars(live.where(or_(*exact)).limit(5)):
+        for customer in await session.scalars(live().where(or_(*exact)).limit(5)):
             found[customer.id] = (customer, "phone" if phone and customer.phone == phone else "email")
     if company:
-        spelled = {spelling.lower() for spelling in standardise.spellings(company)}
-        same_company = live.with_only_columns(Customer.id, Customer.name).where(
-            func.lower(Customer.company).in_(spelled)).limit(500)
-        alike = [id_ for id_, other in await session.execute(same_company)
-                 if id_ not in found and names_match(name, other)]  # names only: a big company is many rows
+        spelled = sorted({spelling.lower() for spelling in standardise.spellings(company)})
+        same_company = await _same_company(scope, len(spelled), exclude_id is not None).run(session, {
+            **scope.values(), "exclude_id": exclude_id, **{f"company{n}": value for n, value in enumerate(spelled)}})
+        others = [row for row in same_company if row[0] not in found]  # names only: a big company is many rows
+        alike = [others[n][0] for n in alike_names(name, [other for _, other in others])]
         if alike:
-            for customer in await session.scalars(live.where(Customer.id.in_(alike)).order_by(Customer.id)):
+            for customer in await session.scalars(live().where(Customer.id.in_(alike)).order_by(Customer.id)):
                 found[customer.id] = (customer, "name")
     hidden = False
     if exact and not found and scope.sees_only_own:
@@ -204,12 +207,34 @@ def contact_match_refusal(scope: Scope, workspace_id: int, owner_id: int) -> str
     return "not_yours" if scope.can("view", probe) else "colleague"
 
 
-def names_match(a: str, b: str) -> bool:
-    """Names close enough to ask "same person?": fuzzily alike, or Han names read alike (王方 for
-    王芳 is the name heard and typed by sound; two characters differ, so the fuzzy score never sees it)."""
-    if fuzz.token_sort_ratio(a.casefold(), b.casefold()) >= DUPLICATE_NAME_SCORE:
-        return True
-    return has_han(a) and has_han(b) and han_reading(a) == han_reading(b)
+#: `_same_company`'s statements, per kind of scope, number of spellings and whether one customer is left out.
+_SAME_COMPANY: dict[tuple[bool, int, bool], Prepared] = {}
+
+
+def _same_company(scope: Scope, spellings: int, excluding: bool) -> Prepared:
+    """The ids and names of the live customers (at most 500) the scope sees at a company spelled one of
+    `spellings` ways (`company0` …), built once per kind: built per /add, it cost more than it ran."""
+    which = (scope.sees_only_own, spellings, excluding)
+    if which not in _SAME_COMPANY:
+        statement = scope.visible(select(Customer.id, Customer.name)).where(
+            func.lower(Customer.company).in_([bindparam(f"company{n}") for n in range(spellings)]))
+        if excluding:
+            statement = statement.where(Customer.id != bindparam("exclude_id"))
+        _SAME_COMPANY[which] = Prepared(statement.limit(500))
+    return _SAME_COMPANY[which]
+
+
+def alike_names(name: str, others: list[str]) -> list[int]:
+    """The positions in `others` of names close enough to `name` to ask "same person?": fuzzily alike,
+    or Han names read alike (王方 for 王芳 is the name heard and typed by sound; two characters
+    differ, so the fuzzy score never sees it). One rapidfuzz pass over them all, not a call per name."""
+    close = {index for *_, index in process.extract(
+        name.casefold(), [other.casefold() for other in others], scorer=fuzz.token_sort_ratio,
+        score_cutoff=DUPLICATE_NAME_SCORE, limit=None)}
+    if has_han(name):
+        reading = han_reading(name)
+        close.update(n for n, other in enumerate(others) if has_han(other) and han_reading(other) == reading)
+    return sorted(close)
 
 
 def han_reading(name: str) -> str:

@@ -3,7 +3,7 @@
 Two live customers are likely the same person when they share a phone or an
 e-mail, when their names match fuzzily (or, Han names, read alike: 王芳 and
 王方) at the same company (the rule `/add` asks "same person?" by:
-`customers.names_match`), or when they have exactly the same name and neither
+`customers.alike_names`), or when they have exactly the same name and neither
 has a company.
 
 Exact matches are found by the database (GROUP BY over indexed columns), and
@@ -120,13 +120,13 @@ async def _similar_names_per_company(
 
 
 def _comparable(name: str) -> str:
-    """The form `names_match` scores: case-folded words in sorted order (token sort), computed once."""
+    """The form `alike_names` scores: case-folded words in sorted order (token sort), computed once."""
     return " ".join(sorted(name.casefold().split()))
 
 
 
 def _read_alike(group: list[Any]) -> list[tuple[Record, Record]]:
-    """Pairs of Han names with the same reading (`names_match`'s pinyin rule), found by grouping on it."""
+    """Pairs of Han names with the same reading (`alike_names`'s pinyin rule), found by grouping on it."""
     by_reading: dict[str, list[Record]] = {}
     for row in group:
         if has_han(row.name):

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import asyncpg
 from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.sql.dml import Update, UpdateBase
 
@@ -63,6 +64,13 @@ def _announce_flushed(session: Session, _flush_context: Any) -> None:
             payloads.add(f"{row.workspace_id} -{row.id}")
     for payload in sorted(payloads):
         session.connection().execute(_NOTIFY, {"channel": CHANNEL, "payload": payload})
+
+
+async def announce_added(session: AsyncSession, workspace_id: int) -> None:
+    """A customer of this workspace was written by a Core INSERT (storage.rows.insert_held), which no
+    flush announces: on PostgreSQL, NOTIFY as the flush would have."""
+    if isinstance(session.sync_session, AnnouncingSession):
+        await session.execute(_NOTIFY, {"channel": CHANNEL, "payload": str(workspace_id)})
 
 
 def _indexed_changed(row: Customer) -> bool:

@@ -2,6 +2,7 @@
 values, held by the session as persistent, their changes flushed, one object per row's identity."""
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ from sqlalchemy import and_, bindparam, event, inspect, select
 from storage.db import Database
 from storage.held import Entities
 from storage.models import Customer, Identity, Member, Workspace
+from storage.rows import insert_held
 from tests.chat import Chat
 
 _QUERY = (select(Workspace, Identity, Member, Customer, Customer.name).select_from(Identity)
@@ -87,3 +89,28 @@ async def test_a_command_reads_its_member_and_customer_without_an_orm_query(alic
         event.remove(db.command_engine.sync_engine, "before_execute", executed)
     assert "Logged for #1 李伟" in alice.text
     assert [statement for statement in through_sqlalchemy if statement.startswith("SELECT")] == []
+
+
+async def test_a_row_inserted_and_held_is_loaded_whole_and_its_later_changes_are_written(
+        alice: Chat, db: Database) -> None:
+    """storage.rows.insert_held (/add's customer): one Core INSERT, then the object is the session's, every
+    column loaded (a default's value, else None, where none was given) and equal to the row written,
+    and what the command changes on it afterwards is flushed, as after the ORM's own flush."""
+    await alice.say("/add 李伟 company=Acme")
+    now = datetime(2026, 12, 3, 9, 0, tzinfo=timezone.utc)
+
+    async def add() -> dict[str, Any]:
+        async with db.transaction() as session:
+            owner = await session.scalar(select(Member.id))
+            customer = await insert_held(session, Customer(workspace_id=1, number=99, owner_id=owner, name="王芳",
+                                                           created_at=now, updated_at=now))
+            assert inspect(customer).persistent and customer in session and not inspect(customer).unloaded
+            assert (customer.stage, customer.company, customer.tier) == ("lead", None, None)
+            held = _values(customer)
+            customer.company = "Globex"
+            return held
+
+    held = await db.on_thread(add)
+    async with db.transaction() as session:
+        written = await session.scalar(select(Customer).where(Customer.number == 99))
+        assert _values(written) == ("Customer", {**held[1], "company": "Globex"})

@@ -139,7 +139,7 @@ async def test_a_column_no_rule_knows_is_shown_before_anything_is_written(alice:
 
 
 async def test_han_names_read_alike_at_one_company_are_listed_as_possible_duplicates(alice: Chat) -> None:
-    """The rule /add asks "same person?" by (customers.names_match): same pinyin at one company."""
+    """The rule /add asks "same person?" by (customers.alike_names): same pinyin at one company."""
     await alice.say("/add 王芳 company=华为")
     rows = "姓名,公司\n王方,华为\n黄芳,华为\n王方,腾讯\n刘洋,阿里巴巴\n柳杨,阿里巴巴\n"
     await alice.say("/import", file=upload(rows))

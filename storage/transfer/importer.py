@@ -147,7 +147,7 @@ def _token_sorted(name: str) -> str:
 
 
 class _Colleagues:
-    """The customers of one company, to ask `customers.names_match` of a new name against all of
+    """The customers of one company, to ask `customers.alike_names` of a new name against all of
     them at once: fuzzily alike, or Han names read alike (`王方` for `王芳`).
 
     Short names (most Chinese ones) can only be fuzzily alike when equal, so they are one look-up;
