@@ -35,6 +35,7 @@ from handlers.parsing import fold
 from handlers.registry import ACTIONS, FORMS, Result, action, button_number, find_command, payload
 from storage.access import Forbidden
 from storage.db import Database, commit_without_waiting_for_the_disk
+from storage.db_thread import run_on
 from storage.prepared import Prepared
 from storage.rows import insert_row
 from storage.models import (Conversation, Customer, ImportFile, Invite, LinkCode, PendingChoice, ProcessedUpdate,
@@ -284,7 +285,7 @@ def _progress_back_here(request: Request) -> Request:
         if asyncio.get_running_loop() is loop:
             await sink(reply)
         else:
-            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(sink(reply), loop))
+            await run_on(loop, sink(reply))
 
     return replace(request, progress=progress)
 

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import threading
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, Awaitable, Callable, Coroutine, TypeVar
 
 T = TypeVar("T")
 
@@ -73,6 +74,43 @@ class TurnLock:
             turn.set_result(None)
 
 
+async def run_on(loop: asyncio.AbstractEventLoop, coroutine: Coroutine[Any, Any, T]) -> T:
+    """`await coroutine` as a task on `loop`, another thread's: one wake-up of that thread and one of
+    this one back (≈ 80 µs together here), without run_coroutine_threadsafe's concurrent future and
+    wrap_future's chained callbacks (≈ 40 µs more a hand-off, two hand-offs a command). Cancelling
+    the caller cancels the task there; the caller does not wait for it to wind down."""
+    here = asyncio.get_running_loop()
+    outcome: asyncio.Future[T] = here.create_future()
+    started: list[asyncio.Task[T]] = []
+
+    def settle(task: asyncio.Task[T]) -> None:
+        if outcome.done():
+            return
+        if task.cancelled():
+            outcome.cancel()
+        elif (problem := task.exception()) is not None:
+            outcome.set_exception(problem)
+        else:
+            outcome.set_result(task.result())
+
+    def start() -> None:  # on `loop`
+        task = loop.create_task(coroutine)
+        started.append(task)
+        task.add_done_callback(lambda done: here.call_soon_threadsafe(settle, done))
+
+    try:
+        loop.call_soon_threadsafe(start)
+    except RuntimeError:  # that loop is closed
+        coroutine.close()
+        raise
+    try:
+        return await outcome
+    except asyncio.CancelledError:
+        with contextlib.suppress(RuntimeError):  # (that loop closed meanwhile)
+            loop.call_soon_threadsafe(lambda: started[0].cancel())  # runs after `start`, in order
+        raise
+
+
 class DatabaseThread:
     """A daemon thread running an event loop for the database work handed to it (`run`)."""
 
@@ -93,7 +131,7 @@ class DatabaseThread:
 
     async def run(self, function: Callable[..., Awaitable[T]], *args: Any) -> T:
         """`await function(*args)` on this thread; cancelling the caller cancels it there."""
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(function(*args), self.loop))
+        return await run_on(self.loop, function(*args))
 
     async def stop(self, last: Callable[[], Awaitable[None]]) -> None:
         """Cancel the work still running on the thread (its transactions roll back; whoever waits for it

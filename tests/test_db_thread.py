@@ -195,3 +195,24 @@ async def test_a_transaction_sqlite_still_holds_on_the_kept_connection_is_rolled
     async with db.transaction() as session:
         keys = set(await session.scalars(select(ProcessedUpdate.key)))
     assert keys == {"after"}
+
+
+async def test_work_handed_to_the_thread_gives_back_its_result_or_its_exception() -> None:
+    """storage.db_thread.run_on: the value, or the exception itself, comes back to the caller's loop."""
+    thread = DatabaseThread("handed")
+
+    async def where() -> str:
+        return threading.current_thread().name
+
+    async def fails() -> None:
+        raise KeyError("on the thread")
+
+    async def nothing() -> None:
+        return None
+
+    try:
+        assert await thread.run(where) == "handed"
+        with pytest.raises(KeyError, match="on the thread"):
+            await thread.run(fails)
+    finally:
+        await thread.stop(nothing)
