@@ -140,8 +140,8 @@ class CrmBot:
             async def handle(request: Request) -> list[Reply]:
                 return [Reply(text=f"Logged: {request.text}")]
 
-            async def answered(update_key: str, replies: list[Reply] | None = None) -> None:
-                return None
+            async def answered(update_key: str, replies: list[Reply] | None = None) -> bool:
+                return True
 
             platform.core = SimpleNamespace(handle=handle, answered=answered)  # type: ignore[assignment]
         await platform.start()

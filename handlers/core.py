@@ -4,7 +4,10 @@ Each request is one database transaction: the redelivery key, the member's
 sighting and the command's work commit together, so a platform that delivers
 an update twice gets it applied once; an adapter that reports when its replies
 were shown (`answered`) gets them again on a redelivery that comes before that
-(the process died in between). A `UserError`, a refused permission or a crash
+(the process died in between). Two deliveries of one update at once (two
+processes behind a load balancer) may both be told its kept replies; only the
+one whose first posting request claims them at the wire (`answered` returns
+True) sends them. A `UserError`, a refused permission or a crash
 rolls back the whole transaction, and a second one records the key, the
 sighting and the short message the member gets in their language instead of a
 stack trace: exactly the command's changes are undone, without a savepoint
@@ -21,7 +24,7 @@ from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, delete, update
+from sqlalchemy import ColumnElement, bindparam, delete, update
 from sqlalchemy.exc import IntegrityError
 
 from handlers import guided, identity, kept_replies, metrics
@@ -43,9 +46,22 @@ from storage.models import (Conversation, Customer, ImportFile, Invite, LinkCode
 from storage.standardise import InvalidValue
 
 log = logging.getLogger(__name__)
-#: The mark an answer's request waits on, built once (no statement built and keyed again per answer).
-_MARK_ANSWERED = Prepared(update(ProcessedUpdate).where(ProcessedUpdate.key == bindparam("update_key"))
-                           .values(unanswered=bindparam("kept_replies")))
+_KEY = ProcessedUpdate.key == bindparam("update_key")
+_STILL_KEPT = ProcessedUpdate.unanswered.is_not(None)
+
+
+def _answer_mark(*where: ColumnElement[bool], kept: Any) -> Prepared:
+    """A mark an answer's request waits on, built once (no statement built and keyed per answer);
+    its row comes back when it changed one."""
+    return Prepared(update(ProcessedUpdate).where(*where).values(unanswered=kept).returning(ProcessedUpdate.key))
+
+
+#: The kept replies claimed as leaving from this process: no row when another delivery claimed them.
+_CLAIM_ANSWER = _answer_mark(_KEY, _STILL_KEPT, kept=None)
+#: The replies put back: this process's try failed, or it kept only the replies of its later work.
+_KEEP_ANSWER = _answer_mark(_KEY, kept=bindparam("kept_replies"))
+#: The replies of the later work added to those kept, unless another delivery claimed those.
+_KEEP_MORE = _answer_mark(_KEY, _STILL_KEPT, kept=bindparam("kept_replies"))
 
 
 class Core:
@@ -80,11 +96,16 @@ class Core:
         if ctx.erased:
             await self.db.erase_traces()
         later = ctx.take_later()
-        if later:
-            replies = replies + await self._run_later(ctx, later)
-            if request.update_key and request.reports_answers:  # keep them all until they are shown
-                await self.answered(request.update_key, replies)
-        return replies
+        if not later:
+            return replies
+        later_replies = await self._run_later(ctx, later)
+        if not (request.update_key and request.reports_answers):
+            return replies + later_replies
+        if await self._keep(_KEEP_MORE, request.update_key, replies + later_replies):
+            return replies + later_replies  # all kept until they are shown
+        if later_replies:  # another delivery is showing the first replies (or there were none)
+            await self._keep(_KEEP_ANSWER, request.update_key, later_replies)
+        return later_replies  # this one shows what came later
 
     async def _apply(self, request: Request, now: Any, failed: _CommandFailed | None = None,
                      ) -> tuple[Context | None, list[Reply]]:
@@ -126,16 +147,19 @@ class Core:
         async with self.db.transaction() as session:
             return await identity.locale_for(session, request, self.services.default_locale)
 
-    async def answered(self, update_key: str, replies: list[Reply] | None = None) -> None:
-        """The replies to this update are leaving (a redelivery now gets nothing), or, given
-        `replies`, that try failed and a redelivery should get them after all."""
-        await self.db.on_thread(self._answered, update_key, replies)
+    async def answered(self, update_key: str, replies: list[Reply] | None = None) -> bool:
+        """The replies to this update are leaving from here (a redelivery now gets nothing): True, or
+        False when another delivery of it claimed them first (that one answers, this one must not).
+        Given `replies`: this process's try failed, and a redelivery should get them after all."""
+        mark = _KEEP_ANSWER if replies else _CLAIM_ANSWER
+        return await self.db.on_thread(self._keep, mark, update_key, replies)
 
-    async def _answered(self, update_key: str, replies: list[Reply] | None) -> None:
+    async def _keep(self, mark: Prepared, update_key: str, replies: list[Reply] | None) -> bool:
         async with self.db.plain_transaction() as connection:
             await commit_without_waiting_for_the_disk(connection)  # the answer's request waits for this
-            await _MARK_ANSWERED.run(connection, {
+            marked = await mark.run(connection, {
                 "update_key": update_key, "kept_replies": kept_replies.dumps(replies) if replies else None})
+        return bool(marked.rows)
 
     async def _run(self, ctx: Context) -> list[Reply]:
         """The command; one that fails raises `_CommandFailed`, rolling back the whole transaction (no

@@ -170,8 +170,9 @@ class Request:
     submission: FormSubmission | None = None
     file: Attachment | None = None
     update_key: str | None = None
-    #: The adapter calls `Core.answered(update_key)` as the replies leave; until then the core keeps
-    #: them, and a redelivery of the update (after a crash) gets them again (Telegram).
+    #: The adapter calls `Core.answered(update_key)` as the replies leave, and sends them only when that
+    #: claim is its own; until then the core keeps them, and a redelivery of the update (after a crash)
+    #: gets them again (Telegram).
     reports_answers: bool = False
     supports_forms: bool = False
     #: The platform can show a reply to the asker alone in a shared channel, and put its files in

@@ -11,7 +11,8 @@ take no idempotency key. So a sender's HTTP client calls `leaving()` at the last
 moment before a request that posts the message goes out (after any rate
 limiter): the delivery under way records that its message is on the wire
 (`WireMarks`), and a crash after that counts it as sent, a crash before it
-sends it again (reminders.claims).
+sends it again (reminders.claims). A mark may also be refused (`SentElsewhere`:
+another process is sending that same message), and the try then ends quietly.
 """
 from __future__ import annotations
 
@@ -59,8 +60,14 @@ class Sender(Protocol):
         Just before the request that posts it leaves the process: `await leaving()`."""
 
 
+class SentElsewhere(Exception):
+    """Raised by `WireMarks.on_wire`: another process claimed this message as leaving first (one
+    update delivered to two processes at once), so this try must not post it."""
+
+
 class WireMarks(Protocol):
-    """What the delivery under way records when its message leaves, or when that attempt failed."""
+    """What the delivery under way records when its message leaves (or refuses: `SentElsewhere`),
+    or when that attempt failed."""
 
     async def on_wire(self) -> None: ...
 
@@ -71,11 +78,15 @@ class _Attempt:
     """One try at sending one reply: marks it on the wire once, however many requests it takes."""
 
     def __init__(self, marks: WireMarks) -> None:
-        self.marks, self.marked = marks, False
+        self.marks, self.marked, self.elsewhere = marks, False, False
 
     async def leaving(self) -> None:
         if not self.marked:
-            await self.marks.on_wire()
+            try:
+                await self.marks.on_wire()
+            except SentElsewhere:
+                self.elsewhere = True
+                raise
             self.marked = True
 
     async def failed(self) -> None:
@@ -113,14 +124,18 @@ async def refused() -> None:
 @contextlib.asynccontextmanager
 async def sending(marks: WireMarks | None) -> AsyncIterator[None]:
     """One try at sending one message: within, `leaving()` reaches `marks` once, `refused()` takes
-    the mark back, and so does an exception out of the try. Deliveries use it for each reply; the
-    Telegram adapter for the answer to a command (handlers.kept_replies)."""
+    the mark back, and so does an exception out of the try. A mark refused (`SentElsewhere`) ends
+    the try quietly, whatever the HTTP client made of the exception on its way out. Deliveries use
+    it for each reply; the Telegram adapter for the answer to a command (handlers.kept_replies)."""
     attempt = _Attempt(marks) if marks is not None else None
     token = _attempt.set(attempt)
     try:
         yield
     except Exception:
         if attempt is not None:
+            if attempt.elsewhere:
+                log.info("another process is sending this message; this one does not")
+                return
             await attempt.failed()
         raise
     finally:

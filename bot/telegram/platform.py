@@ -72,7 +72,7 @@ from handlers.i18n import normalize_locale, t
 from handlers.messages import Attachment, ProgressSink, Reply, Request
 from handlers.registry import find_command
 from handlers.transfer import MAX_BYTES
-from reminders.delivery import DeliveryError, RecipientBlocked, leaving, sending
+from reminders.delivery import DeliveryError, RecipientBlocked, SentElsewhere, leaving, sending
 from storage import blocking, offboarding, workspaces
 from storage.inbox import Inbox
 from storage.leases import Lease
@@ -475,8 +475,8 @@ class TelegramPlatform:
             yield
             await leaving()  # an answer that only edited or toasted posted nothing: it is out now
 
-    async def _keep_answer(self, update_key: str, replies: list[Reply] | None) -> None:
-        await self.core.answered(update_key, replies)
+    async def _keep_answer(self, update_key: str, replies: list[Reply] | None) -> bool:
+        return await self.core.answered(update_key, replies)
 
     @staticmethod
     def _where(message: Any) -> Where:
@@ -625,15 +625,17 @@ class AnswerNotShown(Exception):
 
 @dataclass(frozen=True)
 class _KeptAnswer:
-    """reminders.delivery.WireMarks for the answer to one update: leaving, it is no longer kept;
-    a try that failed keeps it again (`sending()` calls each only in turn)."""
+    """reminders.delivery.WireMarks for the answer to one update: leaving, it is claimed (no longer
+    kept), unless another delivery of the update claimed it first; a try that failed keeps it again
+    (`sending()` calls each only in turn)."""
 
-    keep: Callable[[str, list[Reply] | None], Awaitable[None]]
+    keep: Callable[[str, list[Reply] | None], Awaitable[bool]]
     update_key: str
     replies: list[Reply]
 
     async def on_wire(self) -> None:
-        await self.keep(self.update_key, None)
+        if not await self.keep(self.update_key, None):
+            raise SentElsewhere(self.update_key)
 
     async def not_on_wire(self) -> None:
         await self.keep(self.update_key, self.replies)
