@@ -354,6 +354,9 @@ def _open_sqlite(path: str) -> None:
         connection.close()
 
 
+_NOT_WAITING_FOR_THE_DISK = Prepared(text("SET LOCAL synchronous_commit TO OFF"))
+
+
 async def commit_without_waiting_for_the_disk(session: AsyncSession | AsyncConnection) -> None:
     """For a mark a message's request waits on: on PostgreSQL this transaction's commit does not
     wait for the disk (`synchronous_commit` off, for it alone), keeping that wait to a round trip.
@@ -362,7 +365,7 @@ async def commit_without_waiting_for_the_disk(session: AsyncSession | AsyncConne
     nothing; a crash of the database could lose the mark, and the message would go again."""
     bind = session.get_bind() if isinstance(session, AsyncSession) else session
     if bind.dialect.name == "postgresql":
-        await session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+        await _NOT_WAITING_FOR_THE_DISK.run(session)
 
 
 #: The newest migration's revision: each is named after its file's number (0001_customer_book.py is

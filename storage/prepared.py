@@ -12,7 +12,11 @@ result processors: the same SQL, values and rows as `connection.execute`,
 ≈ 10 µs around SQLite's own time. The engine's `before_cursor_execute` and
 `after_cursor_execute` listeners still see each statement, and sqlite3's
 errors come back as SQLAlchemy's (an `IntegrityError` is one), their values
-hidden as the engine hides them. Elsewhere (PostgreSQL, the adapters' loop,
+hidden as the engine hides them. On PostgreSQL it runs on asyncpg itself the
+same way: SQLAlchemy's asyncpg adapter's transaction (begun as its cursor
+begins it) and its cache of prepared statements, asyncpg's errors handled as
+the engine handles them (a lost connection is invalidated), ≈ 100 µs a
+statement less than `connection.execute`. Elsewhere (the adapters' loop,
 in-memory SQLite) it is `connection.execute` of the statement.
 
 A statement whose SQL is not fixed once compiled (an expanding IN list) always
@@ -28,6 +32,8 @@ from sqlalchemy import exc
 from sqlalchemy.engine import Connection, CursorResult, Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql import ClauseElement
+from sqlalchemy.types import TypeEngine
+from sqlalchemy.util.concurrency import await_
 
 from storage.sqlite_inline import sqlite3_of
 
@@ -55,12 +61,13 @@ class _Compiled:
     binds: tuple[tuple[str | None, Any, Callable[[Any], Any] | None], ...]
     keys: tuple[str, ...]
     results: tuple[Callable[[Any], Any] | None, ...] | None  # None: no processor for any column
+    types: tuple[TypeEngine[Any], ...]  # per column
 
 
 def _compile(statement: ClauseElement, dialect: Dialect) -> _Compiled:
     compiled = statement.compile(dialect=dialect)
     if compiled.literal_execute_params or compiled.post_compile_params:
-        return _Compiled(None, (), (), None)
+        return _Compiled(None, (), (), None, ())
     processors = compiled._bind_processors
     binds = []
     for name in compiled.positiontup or ():
@@ -70,19 +77,23 @@ def _compile(statement: ClauseElement, dialect: Dialect) -> _Compiled:
         else:
             binds.append((bind.key, _MISSING if bind.required else bind.effective_value, processor))
     columns = compiled._result_columns
-    results = tuple(column.type._cached_result_processor(dialect, None) for column in columns)
+    # asyncpg's processors depend on the server's name for each column's type: `_on_asyncpg` asks it
+    results = () if dialect.driver == "asyncpg" else tuple(
+        column.type._cached_result_processor(dialect, None) for column in columns)
     return _Compiled(compiled.string, tuple(binds), tuple(column.keyname for column in columns),
-                     results if any(results) else None)
+                     results if any(results) else None, tuple(column.type for column in columns))
 
 
 class Prepared:
     """One Core statement, compiled once per dialect; `await run(connection, values)` its rows."""
 
-    __slots__ = ("statement", "_compiled")
+    __slots__ = ("statement", "_compiled", "_asyncpg_results")
 
     def __init__(self, statement: ClauseElement) -> None:
         self.statement = statement
         self._compiled: dict[str, _Compiled] = {}
+        #: the result processors on asyncpg, which depend on the columns' types as the server names them
+        self._asyncpg_results: tuple[Callable[[Any], Any] | None, ...] | None = None
 
     async def run(self, connection: AsyncConnection | AsyncSession, values: Mapping[str, Any] | None = None) -> Rows:
         """The statement's rows (none for a statement that returns none), in the connection's or the
@@ -92,18 +103,27 @@ class Prepared:
             connection = await _connection_of(connection)
         sync = connection.sync_connection
         assert sync is not None
-        native = sqlite3_of(sync.connection.driver_connection)
-        if native is None or (compiled := self._of(sync.dialect)).sql is None:
-            return _rows(await connection.execute(self.statement, values or {}))
-        return _on_sqlite(compiled, sync, native, values or {})
+        compiled = self._of(sync.dialect)
+        if compiled.sql is not None:
+            if sync.dialect.driver == "asyncpg":
+                return await _on_asyncpg(self, compiled, sync, _bound(compiled, values or {}))
+            native = sqlite3_of(sync.connection.driver_connection)
+            if native is not None:
+                return _on_sqlite(compiled, sync, native, values or {})
+        return _rows(await connection.execute(self.statement, values or {}))
 
     def run_sync(self, connection: Connection, values: Mapping[str, Any] | list[Mapping[str, Any]] | None = None
                  ) -> Rows:
         """The same on a sync connection (in an engine's or a session's event: the BEGIN of every
         transaction, the audit entries before a commit); a list of values runs it once for each (no
         rows back)."""
+        compiled = self._of(connection.dialect)
+        if compiled.sql is not None and connection.dialect.driver == "asyncpg":
+            if isinstance(values, list):
+                return await_(_on_asyncpg(self, compiled, connection, [_bound(compiled, each) for each in values]))
+            return await_(_on_asyncpg(self, compiled, connection, _bound(compiled, values or {})))
         native = sqlite3_of(connection.connection.driver_connection)
-        if native is None or (compiled := self._of(connection.dialect)).sql is None:
+        if native is None or compiled.sql is None:
             return _rows(connection.execute(self.statement, values or {}))
         if isinstance(values, list):
             _send(compiled, connection, native.executemany, [_bound(compiled, each) for each in values], many=True)
@@ -147,6 +167,42 @@ def _on_sqlite(compiled: _Compiled, sync: Connection, native: sqlite3.Connection
         rows = [tuple(value if processor is None else processor(value) for processor, value in zip(processors, row))
                 for row in rows]
     return Rows(compiled.keys, rows)
+
+
+async def _on_asyncpg(prepared: Prepared, compiled: _Compiled, sync: Connection,
+                      parameters: tuple[Any, ...] | list[tuple[Any, ...]]) -> Rows:
+    """Run bound values (a list: once for each, no rows back) on asyncpg in the transaction SQLAlchemy's
+    adapter keeps, as its cursor would (its lock, its lazy BEGIN, its prepared statements), errors and
+    rows as it would take them."""
+    adapted = sync.connection.dbapi_connection
+    many = isinstance(parameters, list)
+    events = sync._has_events or sync.engine._has_events
+    if events:
+        sync.dispatch.before_cursor_execute(sync, None, compiled.sql, parameters, None, many)
+    try:
+        async with adapted._execute_mutex:
+            if adapted._transaction is None:
+                await adapted._start_transaction()
+            statement, attributes = await adapted._prepare(compiled.sql, sync.dialect._invalidate_schema_cache_asof)
+            records = await statement.executemany(parameters) if many else await statement.fetch(*parameters)
+    except BaseException as error:  # a cancelled statement too: its connection's state is unknown
+        try:
+            adapted._handle_exception(error)  # asyncpg's error as the DBAPI's
+        except BaseException as translated:
+            sync._handle_dbapi_exception(translated, compiled.sql, parameters, None, None)
+    if events:
+        sync.dispatch.after_cursor_execute(sync, None, compiled.sql, parameters, None, many)
+    if not records:
+        return Rows(compiled.keys, [])
+    processors = prepared._asyncpg_results
+    if processors is None:
+        processors = prepared._asyncpg_results = tuple(
+            kind._cached_result_processor(sync.dialect, attribute.type.oid)
+            for kind, attribute in zip(compiled.types, attributes))
+    if any(processors):
+        return Rows(compiled.keys, [tuple(value if processor is None else processor(value)
+                                          for processor, value in zip(processors, record)) for record in records])
+    return Rows(compiled.keys, [tuple(record) for record in records])
 
 
 def _bound(compiled: _Compiled, values: Mapping[str, Any]) -> tuple[Any, ...]:

@@ -30,6 +30,7 @@ from sqlalchemy.sql.dml import Update, UpdateBase
 
 from storage.leases import driver_dsn
 from storage.models import Customer
+from storage.prepared import Prepared
 
 if TYPE_CHECKING:
     from storage.search import CustomerSearch
@@ -39,7 +40,7 @@ CHANNEL = "crm_customers"
 #: How the listening connections show in pg_stat_activity.
 APPLICATION_NAME = "crm-bot change listener"
 ALL = "*"
-_NOTIFY = text("SELECT pg_notify(:channel, :payload)")
+_NOTIFY = Prepared(text("SELECT pg_notify(:channel, :payload)"))
 
 
 #: The columns the search index reads (an UPDATE of others, like the derived scores, leaves it as it is).
@@ -63,14 +64,14 @@ def _announce_flushed(session: Session, _flush_context: Any) -> None:
         if isinstance(row, Customer):
             payloads.add(f"{row.workspace_id} -{row.id}")
     for payload in sorted(payloads):
-        session.connection().execute(_NOTIFY, {"channel": CHANNEL, "payload": payload})
+        _NOTIFY.run_sync(session.connection(), {"channel": CHANNEL, "payload": payload})
 
 
 async def announce_added(session: AsyncSession, workspace_id: int) -> None:
     """A customer of this workspace was written by a Core INSERT (storage.rows.insert_held), which no
     flush announces: on PostgreSQL, NOTIFY as the flush would have."""
     if isinstance(session.sync_session, AnnouncingSession):
-        await session.execute(_NOTIFY, {"channel": CHANNEL, "payload": str(workspace_id)})
+        await _NOTIFY.run(session, {"channel": CHANNEL, "payload": str(workspace_id)})
 
 
 def _indexed_changed(row: Customer) -> bool:
@@ -84,7 +85,7 @@ def _announce_bulk(state: ORMExecuteState) -> None:
     """An INSERT or DELETE statement on customers (an import), or an UPDATE of what the index holds,
     names no rows: say every workspace may have changed."""
     if _may_change_the_index(state):
-        state.session.connection().execute(_NOTIFY, {"channel": CHANNEL, "payload": ALL})
+        _NOTIFY.run_sync(state.session.connection(), {"channel": CHANNEL, "payload": ALL})
 
 
 def _may_change_the_index(state: ORMExecuteState) -> bool:
